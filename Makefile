@@ -1,0 +1,45 @@
+# The only commands a person needs: `make run` and `make test`.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PYTEST_ARGS ?=
+
+.PHONY: run test install uv system-deps lint typecheck contracts bench chaos clean help
+
+help:
+	@echo "make run    start the whole platform (Tansu + SQLite + four services)"
+	@echo "make test   install what is missing and run every check and test"
+
+uv:
+	@command -v $(UV) >/dev/null 2>&1 || { echo "installing uv with pip"; \
+		python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv \
+		|| python3 -m pip install --quiet --break-system-packages uv; }
+
+install: uv
+	@$(UV) sync --frozen --quiet
+
+# promtool (Debian's prometheus package) checks the alert rules and dashboard queries.
+system-deps:
+	@if ! command -v promtool >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's prometheus (for promtool)"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends prometheus >/dev/null) \
+			|| echo "warning: could not install prometheus; promtool tests will skip"; \
+		else echo "warning: promtool missing and cannot apt-get; promtool tests will skip"; fi; \
+	fi
+
+run: install
+	@$(UV) run fengqiao run
+
+lint: install
+	@$(UV) run ruff check .
+	@$(UV) run mypy
+
+contracts: install
+	@$(UV) run python -m contracts.generate
+
+test: install system-deps lint
+	@$(UV) run pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,126 @@
+"""The enums of DOMAIN.md, with exactly its codes. Chinese labels travel with each code."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    HOTLINE_12345 = "hotline_12345"
+    GRID = "grid"
+    POLICE = "police"
+    COURT = "court"
+    PETITION = "petition"
+    WALK_IN = "walk_in"
+    OPEN311 = "open311"
+
+
+class Category(StrEnum):
+    MARRIAGE_FAMILY = "marriage_family"
+    NEIGHBOR = "neighbor"
+    LAND_RESOURCE = "land_resource"
+    LAND_ACQUISITION = "land_acquisition"
+    LABOR = "labor"
+    CONSTRUCTION = "construction"
+    DEBT_FINANCE = "debt_finance"
+    CONSUMER_COMMERCIAL = "consumer_commercial"
+    TRAFFIC_ACCIDENT = "traffic_accident"
+    MEDICAL = "medical"
+    PROPERTY_MANAGEMENT = "property_management"
+    CAMPUS = "campus"
+    TOURISM = "tourism"
+    ENVIRONMENT = "environment"
+    OTHER = "other"
+
+
+class Department(StrEnum):
+    VILLAGE_MEDIATION = "village_mediation"
+    JUDICIAL_OFFICE = "judicial_office"
+    POLICE_STATION = "police_station"
+    TRAFFIC_POLICE = "traffic_police"
+    COURT = "court"
+    PETITION_OFFICE = "petition_office"
+    HR_SOCIAL_SECURITY = "hr_social_security"
+    WOMENS_FEDERATION = "womens_federation"
+    CIVIL_AFFAIRS = "civil_affairs"
+    NATURAL_RESOURCES = "natural_resources"
+    AGRICULTURE_RURAL = "agriculture_rural"
+    HOUSING_CONSTRUCTION = "housing_construction"
+    HEALTH = "health"
+    MARKET_REGULATION = "market_regulation"
+    EDUCATION = "education"
+    CULTURE_TOURISM = "culture_tourism"
+    ECOLOGY_ENVIRONMENT = "ecology_environment"
+
+
+class Tier(StrEnum):
+    VILLAGE = "village"
+    TOWN = "town"
+    COUNTY = "county"
+
+    @property
+    def rank(self) -> int:
+        return _TIER_ORDER.index(self)
+
+    def above(self) -> Tier:
+        """The next tier up; county is the top and stays county."""
+        return _TIER_ORDER[min(self.rank + 1, len(_TIER_ORDER) - 1)]
+
+
+_TIER_ORDER = [Tier.VILLAGE, Tier.TOWN, Tier.COUNTY]
+
+
+class Risk(StrEnum):
+    RED = "red"
+    ORANGE = "orange"
+    YELLOW = "yellow"
+    BLUE = "blue"
+
+
+class Urgency(StrEnum):
+    NORMAL = "normal"
+    URGENT = "urgent"
+    VERY_URGENT = "very_urgent"
+
+
+class Status(StrEnum):
+    REPORTED = "reported"
+    ROUTED = "routed"
+    ACCEPTED = "accepted"
+    IN_MEDIATION = "in_mediation"
+    RESOLVED = "resolved"
+    FAILED = "failed"
+    ESCALATED = "escalated"
+    REFERRED = "referred"
+    WITHDRAWN = "withdrawn"
+    CLOSED = "closed"
+    VISITED = "visited"
+    RATED = "rated"
+    ARCHIVED = "archived"
+
+
+class Referral(StrEnum):
+    LITIGATION = "litigation"
+    ARBITRATION = "arbitration"
+    ADMINISTRATIVE = "administrative"
+
+
+class SupervisionLevel(StrEnum):
+    WARNING = "warning"
+    LEVEL_1 = "level_1"
+    LEVEL_2 = "level_2"
+
+
+class SlaKind(StrEnum):
+    ACCEPTANCE = "acceptance"
+    RESOLUTION = "resolution"
+
+
+class PartyRole(StrEnum):
+    REPORTER = "reporter"
+    APPLICANT = "applicant"
+    RESPONDENT = "respondent"
+    PLAINTIFF = "plaintiff"
+    DEFENDANT = "defendant"
+    PETITIONER = "petitioner"
+    OTHER = "other"

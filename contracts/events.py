@@ -1,0 +1,175 @@
+"""The four case events that cross service borders, and their data models."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from contracts.enums import (
+    Category,
+    Channel,
+    Department,
+    PartyRole,
+    Referral,
+    Risk,
+    SlaKind,
+    Status,
+    SupervisionLevel,
+    Tier,
+    Urgency,
+)
+from contracts.envelope import CloudEvent
+
+CaseId = Annotated[str, Field(min_length=1, max_length=64, description="fengqiao case id")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class GeoPoint(_Model):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class PartyRef(_Model):
+    """A person in a case as events carry them: numbers masked, plus keyed hashes for matching."""
+
+    name: str | None = None
+    role: PartyRole = PartyRole.OTHER
+    phone_masked: str | None = Field(default=None, examples=["138****8000"])
+    phone_hash: str | None = Field(default=None, description="HMAC-SHA256 of the normalised phone")
+    id_number_masked: str | None = Field(default=None, examples=["110105********0018"])
+    id_number_hash: str | None = Field(default=None, description="HMAC-SHA256 of the id number")
+    address: str | None = None
+
+
+class CaseReported(_Model):
+    """A report from any channel, in canonical form."""
+
+    case_id: CaseId
+    channel: Channel
+    external_id: str = Field(description="The channel's own id (order_no, report_id, ...)")
+    received_at: AwareDatetime
+    text: str = Field(description="The report's main text (诉求内容 / description / summary)")
+    channel_category: str | None = Field(
+        default=None, description="The channel's own classification: hotline category, grid "
+        "event_type, police dispute_type or court cause (案由)")
+    urgency: Urgency | None = None
+    address: str | None = None
+    region_code: str | None = None
+    grid_code: str | None = None
+    station_code: str | None = None
+    court_code: str | None = None
+    location: GeoPoint | None = None
+    occurred_at: AwareDatetime | None = None
+    amount: float | None = Field(default=None, ge=0, description="Money at stake, CNY")
+    people_count: int | None = Field(default=None, ge=0)
+    injuries: bool | None = None
+    reporter: PartyRef | None = None
+    parties: list[PartyRef] = Field(default_factory=list)
+    deadline: AwareDatetime | None = Field(
+        default=None, description="The channel's own deadline (hotline deadline, court "
+        "mediation_deadline)")
+    callback_url: str | None = Field(default=None,
+                                     description="Where results are fed back (办结反馈)")
+
+
+class JurisdictionRef(_Model):
+    code: str
+    name: str
+    level: str = Field(description="county, town, village or grid")
+
+
+class Explanation(_Model):
+    zh: str
+    en: str
+
+
+class Sla(_Model):
+    accept_by: AwareDatetime
+    resolve_by: AwareDatetime
+
+
+class RoutingDecision(_Model):
+    """What the router decided, and why."""
+
+    category: Category
+    category_confidence: float = Field(ge=0, le=1)
+    category_terms: list[str] = Field(default_factory=list)
+    risk: Risk
+    risk_signals: list[str] = Field(default_factory=list)
+    tier: Tier
+    lead_department: Department
+    cooperating_departments: list[Department] = Field(default_factory=list)
+    jurisdiction: JurisdictionRef | None = None
+    sla: Sla
+    rules_fired: list[str] = Field(default_factory=list)
+    explanation: Explanation
+    rules_version: str
+
+
+class CaseRouted(_Model):
+    case_id: CaseId
+    channel: Channel
+    external_id: str
+    received_at: AwareDatetime
+    routed_at: AwareDatetime
+    routing_round: int = Field(default=1, ge=1, description="1 at first routing, +1 per escalation")
+    decision: RoutingDecision
+
+
+class TransitionData(_Model):
+    """The data a lifecycle step carries; which fields apply depends on the target status."""
+
+    mediator: str | None = None
+    notes: str | None = None
+    agreement: str | None = None
+    agreement_amount: float | None = Field(default=None, ge=0)
+    failure_reason: str | None = None
+    referral: Referral | None = None
+    visit_notes: str | None = None
+    satisfaction: int | None = Field(default=None, ge=1, le=5)
+
+
+class CaseLifecycle(_Model):
+    case_id: CaseId
+    version: int = Field(ge=1, description="The case's version after this transition")
+    from_status: Status | None
+    to_status: Status
+    actor: str
+    reason: str | None = None
+    at: AwareDatetime
+    channel: Channel
+    external_id: str
+    tier: Tier | None = None
+    lead_department: Department | None = None
+    data: TransitionData = Field(default_factory=TransitionData)
+
+
+class CaseSupervision(_Model):
+    case_id: CaseId
+    level: SupervisionLevel
+    sla_kind: SlaKind
+    deadline: AwareDatetime
+    tier: Tier = Field(description="The tier the supervision goes to (level_2: the tier above)")
+    lead_department: Department | None = None
+    at: AwareDatetime
+
+
+class CaseReportedEvent(CloudEvent[CaseReported]):
+    event_type: ClassVar[str] = "cn.fengqiao.case.reported.v1"
+
+
+class CaseRoutedEvent(CloudEvent[CaseRouted]):
+    event_type: ClassVar[str] = "cn.fengqiao.case.routed.v1"
+
+
+class CaseLifecycleEvent(CloudEvent[CaseLifecycle]):
+    event_type: ClassVar[str] = "cn.fengqiao.case.lifecycle.v1"
+
+
+class CaseSupervisionEvent(CloudEvent[CaseSupervision]):
+    event_type: ClassVar[str] = "cn.fengqiao.case.supervision.v1"
+

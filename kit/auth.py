@@ -1,0 +1,165 @@
+"""API keys with scopes and limits. Keys are random tokens stored as SHA-256 hashes; a key
+may be limited to channels, departments or jurisdictions. One FastAPI dependency checks them."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import JSON, Column, Float, MetaData, String, Table, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kit.errors import ApiError
+
+KEY_PREFIX = "fq_"
+CACHE_SECONDS = 5.0
+
+auth_metadata = MetaData()
+api_keys = Table(
+    "auth_api_keys", auth_metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("name", String(128), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("channels", JSON, nullable=False),
+    Column("departments", JSON, nullable=False),
+    Column("jurisdictions", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+
+class Scope(StrEnum):
+    ADMIN = "admin"
+    INTAKE_WRITE = "intake:write"
+    CASES_READ = "cases:read"
+    CASES_WRITE = "cases:write"
+    ROUTING_READ = "routing:read"
+    ROUTING_ADMIN = "routing:admin"
+    SUBSCRIPTIONS = "subscriptions:manage"
+    DELIVERIES_READ = "deliveries:read"
+    STATS_READ = "stats:read"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, and what they may see."""
+
+    key_id: str
+    name: str
+    scopes: frozenset[str]
+    channels: frozenset[str] = field(default_factory=frozenset)
+    departments: frozenset[str] = field(default_factory=frozenset)
+    jurisdictions: frozenset[str] = field(default_factory=frozenset)
+
+    def allows(self, scope: Scope) -> bool:
+        return Scope.ADMIN in self.scopes or scope in self.scopes
+
+    @property
+    def is_limited(self) -> bool:
+        return bool(self.channels or self.departments or self.jurisdictions)
+
+
+def hash_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class KeyStore:
+    """Looks keys up by hash, with a short cache so revocation takes effect within seconds."""
+
+    def __init__(self, engine: AsyncEngine | None, dev_key: str | None = None) -> None:
+        self.engine = engine
+        self._dev_hash = hash_key(dev_key) if dev_key else None
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    async def principal(self, token: str) -> Principal | None:
+        digest = hash_key(token)
+        if self._dev_hash and secrets.compare_digest(digest, self._dev_hash):
+            return Principal("dev", "dev admin key", frozenset({Scope.ADMIN}))
+        cached = self._cache.get(digest)
+        now = time.monotonic()
+        if cached and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        principal = await self._load(digest)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (now, principal)
+        return principal
+
+    async def _load(self, digest: str) -> Principal | None:
+        if self.engine is None:
+            return None
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(api_keys).where(
+                api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None)))).first()
+        if row is None:
+            return None
+        return Principal(row.key_id, row.name, frozenset(row.scopes), frozenset(row.channels),
+                         frozenset(row.departments), frozenset(row.jurisdictions))
+
+    async def create(self, name: str, scopes: list[str], *, channels: list[str] | None = None,
+                     departments: list[str] | None = None,
+                     jurisdictions: list[str] | None = None) -> tuple[str, str]:
+        """Store a new key; returns (key_id, token). The token is shown once, never stored."""
+        unknown = set(scopes) - {s.value for s in Scope}
+        if unknown:
+            raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
+        assert self.engine is not None
+        token = new_token()
+        key_id = secrets.token_hex(6)
+        async with self.engine.begin() as conn:
+            await conn.execute(api_keys.insert().values(
+                key_id=key_id, key_hash=hash_key(token), name=name, scopes=sorted(scopes),
+                channels=sorted(channels or []), departments=sorted(departments or []),
+                jurisdictions=sorted(jurisdictions or []), created_at=time.time(),
+                revoked_at=None))
+        return key_id, token
+
+    async def list(self) -> list[dict[str, object]]:
+        assert self.engine is not None
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(api_keys).order_by(api_keys.c.created_at))).all()
+        return [{k: v for k, v in row._mapping.items() if k != "key_hash"} for row in rows]
+
+    async def revoke(self, key_id: str) -> bool:
+        assert self.engine is not None
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(api_keys).where(
+                api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None)
+            ).values(revoked_at=time.time()))
+        self._cache.clear()
+        return bool(result.rowcount)
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer fq_...`")
+
+
+def require(scope: Scope) -> Any:
+    """A dependency that admits a caller whose key has `scope` (or admin)."""
+
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        if credentials is None or not credentials.credentials:
+            raise ApiError(401, "unauthenticated", "An API key is required: "
+                           "send 'Authorization: Bearer <key>'.")
+        store: KeyStore = request.app.state.keys
+        principal = await store.principal(credentials.credentials)
+        if principal is None:
+            raise ApiError(401, "unauthenticated", "The API key is unknown or revoked.")
+        if not principal.allows(scope):
+            raise ApiError(403, "forbidden", f"This key lacks the '{scope.value}' scope.")
+        return principal
+
+    return Depends(dependency)

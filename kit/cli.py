@@ -1,0 +1,146 @@
+"""The `fengqiao` command: serve a service, create topics, manage API keys, run the platform."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from kit.settings import SERVICE_PORTS, Settings
+
+SERVICES = tuple(SERVICE_PORTS)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings(service=args.service)
+    if args.host:
+        settings.host = args.host
+    module = importlib.import_module(f"services.{args.service}.main")
+    app = module.create(settings)
+    uvicorn.run(app, host=settings.host, port=settings.effective_port(), loop="uvloop",
+                log_config=None, access_log=False, timeout_graceful_shutdown=15)
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from contracts.topics import all_topic_names
+    from kit.bus import create_topics, wait_for_broker
+
+    settings = Settings()
+
+    async def go() -> list[str]:
+        await wait_for_broker(settings.kafka_bootstrap, within=args.wait)
+        return await create_topics(settings.kafka_bootstrap, all_topic_names(), args.partitions)
+
+    created = asyncio.run(go())
+    print(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from kit import migrate
+    from kit.auth import KeyStore, auth_metadata
+    from kit.db import create_engine
+
+    async def go() -> int:
+        engine = create_engine(Settings().effective_auth_database_url(), pool_size=1)
+        try:
+            await migrate.upgrade(engine, "auth", auth_metadata)
+            store = KeyStore(engine)
+            if args.keys_command == "create":
+                try:
+                    key_id, token = await store.create(
+                        args.name, args.scope, channels=args.channel,
+                        departments=args.department, jurisdictions=args.jurisdiction)
+                except ValueError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 2
+                print(json.dumps({"key_id": key_id, "key": token}))
+            elif args.keys_command == "list":
+                for row in await store.list():
+                    print(json.dumps(row, ensure_ascii=False))
+            elif args.keys_command == "revoke":
+                if not await store.revoke(args.key_id):
+                    print(f"error: no active key {args.key_id}", file=sys.stderr)
+                    return 1
+                print(f"revoked {args.key_id}")
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kit.platform import run_platform
+
+    return run_platform()
+
+
+def _revision(args: argparse.Namespace) -> int:
+    from kit import migrate
+    from kit.auth import auth_metadata
+    from kit.db import create_engine
+
+    if args.component == "auth":
+        metadata = auth_metadata
+    else:
+        metadata = importlib.import_module(f"services.{args.component}.store").metadata
+
+    async def go() -> None:
+        engine = create_engine("sqlite+aiosqlite:///:memory:")
+        await migrate.revision(engine, args.component, metadata, args.message)
+        await engine.dispose()
+
+    asyncio.run(go())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fengqiao", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run one service (HTTP, consumers, relay)")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--host", default=None, help="listen address (default FQ_HOST)")
+    serve.set_defaults(func=_serve)
+
+    topics = sub.add_parser("topics", help="create every topic and its .dlq (idempotent)")
+    topics.add_argument("action", choices=["create"])
+    topics.add_argument("--partitions", type=int, default=4)
+    topics.add_argument("--wait", type=float, default=60.0, help="seconds to wait for Kafka")
+    topics.set_defaults(func=_topics)
+
+    keys = sub.add_parser("keys", help="manage API keys (stored hashed)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", action="append", required=True,
+                        help="repeatable: admin, intake:write, cases:read, ...")
+    create.add_argument("--channel", action="append", default=[])
+    create.add_argument("--department", action="append", default=[])
+    create.add_argument("--jurisdiction", action="append", default=[])
+    keys_sub.add_parser("list")
+    revoke = keys_sub.add_parser("revoke")
+    revoke.add_argument("key_id")
+    keys.set_defaults(func=_keys)
+
+    run = sub.add_parser("run", help="the embedded platform: Tansu, SQLite and all services")
+    run.set_defaults(func=_run)
+
+    revision = sub.add_parser("revision", help="autogenerate a migration (developers)")
+    revision.add_argument("component", choices=[*SERVICES, "auth"])
+    revision.add_argument("-m", "--message", required=True)
+    revision.set_defaults(func=_revision)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

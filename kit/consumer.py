@@ -1,0 +1,253 @@
+"""The one consumer loop: getmany → decode → effects and processed keys in one transaction
+→ dead letters → commit offsets. Offsets are committed only after the effect is durable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import ConsumerRecord
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Table, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from contracts.envelope import CloudEvent
+from kit.bus import Producer
+from kit.metrics import CONSUMER_LAG, MESSAGES_CONSUMED
+
+log = logging.getLogger(__name__)
+
+# Failures of infrastructure, not of the message: retry the batch, never dead-letter it.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError, DBAPIError, KafkaError, OSError, asyncio.TimeoutError)
+
+
+class PoisonMessage(Exception):
+    """Raised by a handler for a message that can never be processed; it goes to `.dlq`."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A decoded message with where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    message: BaseModel
+    raw_value: bytes
+
+    @property
+    def idempotency_key(self) -> str:
+        if isinstance(self.message, CloudEvent):
+            return self.message.id
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+Handler = Callable[[AsyncSession, Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    topic: str
+    model: type[BaseModel]
+    handle: Handler
+
+
+class _DrainOnRevoke(ConsumerRebalanceListener):
+    """Let an in-flight batch finish and commit before its partitions move elsewhere."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self._lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
+class ConsumerLoop:
+    """Consume `subscriptions` in consumer group `group`, at least once, with idempotent effects."""
+
+    def __init__(self, *, bootstrap: str, group: str, subscriptions: Sequence[Subscription],
+                 sessions: async_sessionmaker[AsyncSession], processed: Table,
+                 producer: Producer, max_records: int = 500, poll_ms: int = 200,
+                 session_timeout_ms: int = 10000,
+                 after_commit: Callable[[], None] | None = None) -> None:
+        self.group = group
+        self.subscriptions = {s.topic: s for s in subscriptions}
+        self.sessions = sessions
+        self.processed = processed
+        self.producer = producer
+        self.max_records = max_records
+        self.poll_ms = poll_ms
+        self.after_commit = after_commit
+        self._batch_lock = asyncio.Lock()
+        self.bootstrap = bootstrap
+        self.session_timeout_ms = session_timeout_ms
+        self._stopping = asyncio.Event()
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False,
+            auto_offset_reset="earliest", client_id=self.group,
+            max_poll_records=self.max_records, session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(500, self.session_timeout_ms // 5), max_poll_interval_ms=300000, metadata_max_age_ms=30000,
+        )
+
+    async def run(self) -> None:
+        """Run until stop() is called; a transient failure backs off and retries the batch."""
+        # aiokafka clients must be created inside the running event loop.
+        self.consumer = self._new_consumer()
+        await self.consumer.start()
+        self.consumer.subscribe(list(self.subscriptions), listener=_DrainOnRevoke(self._batch_lock))
+        backoff = 0.2
+        try:
+            while not self._stopping.is_set():
+                batch = await self.consumer.getmany(timeout_ms=self.poll_ms,
+                                                    max_records=self.max_records)
+                if not batch:
+                    continue
+                try:
+                    async with self._batch_lock:
+                        await self._process(batch)
+                    backoff = 0.2
+                except TRANSIENT_ERRORS as exc:
+                    log.warning("batch failed, will retry", extra={"group": self.group,
+                                                                   "error": repr(exc)[:300]})
+                    self._rewind(batch)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                await self._record_lag()
+        finally:
+            await self.consumer.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _rewind(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Go back to the first message of the failed batch (getmany would otherwise move on,
+        and seek_to_committed cannot help before the first commit)."""
+        assigned = self.consumer.assignment()
+        for tp, records in batch.items():
+            if tp in assigned and records:
+                self.consumer.seek(tp, records[0].offset)
+
+    async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        deliveries: list[Delivery] = []
+        for records in batch.values():
+            for record in records:
+                decoded = self._decode(record)
+                if isinstance(decoded, str):
+                    await self._dead_letter(record, decoded)
+                else:
+                    deliveries.append(decoded)
+        if deliveries:
+            await self._apply(deliveries)
+        for tp, records in batch.items():
+            MESSAGES_CONSUMED.labels(group=self.group, topic=tp.topic).inc(len(records))
+        await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        if self.after_commit:
+            self.after_commit()
+
+    def _decode(self, record: ConsumerRecord) -> Delivery | str:
+        """The decoded delivery, or the reason it cannot be decoded."""
+        sub = self.subscriptions[record.topic]
+        if record.value is None:
+            return "empty message value"
+        try:
+            payload = orjson.loads(record.value)
+        except orjson.JSONDecodeError as exc:
+            return f"not JSON: {exc}"
+        try:
+            message = sub.model.model_validate(payload)
+        except ValidationError as exc:
+            errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}"
+                               for e in exc.errors()[:20])
+            return f"schema violation ({sub.model.__name__}): {errors}"
+        key = record.key.decode(errors="replace") if record.key else None
+        return Delivery(record.topic, record.partition, record.offset, key, message, record.value)
+
+    async def _apply(self, deliveries: list[Delivery]) -> None:
+        """All effects in one transaction; if a handler fails, isolate the culprit."""
+        try:
+            async with self.sessions() as session, session.begin():
+                await self._apply_in(session, deliveries)
+            return
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:  # noqa: BLE001 - a handler bug or poison: find which message
+            log.info("batch failed; retrying its messages one by one", extra={"group": self.group})
+        for delivery in deliveries:
+            await self._apply_one_or_dead_letter(delivery)
+
+    async def _apply_one_or_dead_letter(self, delivery: Delivery) -> None:
+        try:
+            async with self.sessions() as session, session.begin():
+                await self._apply_in(session, [delivery])
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:
+            log.exception("handler failed", extra={"topic": delivery.topic,
+                                                   "offset": delivery.offset})
+            await self.producer.send_dead_letter(
+                delivery.topic, delivery.key.encode() if delivery.key else None,
+                delivery.raw_value, f"{type(exc).__name__}: {exc}")
+
+    async def _apply_in(self, session: AsyncSession, deliveries: list[Delivery]) -> None:
+        keys = [d.idempotency_key for d in deliveries]
+        seen = set((await session.execute(
+            select(self.processed.c.event_id).where(
+                self.processed.c.consumer == self.group, self.processed.c.event_id.in_(keys))
+        )).scalars())
+        fresh: list[Delivery] = []
+        for d in deliveries:
+            if d.idempotency_key not in seen:
+                seen.add(d.idempotency_key)  # the same event twice within one batch
+                fresh.append(d)
+        for d in fresh:
+            await self.subscriptions[d.topic].handle(session, d)
+        if fresh:
+            now = time.time()
+            await session.execute(self.processed.insert(), [
+                {"consumer": self.group, "event_id": d.idempotency_key, "processed_at": now}
+                for d in fresh])
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        await self.producer.send_dead_letter(record.topic, record.key, record.value, reason,
+                                             list(record.headers or ()))
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        assigned = self.consumer.assignment()
+        still_ours = {tp: off for tp, off in offsets.items() if tp in assigned}
+        if not still_ours:
+            return
+        try:
+            await self.consumer.commit(still_ours)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # Partitions moved during the batch: the new owner redelivers, and the
+            # processed-event keys make that harmless.
+            log.info("commit after rebalance failed; will be redelivered",
+                     extra={"group": self.group, "error": repr(exc)[:200]})
+
+    async def _record_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = await self.consumer.position(tp)
+            except (IllegalStateError, KafkaError):
+                continue
+            CONSUMER_LAG.labels(group=self.group, topic=tp.topic,
+                                partition=str(tp.partition)).set(max(0, high - position))

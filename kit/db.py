@@ -1,0 +1,78 @@
+"""Async database engines and sessions for SQLite (embedded) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An engine tuned for the backend: WAL and a busy timeout on SQLite, a pool on PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                               pool_pre_ping=True, pool_recycle=1800)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def ping(engine: AsyncEngine) -> bool:
+    """True when the database answers a trivial query."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+    except (OperationalError, DBAPIError, OSError):
+        return False
+
+
+@asynccontextmanager
+async def advisory_lock(conn: AsyncConnection, name: str) -> AsyncIterator[bool]:
+    """Hold a PostgreSQL session advisory lock named `name` while the block runs.
+
+    Yields True when this connection holds the lock. On SQLite there is one writer per
+    file anyway, so the lock is always granted.
+    """
+    if conn.dialect.name != "postgresql":
+        yield True
+        return
+    got = (await conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:n))"), {"n": name})
+           ).scalar_one()
+    try:
+        yield bool(got)
+    finally:
+        if got:
+            await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": name})

@@ -1,0 +1,41 @@
+"""Every Prometheus metric of the platform, defined once so names never drift between services.
+
+Names follow Prometheus conventions: `fq_` prefix, base units, `_total` for counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+HTTP_REQUESTS = Counter("fq_http_requests", "HTTP requests served",
+                        ["service", "route", "method", "status"])
+HTTP_DURATION = Histogram("fq_http_request_duration_seconds", "HTTP request latency",
+                          ["service", "route", "method"], buckets=LATENCY_BUCKETS)
+
+CASES_RECEIVED = Counter("fq_cases_received", "Cases accepted by intake", ["channel"])
+CASES_ROUTED = Counter("fq_cases_routed", "Routing decisions made",
+                       ["tier", "department", "risk"])
+ROUTING_LATENCY = Histogram("fq_routing_latency_seconds", "From receipt to routing decision",
+                            buckets=LATENCY_BUCKETS)
+
+MESSAGES_CONSUMED = Counter("fq_messages_consumed", "Kafka messages handled",
+                            ["group", "topic"])
+CONSUMER_LAG = Gauge("fq_consumer_lag_messages", "High watermark minus position",
+                     ["group", "topic", "partition"])
+DLQ_MESSAGES = Counter("fq_dlq_messages", "Messages sent to a dead-letter topic", ["topic"])
+
+OUTBOX_BACKLOG = Gauge("fq_outbox_backlog_rows", "Outbox rows not yet published", ["service"])
+OUTBOX_OLDEST_AGE = Gauge("fq_outbox_oldest_age_seconds", "Age of the oldest unpublished row",
+                          ["service"])
+OUTBOX_PUBLISHED = Counter("fq_outbox_published", "Outbox rows published", ["service"])
+
+DELIVERIES = Counter("fq_deliveries", "Webhook delivery attempts by result", ["result"])
+
+CASES_OPEN = Gauge("fq_cases_open", "Cases not yet closed", ["tier", "department"])
+CASES_OVERDUE = Gauge("fq_cases_overdue", "Open cases past a time limit", ["tier", "department"])
+RED_UNACCEPTED_OVERDUE = Gauge("fq_red_cases_unaccepted_overdue",
+                               "Red-risk cases not accepted within their 2-hour limit")
+TRANSITIONS = Counter("fq_cases_transitions", "Lifecycle transitions", ["to_status"])
+SUPERVISION_EVENTS = Counter("fq_supervision_events", "Supervision events emitted", ["level"])

@@ -1,0 +1,56 @@
+"""Alembic migrations, run programmatically: each service has its own versions folder
+(services/<name>/migrations) and its own version table, so services sharing one
+PostgreSQL database never touch each other's tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, MetaData, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def versions_dir(component: str) -> Path:
+    if component == "auth":
+        return ROOT / "kit" / "migrations"
+    return ROOT / "services" / component / "migrations"
+
+
+def _config(component: str, metadata: MetaData, connection: Connection | None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "kit" / "alembic"))
+    cfg.set_main_option("version_locations", str(versions_dir(component)))
+    cfg.set_main_option("path_separator", "os")
+    cfg.attributes.update(connection=connection, metadata=metadata,
+                          version_table=f"alembic_version_{component}")
+    return cfg
+
+
+def _upgrade(conn: Connection, component: str, metadata: MetaData) -> None:
+    if conn.dialect.name == "postgresql":
+        # Several replicas may start at once: one migrates, the others wait and find it done.
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"),
+                     {"n": f"fengqiao-migrate-{component}"})
+    command.upgrade(_config(component, metadata, conn), "head")
+
+
+async def upgrade(engine: AsyncEngine, component: str, metadata: MetaData) -> None:
+    """Bring `component`'s tables to the newest revision."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade, component, metadata)
+
+
+def _revision(conn: Connection, component: str, metadata: MetaData, message: str) -> None:
+    command.upgrade(_config(component, metadata, conn), "head")
+    versions_dir(component).mkdir(parents=True, exist_ok=True)
+    command.revision(_config(component, metadata, conn), message=message, autogenerate=True)
+
+
+async def revision(engine: AsyncEngine, component: str, metadata: MetaData, message: str) -> None:
+    """Autogenerate a new revision for `component` against an up-to-date scratch database."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_revision, component, metadata, message)

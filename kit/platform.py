@@ -1,0 +1,167 @@
+"""`make run`: the whole platform on one machine. Starts Tansu (unless FQ_KAFKA_BOOTSTRAP
+names another broker), creates the topics, runs the four services as separate processes,
+restarts any that dies, and stops everything on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from contracts.topics import all_topic_names
+from kit.bus import create_topics, wait_for_broker
+from kit.settings import SERVICE_PORTS, Settings
+from kit.tansu import port_open, start_tansu
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def _dev_key(var: Path) -> str:
+    key = os.environ.get("FQ_DEV_API_KEY")
+    if not key:
+        key = "fq_dev_" + secrets.token_urlsafe(24)
+    (var / "dev-api-key").write_text(key + "\n")
+    (var / "dev-api-key").chmod(0o600)
+    return key
+
+
+class Platform:
+    def __init__(self) -> None:
+        self.settings = Settings()
+        self.var = self.settings.var_dir.resolve()
+        self.var.mkdir(parents=True, exist_ok=True)
+        (self.var / "log").mkdir(exist_ok=True)
+        self.bootstrap = os.environ.get("FQ_KAFKA_BOOTSTRAP", DEFAULT_BOOTSTRAP)
+        self.embedded_broker = self.bootstrap == DEFAULT_BOOTSTRAP
+        self.broker: subprocess.Popen[bytes] | None = None
+        self.services: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, int] = dict.fromkeys(SERVICE_PORTS, 0)
+        self.stopping = False
+        self.key = _dev_key(self.var)
+
+    def start_broker(self) -> None:
+        if not self.embedded_broker:
+            return
+        host, port = self.bootstrap.rsplit(":", 1)
+        if port_open(host, int(port)):
+            raise SystemExit(f"port {port} is taken: stop what is there, or set "
+                             "FQ_KAFKA_BOOTSTRAP to use that broker")
+        self.broker = start_tansu(host, int(port), self.var / "log" / "tansu.log")
+
+    def create_topics(self) -> None:
+        async def go() -> None:
+            await wait_for_broker(self.bootstrap, within=30)
+            await create_topics(self.bootstrap, all_topic_names())
+        asyncio.run(go())
+
+    def start_service(self, name: str) -> None:
+        env = {**os.environ, "FQ_SERVICE": name, "FQ_KAFKA_BOOTSTRAP": self.bootstrap,
+               "FQ_DEV_API_KEY": self.key, "FQ_VAR_DIR": str(self.var)}
+        log = open(self.var / "log" / f"{name}.log", "ab")
+        self.services[name] = subprocess.Popen(
+            [sys.executable, "-m", "kit.cli", "serve", name], env=env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def banner(self) -> str:
+        db = self.settings.database_url or f"SQLite files under {self.var}/"
+        broker = (f"Tansu (embedded, in memory) on {self.bootstrap}" if self.embedded_broker
+                  else f"Kafka at {self.bootstrap}")
+        lines = [
+            "",
+            "fengqiao is running",
+            "─" * 64,
+            *(f"  {n:<10} http://127.0.0.1:{p}   (docs: /docs, metrics: /metrics)"
+              for n, p in SERVICE_PORTS.items()),
+            f"  broker     {broker}",
+            f"  database   {db}",
+            f"  logs       {self.var}/log/",
+            f"  API key    {self.key}",
+            f"             (also in {self.var}/dev-api-key; send 'Authorization: Bearer <key>')",
+            "─" * 64,
+            "Ctrl-C stops everything.",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        pending = set(SERVICE_PORTS)
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                try:
+                    r = httpx.get(f"http://127.0.0.1:{SERVICE_PORTS[name]}/readyz", timeout=1)
+                    if r.status_code == 200:
+                        pending.discard(name)
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.3)
+        return not pending
+
+    def supervise(self) -> None:
+        while not self.stopping:
+            time.sleep(0.5)
+            if self.broker and self.broker.poll() is not None and not self.stopping:
+                print("broker died; restarting it (its in-memory data is lost)", flush=True)
+                self.start_broker()
+                self.create_topics()
+            for name, proc in list(self.services.items()):
+                if proc.poll() is not None and not self.stopping:
+                    self.restarts[name] += 1
+                    print(f"{name} exited with {proc.returncode}; restarting "
+                          f"(restart #{self.restarts[name]})", flush=True)
+                    time.sleep(min(5.0, 0.5 * self.restarts[name]))
+                    self.start_service(name)
+
+    def stop(self, *_: object) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        print("\nstopping fengqiao ...", flush=True)
+        procs = list(self.services.values())
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self.broker and self.broker.poll() is None:
+            self.broker.terminate()
+            try:
+                self.broker.wait(5)
+            except subprocess.TimeoutExpired:
+                self.broker.kill()
+        print("stopped.", flush=True)
+
+
+def run_platform() -> int:
+    platform = Platform()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        platform.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        platform.start_broker()
+        platform.create_topics()
+        for name in SERVICE_PORTS:
+            platform.start_service(name)
+        if not platform.wait_ready():
+            print(f"warning: not every service is ready yet; see {platform.var}/log/",
+                  flush=True)
+        print(platform.banner(), flush=True)
+        platform.supervise()
+    finally:
+        platform.stop()
+    return 0

@@ -1,0 +1,143 @@
+"""A service process: its database, producer, outbox relay, consumer loops and background
+jobs, started and stopped together. Each service's main.py builds one and adds its parts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kit import migrate
+from kit.auth import KeyStore, auth_metadata
+from kit.bus import Producer
+from kit.consumer import ConsumerLoop, Subscription
+from kit.db import create_engine, ping, session_factory
+from kit.outbox import OutboxRelay
+from kit.settings import Settings
+from kit.tables import KitTables
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, metadata: MetaData, tables: KitTables) -> None:
+        self.settings = settings
+        self.service = settings.service
+        self.metadata = metadata
+        self.tables = tables
+        self.engine: AsyncEngine = create_engine(settings.effective_database_url())
+        self.sessions = session_factory(self.engine)
+        auth_url = settings.effective_auth_database_url()
+        self.auth_engine = (self.engine if auth_url == settings.effective_database_url()
+                            else create_engine(auth_url, pool_size=2))
+        self.keys = KeyStore(self.auth_engine, settings.dev_api_key)
+        self.producer = Producer(settings.kafka_bootstrap, client_id=f"fengqiao-{self.service}")
+        self.relay = OutboxRelay(service=self.service, engine=self.engine,
+                                 sessions=self.sessions, outbox=tables.outbox,
+                                 producer=self.producer, batch=settings.outbox_batch,
+                                 poll_seconds=settings.outbox_poll_seconds)
+        self.producer_ready = asyncio.Event()
+        self.broker_reachable = False
+        self.loops: list[ConsumerLoop] = []
+        self._jobs: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stoppers: list[Callable[[], None]] = []
+        self._stopping = False
+
+    def consume(self, group: str, subscriptions: Sequence[Subscription],
+                after_commit: Callable[[], None] | None = None) -> ConsumerLoop:
+        """Declare a consumer loop; committed batches wake the outbox relay (and `after_commit`)."""
+        relay_wake = self.relay.wake
+
+        def woken() -> None:
+            relay_wake()
+            if after_commit:
+                after_commit()
+
+        loop = ConsumerLoop(
+            bootstrap=self.settings.kafka_bootstrap, group=group, subscriptions=subscriptions,
+            sessions=self.sessions, processed=self.tables.processed, producer=self.producer,
+            max_records=self.settings.consumer_max_records, poll_ms=self.settings.consumer_poll_ms,
+            session_timeout_ms=self.settings.consumer_session_timeout_ms,
+            after_commit=woken)
+        self.loops.append(loop)
+        return loop
+
+    def job(self, name: str, run: Callable[[], Awaitable[None]],
+            stop: Callable[[], None] | None = None) -> None:
+        """Declare a background job, restarted if it crashes; `stop` asks it to finish."""
+        self._jobs.append((name, run))
+        if stop:
+            self._stoppers.append(stop)
+
+    async def start(self) -> None:
+        await migrate.upgrade(self.engine, self.service, self.metadata)
+        await migrate.upgrade(self.auth_engine, "auth", auth_metadata)
+        self._spawn("producer", self._start_producer)
+        self._spawn("outbox-relay", self._after_producer(self.relay.run))
+        for loop in self.loops:
+            self._spawn(f"consumer-{loop.group}", self._after_producer(loop.run))
+        for name, run in self._jobs:
+            self._spawn(name, run)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for loop in self.loops:
+            loop.stop()
+        self.relay.stop()
+        for stop in self._stoppers:
+            stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.producer.stop()
+        await self.engine.dispose()
+        if self.auth_engine is not self.engine:
+            await self.auth_engine.dispose()
+
+    async def readiness(self) -> dict[str, bool]:
+        return {"database": await ping(self.engine),
+                "broker": self.producer_ready.is_set() and self.broker_reachable}
+
+    def _after_producer(self, run: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def wrapped() -> None:
+            await self.producer_ready.wait()
+            await run()
+        return wrapped
+
+    async def _start_producer(self) -> None:
+        # The broker may be down at start: keep serving HTTP (intake writes to its outbox)
+        # and connect when it comes back.
+        delay = 0.5
+        while not self._stopping:
+            try:
+                await self.producer.start()
+                break
+            except Exception as exc:  # noqa: BLE001 - any start failure means "try again"
+                log.warning("broker not reachable yet", extra={"error": repr(exc)[:200]})
+                await self.producer.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.broker_reachable = True
+        self.producer_ready.set()
+        while not self._stopping:
+            self.broker_reachable = await self.producer.reachable()
+            await asyncio.sleep(5.0)
+
+    def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        async def supervised() -> None:
+            while not self._stopping:
+                try:
+                    await run()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("background job crashed; restarting", extra={"job": name})
+                    await asyncio.sleep(1.0)
+        self._tasks.append(asyncio.create_task(supervised(), name=name))

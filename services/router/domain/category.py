@@ -1,0 +1,55 @@
+"""Which kind of dispute a report is: the channel's own classification if it maps, else the text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contracts.enums import Category, Channel
+from services.router.domain.reading import Reading
+from services.router.domain.rules import RoutingRules
+from services.router.domain.text import longest_hits
+
+
+@dataclass(frozen=True)
+class CategoryVerdict:
+    category: Category
+    confidence: float
+    terms: list[str]
+    rule: str           # category.channel, category.text or category.none
+    source: str | None  # the channel classification that decided it, if one did
+
+
+def choose_category(channel: Channel, channel_category: str | None, reading: Reading,
+                    rules: RoutingRules) -> CategoryVerdict:
+    scores = _scores(reading)
+    if channel_category:
+        mapped = rules.channel_category(channel, channel_category)
+        if mapped is not None:
+            agreeing = scores.get(mapped.value, (0, []))[1]
+            return CategoryVerdict(mapped, rules.scoring.channel_confidence,
+                                   [channel_category, *agreeing], "category.channel",
+                                   channel_category)
+    # Ties go to the category listed first in the rules file.
+    rank = rules.category_rank
+    ranked = sorted(scores.items(), key=lambda item: (-item[1][0], rank.get(item[0], len(rank))))
+    if not ranked or ranked[0][1][0] < rules.scoring.min_score:
+        return CategoryVerdict(Category.OTHER, rules.scoring.no_terms_confidence, [],
+                               "category.none", None)
+    best, (top, terms) = ranked[0]
+    runner_up = ranked[1][1][0] if len(ranked) > 1 else 0
+    # Confidence grows with the evidence for the winner and its lead over the runner-up.
+    strength = min(1.0, top / rules.scoring.full_score)
+    share = top / (top + runner_up)
+    confidence = round(0.3 + 0.6 * strength * share, 2)
+    return CategoryVerdict(Category(best), confidence, terms, "category.text", None)
+
+
+def _scores(reading: Reading) -> dict[str, tuple[int, list[str]]]:
+    """Per category: the sum of its distinct terms' weights, and those terms in text order."""
+    scores: dict[str, tuple[int, list[str]]] = {}
+    for category, hits in reading.category_hits.items():
+        weights: dict[str, int] = {}
+        for hit in longest_hits(hits):
+            weights[hit.term] = max(hit.weight, weights.get(hit.term, 0))
+        scores[category] = (sum(weights.values()), list(weights))
+    return scores

@@ -1,0 +1,100 @@
+"""The routing decision: a CaseReported in, a RoutingDecision out, every step from the rules.
+
+This is where a report becomes a routed case. It reads the text once, chooses the
+category, weighs the risk, sets the tier, names the departments and the time limits, and
+says which rules fired and why. No I/O: the caller passes the rules, the jurisdiction
+tree and the number of prior related cases.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from contracts.enums import Tier
+from contracts.events import CaseReported, RoutingDecision
+from services.router.domain import reading
+from services.router.domain.category import choose_category
+from services.router.domain.departments import assign_departments
+from services.router.domain.explanation import explain
+from services.router.domain.facts import CaseFacts
+from services.router.domain.jurisdictions import TIER_LEVEL, JurisdictionTree
+from services.router.domain.risk import assess_risk
+from services.router.domain.rules import RoutingRules
+from services.router.domain.sla import time_limits
+from services.router.domain.tiers import decide_tier
+
+
+def route_case(report: CaseReported, rules: RoutingRules, tree: JurisdictionTree, *,
+               prior_related: int = 0, routing_round: int = 1,
+               escalate_from: Tier | None = None,
+               now: datetime | None = None) -> RoutingDecision:
+    """Decide category, risk, tier, departments, jurisdiction and time limits for a report.
+
+    `prior_related` counts earlier cases (90 days) sharing a phone or id number hash.
+    `escalate_from` is the tier whose mediation failed: the case goes at least one above.
+    `now` starts the time limits of a case routed again; a first routing counts from receipt.
+    """
+    if now is not None and now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    text = reading.read(report.text, rules)
+    category = choose_category(report.channel, report.channel_category, text, rules)
+    signals = dict(text.signals)
+    if report.injuries is not None:
+        # The channel's own injuries field is better evidence than the words.
+        if report.injuries:
+            signals[reading.INJURY] = ["injuries"]
+        else:
+            signals.pop(reading.INJURY, None)
+    location = tree.locate(report)
+    addresses = [party.address for party in (report.reporter, *report.parties)
+                 if party is not None and party.address]
+    facts = CaseFacts(
+        channel=report.channel,
+        category=category.category,
+        amount=report.amount if report.amount is not None else text.quantities.largest_amount,
+        people=report.people_count if report.people_count is not None else _head_count(
+            report, text),
+        signals=signals,
+        prior_related=prior_related,
+        parties_apart=tree.parties_apart(addresses) if len(addresses) > 1 else None,
+    )
+    risk = assess_risk(facts, rules)
+    facts = facts.with_risk(risk.risk)
+    tier = decide_tier(facts, rules, escalate_from=escalate_from)
+    assignment = assign_departments(facts, tier.tier, rules)
+    jurisdiction = None
+    if location is not None:
+        jurisdiction = tree.at_level(location.node, TIER_LEVEL[tier.tier]).ref()
+    routed_again = escalate_from is not None or routing_round > 1
+    start = now if routed_again and now is not None else report.received_at
+    limits = time_limits(report, risk.risk, tier.tier, rules, start)
+    fired = [category.rule, *risk.fired, *tier.fired, *assignment.fired, *limits.fired]
+    if location is not None:
+        fired.append(f"jurisdiction.{location.source}")
+    return RoutingDecision(
+        category=category.category,
+        category_confidence=category.confidence,
+        category_terms=category.terms,
+        risk=risk.risk,
+        risk_signals=risk.signals,
+        tier=tier.tier,
+        lead_department=assignment.lead,
+        cooperating_departments=assignment.cooperating,
+        jurisdiction=jurisdiction,
+        sla=limits.sla,
+        rules_fired=fired,
+        explanation=explain(category, risk, tier, assignment, jurisdiction, routing_round),
+        rules_version=rules.version,
+    )
+
+
+def _head_count(report: CaseReported, text: reading.Reading) -> int | None:
+    """People on one side, from the text or, if more, the parties listed under one role."""
+    from_text = text.quantities.largest_head_count
+    by_role: dict[str, int] = {}
+    for party in report.parties:
+        by_role[party.role] = by_role.get(party.role, 0) + 1
+    from_parties = max(by_role.values(), default=0)
+    if from_text is None:
+        return from_parties if from_parties >= 2 else None
+    return max(from_text, from_parties)

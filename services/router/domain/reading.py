@@ -1,0 +1,46 @@
+"""What a report's text says, read once: normalised text, term hits, money, people, ages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from services.router.domain.numerals import Quantities, read_quantities
+from services.router.domain.rules import CATEGORY_LIST, SIGNAL_LIST, RoutingRules
+from services.router.domain.text import Hit, longest_hits, normalise
+
+# Signals the code fills from more than words: ages make a party vulnerable, and a
+# channel's `injuries` field overrides what the text says about injuries.
+VULNERABLE = "vulnerable"
+INJURY = "injury"
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str
+    category_hits: dict[str, list[Hit]]   # by category code
+    signals: dict[str, list[str]]         # signal name → the words that show it, in text order
+    quantities: Quantities
+
+
+def read(text: str, rules: RoutingRules) -> Reading:
+    normalised = normalise(text)
+    hits = rules.lexicon.find(normalised)
+    category_hits: dict[str, list[Hit]] = {}
+    signals: dict[str, list[str]] = {}
+    for name, found in hits.items():
+        if name.startswith(CATEGORY_LIST):
+            category_hits[name.removeprefix(CATEGORY_LIST)] = found
+        elif name.startswith(SIGNAL_LIST):
+            signals[name.removeprefix(SIGNAL_LIST)] = _distinct(
+                hit.term for hit in longest_hits(found))
+    quantities = read_quantities(normalised, rules.text.people_nouns)
+    limits = rules.text.vulnerable_age
+    for age in quantities.ages:
+        if age < limits.under or age >= limits.at_least:
+            signals.setdefault(VULNERABLE, []).append(f"{age}岁")
+    return Reading(normalised, category_hits, signals, quantities)
+
+
+def _distinct(terms: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(terms))

@@ -1,0 +1,71 @@
+"""Session fixtures: the real broker and database every integration test talks to."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from contracts.topics import all_topic_names
+from kit.bus import create_topics, wait_for_broker
+from tests.infra import (
+    IN_CI,
+    Broker,
+    create_pg_database,
+    drop_pg_database,
+    postgres_available,
+)
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fengqiao")
+
+
+@pytest.fixture(scope="session")
+def broker(run_dir: Path) -> Iterator[Broker]:
+    """Tansu on a free port, with every topic created. Under CI=true, failing to start fails."""
+    b = Broker(run_dir)
+    try:
+        b.start()
+    except Exception as exc:  # noqa: BLE001 - any failure to start means no broker
+        if IN_CI:
+            pytest.fail(f"the Tansu broker could not start under CI: {exc}")
+        pytest.skip(f"no broker: {exc}")
+
+    async def setup() -> None:
+        await wait_for_broker(b.bootstrap, within=20)
+        await create_topics(b.bootstrap, all_topic_names())
+
+    asyncio.run(setup())
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(run_dir: Path) -> Iterator[str]:
+    """A fresh PostgreSQL database when a server answers (required under CI), else SQLite."""
+    if postgres_available():
+        try:
+            url, name = asyncio.run(create_pg_database())
+        except Exception as exc:  # noqa: BLE001 - report what went wrong, then decide
+            if IN_CI:
+                pytest.fail(f"PostgreSQL is required under CI and failed: {exc}")
+            url, name = "", ""
+        if url:
+            yield url
+            asyncio.run(drop_pg_database(name))
+            return
+    elif IN_CI:
+        pytest.fail("PostgreSQL is required under CI=true but nothing answers on 127.0.0.1:5432 "
+                    "and FQ_TEST_DATABASE_URL is not set")
+    yield f"sqlite+aiosqlite:///{run_dir / 'test.db'}"
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix so tests sharing the broker and database never collide."""
+    return uuid.uuid4().hex[:8]

@@ -1,0 +1,249 @@
+"""The kit against the real broker and database: outbox relay, consumer loop, dead letters,
+idempotent redelivery."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from contracts.enums import Channel
+from contracts.events import CaseReported, CaseReportedEvent
+from kit.bus import DLQ_REASON_HEADER, Producer, create_topics, encode
+from kit.consumer import ConsumerLoop, Delivery, PoisonMessage, Subscription
+from kit.db import create_engine, session_factory
+from kit.outbox import OutboxRelay, add_to_outbox, outbox_row
+from kit.tables import KitTables
+from tests.infra import Broker
+
+pytestmark = pytest.mark.integration
+
+metadata = MetaData()
+tables = KitTables.define(metadata, "kittest")
+effects = Table("kittest_effects", metadata,
+                Column("id", Integer, primary_key=True, autoincrement=True),
+                Column("case_id", String(64), nullable=False))
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_engine(database_url)
+    async with eng.begin() as conn:
+        await conn.run_sync(metadata.drop_all)
+        await conn.run_sync(metadata.create_all)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def producer(broker: Broker) -> AsyncIterator[Producer]:
+    p = Producer(broker.bootstrap, "test")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, count: int, within: float = 15.0
+                     ) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=f"reader-{uuid.uuid4().hex[:6]}")
+    await consumer.start()
+    out: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + within
+        while len(out) < count and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                out += [(r.key, r.value, dict(r.headers)) for r in records]
+    finally:
+        await consumer.stop()
+    return out
+
+
+def reported(case_id: str) -> CaseReportedEvent:
+    return CaseReportedEvent.wrap(CaseReported(
+        case_id=case_id, channel=Channel.HOTLINE_12345, external_id=case_id,
+        received_at=datetime.now(UTC), text="测试"), source="test", subject=case_id)
+
+
+async def test_outbox_rows_reach_the_topic_in_order_and_leave_the_table(
+        broker: Broker, engine: AsyncEngine, producer: Producer, unique: str) -> None:
+    topic = f"test.outbox.{unique}"
+    sessions = session_factory(engine)
+    events = [reported(f"C{unique}") for _ in range(5)]
+    async with sessions() as session, session.begin():
+        await add_to_outbox(session, tables.outbox, [outbox_row(topic, e) for e in events])
+    relay = OutboxRelay(service=f"test{unique}", engine=engine, sessions=sessions,
+                        outbox=tables.outbox, producer=producer)
+    assert await relay.publish_once() >= 5
+    got = await read_topic(broker.bootstrap, topic, 5)
+    assert [orjson.loads(v)["id"] for _, v, _ in got] == [e.id for e in events]
+    assert {k for k, _, _ in got} == {f"C{unique}".encode()}
+    async with sessions() as session:
+        left = (await session.execute(select(func.count()).select_from(tables.outbox).where(
+            tables.outbox.c.topic == topic))).scalar_one()
+    assert left == 0
+
+
+async def test_rolled_back_transaction_publishes_nothing(engine: AsyncEngine, unique: str
+                                                         ) -> None:
+    sessions = session_factory(engine)
+    topic = f"test.rollback.{unique}"
+    with pytest.raises(RuntimeError):
+        async with sessions() as session, session.begin():
+            await add_to_outbox(session, tables.outbox, [outbox_row(topic, reported("X"))])
+            raise RuntimeError("effect failed")
+    async with sessions() as session:
+        left = (await session.execute(select(func.count()).select_from(tables.outbox).where(
+            tables.outbox.c.topic == topic))).scalar_one()
+    assert left == 0
+
+
+class _Flaky:
+    """A handler that records an effect; fails transiently the first `transient` calls and
+    treats text '毒' as poison."""
+
+    def __init__(self, transient: int = 0) -> None:
+        self.transient = transient
+        self.calls = 0
+
+    async def __call__(self, session: AsyncSession, delivery: Delivery) -> None:
+        self.calls += 1
+        message = delivery.message
+        assert isinstance(message, CaseReportedEvent)
+        if self.transient > 0:
+            self.transient -= 1
+            raise OSError("database went away")
+        if message.data.text == "毒":
+            raise PoisonMessage("this report can never be handled")
+        await session.execute(effects.insert().values(case_id=message.data.case_id))
+
+
+async def _effect_count(engine: AsyncEngine, case_ids: list[str]) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(effects).where(
+            effects.c.case_id.in_(case_ids)))).scalar_one())
+
+
+async def _run_loop(broker: Broker, engine: AsyncEngine, producer: Producer, topic: str,
+                    group: str, handler: _Flaky,
+                    until: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
+    """Run a consumer loop until `until()` is true (or `within` seconds), then stop it."""
+    loop = ConsumerLoop(bootstrap=broker.bootstrap, group=group,
+                        subscriptions=[Subscription(topic, CaseReportedEvent, handler)],
+                        sessions=session_factory(engine), processed=tables.processed,
+                        producer=producer, poll_ms=50, session_timeout_ms=6000)
+    task = asyncio.create_task(loop.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline and not await until():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    finally:
+        loop.stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def _publish(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    raw = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await raw.start()
+    try:
+        for v in values:
+            await raw.send_and_wait(topic, v, key=b"same-key")
+    finally:
+        await raw.stop()
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or {0}
+        total = 0
+        for p in partitions:
+            total += await consumer.committed(TopicPartition(topic, p)) or 0
+        return total
+    finally:
+        await consumer.stop()
+
+
+async def _topic(broker: Broker, unique: str) -> str:
+    topic = f"test.loop.{unique}"
+    await create_topics(broker.bootstrap, [topic, topic + ".dlq"], partitions=1)
+    return topic
+
+
+async def test_poison_and_malformed_messages_go_to_dlq_and_the_loop_carries_on(
+        broker: Broker, engine: AsyncEngine, producer: Producer, unique: str) -> None:
+    topic = await _topic(broker, unique)
+    good1, good2 = reported(f"A{unique}"), reported(f"B{unique}")
+    poison = reported(f"P{unique}").model_copy(update={"data": reported(f"P{unique}").data
+                                                       .model_copy(update={"text": "毒"})})
+    await _publish(broker.bootstrap, topic, [
+        encode(good1), b"{not json", orjson.dumps({"id": "x", "data": {"case_id": 1}}),
+        encode(poison), encode(good2)])
+    handler = _Flaky()
+    ids = [f"A{unique}", f"B{unique}", f"P{unique}"]
+
+    async def both_done() -> bool:
+        return await _effect_count(engine, ids) >= 2
+
+    await _run_loop(broker, engine, producer, topic, f"g-{unique}", handler, both_done)
+    assert await _effect_count(engine, ids) == 2
+    dead = await read_topic(broker.bootstrap, topic + ".dlq", 3)
+    reasons = sorted(h[DLQ_REASON_HEADER].decode() for _, _, h in dead)
+    assert len(reasons) == 3
+    assert any(r.startswith("not JSON") for r in reasons)
+    assert any(r.startswith("schema violation") for r in reasons)
+    assert any("can never be handled" in r for r in reasons)
+    assert await _committed(broker.bootstrap, f"g-{unique}", topic) == 5
+
+
+async def test_offsets_are_committed_only_after_the_effect(
+        broker: Broker, engine: AsyncEngine, producer: Producer, unique: str) -> None:
+    topic = await _topic(broker, unique)
+    event = reported(f"T{unique}")
+    await _publish(broker.bootstrap, topic, [encode(event)])
+    failing = _Flaky(transient=10_000)
+
+    async def tried_a_few_times() -> bool:
+        return failing.calls >= 3
+
+    await _run_loop(broker, engine, producer, topic, f"g-{unique}", failing, tried_a_few_times)
+    assert failing.calls >= 3
+    assert await _effect_count(engine, [f"T{unique}"]) == 0
+    assert await _committed(broker.bootstrap, f"g-{unique}", topic) == 0
+
+    async def done() -> bool:
+        return await _effect_count(engine, [f"T{unique}"]) == 1
+
+    await _run_loop(broker, engine, producer, topic, f"g-{unique}", _Flaky(), done)
+    assert await _effect_count(engine, [f"T{unique}"]) == 1
+    assert await _committed(broker.bootstrap, f"g-{unique}", topic) == 1
+
+
+async def test_a_redelivered_event_has_no_second_effect(
+        broker: Broker, engine: AsyncEngine, producer: Producer, unique: str) -> None:
+    topic = await _topic(broker, unique)
+    event = reported(f"R{unique}")
+    await _publish(broker.bootstrap, topic, [encode(event), encode(event)])
+    handler = _Flaky()
+
+    async def consumed_both() -> bool:
+        return await _committed(broker.bootstrap, f"g-{unique}", topic) == 2
+
+    await _run_loop(broker, engine, producer, topic, f"g-{unique}", handler, consumed_both)
+    # Redelivery after a crash before commit: a new loop in the same group re-reads it all.
+    await _publish(broker.bootstrap, topic, [encode(event)])
+
+    async def consumed_three() -> bool:
+        return await _committed(broker.bootstrap, f"g-{unique}", topic) == 3
+
+    await _run_loop(broker, engine, producer, topic, f"g-{unique}", handler, consumed_three)
+    assert await _effect_count(engine, [f"R{unique}"]) == 1

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import logging
+
+from kit.logs import JsonFormatter
+from kit.privacy import keyed_hash, mask_id_number, mask_phone, scrub
+
+
+def test_phone_is_masked_to_first_three_and_last_four() -> None:
+    assert mask_phone("13800138000") == "138****8000"
+
+
+def test_id_number_keeps_region_and_last_four() -> None:
+    assert mask_id_number("110105199001010018") == "110105********0018"
+
+
+def test_keyed_hash_is_stable_per_secret_and_differs_across_secrets() -> None:
+    assert keyed_hash("s1", "phone", "13800138000") == keyed_hash("s1", "phone", "13800138000")
+    assert keyed_hash("s1", "phone", "13800138000") != keyed_hash("s2", "phone", "13800138000")
+    assert "13800138000" not in keyed_hash("s1", "phone", "13800138000")
+
+
+def test_scrub_masks_numbers_in_free_text() -> None:
+    text = "来电13800138000，身份证11010519900101001X，座机010-12345678"
+    out = scrub(text)
+    assert "13800138000" not in out and "138****8000" in out
+    assert "11010519900101001X" not in out and "110105********001X" in out
+    assert "12345678" not in out
+
+
+def test_log_lines_never_carry_a_phone_number() -> None:
+    record = logging.makeLogRecord({"msg": "caller %s", "args": ("13912345678",),
+                                    "levelname": "INFO", "name": "t"})
+    record.__dict__["phone"] = "13912345678"
+    line = JsonFormatter("test").format(record)
+    assert "13912345678" not in line
+    assert "139****5678" in line
