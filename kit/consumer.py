@@ -102,7 +102,8 @@ class ConsumerLoop:
             bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False,
             auto_offset_reset="earliest", client_id=self.group,
             max_poll_records=self.max_records, session_timeout_ms=self.session_timeout_ms,
-            heartbeat_interval_ms=max(500, self.session_timeout_ms // 5), max_poll_interval_ms=300000, metadata_max_age_ms=30000,
+            heartbeat_interval_ms=max(500, self.session_timeout_ms // 5),
+            max_poll_interval_ms=300000, metadata_max_age_ms=30000,
         )
 
     async def run(self) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import DateTime, Dialect, TypeDecorator, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -76,3 +77,24 @@ async def advisory_lock(conn: AsyncConnection, name: str) -> AsyncIterator[bool]
     finally:
         if got:
             await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": name})
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp on every backend: stored in UTC, read back aware.
+    (SQLite keeps no offset; without this a +08:00 time would come back as naive.)"""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: fengqiao stores only timezone-aware times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect
+                             ) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, MetaData, UniqueConstraint
+from sqlalchemy import JSON, Column, MetaData, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from kit.db import UtcDateTime
 from kit.tables import KitTables
 
 
@@ -25,8 +26,8 @@ class IntakeCase(IntakeBase, table=True):
     channel: str = Field(max_length=32)
     external_id: str = Field(max_length=128)
     fingerprint: str = Field(max_length=64)
-    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    received_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     native: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 

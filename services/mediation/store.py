@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, MetaData
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, MetaData
 from sqlmodel import Field, SQLModel
 
+from kit.db import UtcDateTime
 from kit.tables import KitTables
 
 
@@ -16,7 +17,7 @@ class MediationBase(SQLModel):
 
 
 def _ts(nullable: bool = True) -> Any:
-    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+    return Field(default=None, sa_column=Column(UtcDateTime, nullable=nullable))
 
 
 class Case(MediationBase, table=True):
@@ -31,7 +32,7 @@ class Case(MediationBase, table=True):
     external_id: str = Field(max_length=128)
     status: str = Field(max_length=32, index=True)
     version: int = 1
-    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    received_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     text: str | None = None
     report: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     category: str | None = Field(default=None, max_length=32, index=True)
@@ -45,7 +46,7 @@ class Case(MediationBase, table=True):
     routing_round: int = 0
     accept_by: datetime | None = _ts()
     resolve_by: datetime | None = _ts()
-    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
 class CaseHistory(MediationBase, table=True):
@@ -59,7 +60,7 @@ class CaseHistory(MediationBase, table=True):
     to_status: str = Field(max_length=32)
     actor: str = Field(max_length=128)
     reason: str | None = None
-    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 

@@ -68,7 +68,7 @@ class DeliverySender:
             if tasks:
                 await asyncio.wait(tasks, timeout=self.settings.delivery_timeout_seconds + 1)
 
-    async def _due(self) -> list[Row[Any]]:
+    async def _due(self) -> list[Any]:
         async with self.sessions() as session:
             rows = (await session.execute(
                 select(deliveries.c.id, deliveries.c.event_id, deliveries.c.body,

@@ -8,7 +8,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     Float,
     Index,
     Integer,
@@ -18,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from kit.db import UtcDateTime
 from kit.tables import KitTables
 
 
@@ -34,9 +34,9 @@ class Subscription(NotifyBase, table=True):
     secret: str = Field(max_length=128)
     kinds: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     departments: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     deleted_at: datetime | None = Field(default=None,
-                                        sa_column=Column(DateTime(timezone=True), nullable=True))
+                                        sa_column=Column(UtcDateTime, nullable=True))
 
 
 class DeliveryRecord(NotifyBase, table=True):
@@ -58,9 +58,9 @@ class DeliveryRecord(NotifyBase, table=True):
     next_attempt_at: float = Field(sa_column=Column(Float, nullable=False))
     last_status_code: int | None = None
     last_error: str | None = None
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     delivered_at: datetime | None = Field(default=None,
-                                          sa_column=Column(DateTime(timezone=True), nullable=True))
+                                          sa_column=Column(UtcDateTime, nullable=True))
 
 
 metadata = NotifyBase.metadata

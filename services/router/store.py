@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, MetaData
+from sqlalchemy import JSON, Column, Index, MetaData
 from sqlmodel import Field, SQLModel
 
+from kit.db import UtcDateTime
 from kit.tables import KitTables
 
 
@@ -31,7 +32,7 @@ class Decision(RouterBase, table=True):
     case_id: str = Field(primary_key=True, max_length=64)
     routing_round: int = Field(primary_key=True)
     decision: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    routed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    routed_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
 class IdentityHash(RouterBase, table=True):
@@ -42,7 +43,7 @@ class IdentityHash(RouterBase, table=True):
 
     identity_hash: str = Field(primary_key=True, max_length=64)
     case_id: str = Field(primary_key=True, max_length=64)
-    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    received_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
 metadata = RouterBase.metadata

@@ -1,0 +1,32 @@
+"""Router wiring: reported and escalated cases in, decisions out."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from contracts.events import CaseLifecycleEvent, CaseReportedEvent
+from contracts.topics import CASE_LIFECYCLE, CASE_REPORTED
+from kit.app import create_app
+from kit.consumer import Subscription
+from kit.runtime import Runtime
+from kit.settings import Settings
+from services.router.api import build_router
+from services.router.handlers import RouterHandlers
+from services.router.rulebook import Rulebook
+from services.router.store import kit_tables, metadata
+
+
+def create(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings(service="router")
+    rulebook = Rulebook()
+    runtime = Runtime(settings, metadata, kit_tables)
+    handlers = RouterHandlers(rulebook)
+    runtime.consume("router", [
+        Subscription(CASE_REPORTED, CaseReportedEvent, handlers.on_reported),
+        Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, handlers.on_lifecycle),
+    ])
+    return create_app(
+        runtime, title="fengqiao router",
+        description="Category, risk, tier, lead and cooperating departments for every case, "
+        "with the rules that fired and why. The policy is a data file (GET /v1/routing/rules).",
+        routers=[build_router(rulebook)])

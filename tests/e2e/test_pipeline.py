@@ -1,0 +1,164 @@
+"""End to end: the four services as separate processes on the real broker and database; a
+12345 work order goes in, a routed case comes out of mediation, and the lead department's
+webhook receiver on loopback gets a signed notification."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI, Request, Response
+
+from kit.settings import SERVICE_PORTS
+from services.notify.domain import verify
+from tests.infra import AUTH, DEV_KEY, Broker, free_port, serve
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def services(broker: Broker, database_url: str, run_dir: Path) -> Iterator[dict[str, str]]:
+    ports = {name: free_port() for name in SERVICE_PORTS}
+    procs: list[subprocess.Popen[bytes]] = []
+    var = run_dir / "e2e"
+    var.mkdir(exist_ok=True)
+    for name, port in ports.items():
+        env = {**os.environ, "FQ_SERVICE": name, "FQ_PORT": str(port),
+               "FQ_KAFKA_BOOTSTRAP": broker.bootstrap, "FQ_DEV_API_KEY": DEV_KEY,
+               "FQ_VAR_DIR": str(var), "FQ_CONSUMER_POLL_MS": "50",
+               "FQ_CONSUMER_SESSION_TIMEOUT_MS": "6000", "FQ_OUTBOX_POLL_SECONDS": "0.1",
+               "FQ_DELIVERY_BACKOFF_BASE_SECONDS": "0.2"}
+        if not database_url.startswith("sqlite"):
+            env["FQ_DATABASE_URL"] = database_url
+        log = open(var / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        procs.append(subprocess.Popen([sys.executable, "-m", "kit.cli", "serve", name],
+                                      env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    try:
+        deadline = time.monotonic() + 60
+        pending = set(urls)
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                try:
+                    if httpx.get(urls[name] + "/readyz", timeout=1).status_code == 200:
+                        pending.discard(name)
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.2)
+        if pending:
+            logs = {n: (var / f"{n}.log").read_text(errors="replace")[-3000:] for n in pending}
+            pytest.fail(f"services not ready: {sorted(pending)}\n{logs}")
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+class Receiver:
+    """A webhook receiver that knows only its secret; answers 500 to its first `fail` posts."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.fail = fail
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.secret = ""
+        self.app = FastAPI()
+
+        @self.app.post("/hook")
+        async def hook(request: Request) -> Response:
+            body = await request.body()
+            if self.fail > 0:
+                self.fail -= 1
+                return Response(status_code=500)
+            self.received.append((dict(request.headers), body))
+            return Response(status_code=204)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    r = Receiver(fail=1)
+    async with serve(r.app) as url:
+        yield r, url + "/hook"
+
+
+async def _poll(fetch: Any, until: Any, within: float = 30.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + within
+    value = await fetch()
+    while not until(value) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+        value = await fetch()
+    return value
+
+
+async def test_work_order_is_routed_stored_and_notified(
+        services: dict[str, str], receiver: tuple[Receiver, str], unique: str) -> None:
+    hook, hook_url = receiver
+    started = time.monotonic()
+    async with httpx.AsyncClient(headers=AUTH, timeout=10) as client:
+        sub = await client.post(services["notify"] + "/v1/subscriptions", json={
+            "name": "judicial office", "url": hook_url, "departments": ["judicial_office"]})
+        assert sub.status_code == 201, sub.text
+        hook.secret = sub.json()["secret"]
+
+        order = {"order_no": f"E2E-{unique}", "content":
+                 "邻居因为占用停车位与我发生争执，还说要找人打断我的腿。",
+                 "received_at": "2026-11-23T09:30:00+08:00", "caller_phone": "13800138000",
+                 "category": "邻里纠纷"}
+        posted = await client.post(services["intake"] + "/v1/intake/hotline_12345", json=order)
+        assert posted.status_code == 202, posted.text
+        case_id = posted.json()["case_id"]
+        again = await client.post(services["intake"] + "/v1/intake/hotline_12345", json=order)
+        assert (again.status_code, again.json()["case_id"]) == (200, case_id)
+
+        async def fetch_case() -> httpx.Response:
+            return await client.get(f"{services['mediation']}/v1/cases/{case_id}")
+
+        case = await _poll(fetch_case, lambda r: r.status_code == 200
+                           and r.json()["status"] == "routed")
+        assert case.status_code == 200, case.text
+        body = case.json()
+        assert body["status"] == "routed"
+        assert (body["channel"], body["external_id"]) == ("hotline_12345", f"E2E-{unique}")
+        assert body["category"] == "neighbor"
+        assert body["risk"] == "red"
+        assert body["tier"] == "town"
+        assert body["lead_department"] == "judicial_office"
+        assert body["cooperating_departments"] == ["police_station"]
+        assert [h["to_status"] for h in body["history"]] == ["reported", "routed"]
+        assert body["received_at"].startswith("2026-11-23T01:30:00")
+        assert "13800138000" not in case.text
+        routed_after = time.monotonic() - started
+
+        listed = await client.get(services["mediation"] + "/v1/cases",
+                                  params={"external_id": f"E2E-{unique}"})
+        assert [c["case_id"] for c in listed.json()["items"]] == [case_id]
+
+        await _poll(lambda: asyncio.sleep(0, hook.received), lambda r: len(r) >= 1)
+        assert len(hook.received) == 1, "one notification, after one failed attempt"
+        headers, raw = hook.received[0]
+        assert verify(hook.secret, headers["webhook-id"], int(headers["webhook-timestamp"]),
+                      raw, headers["webhook-signature"])
+        event = orjson.loads(raw)
+        assert event["type"] == "cn.fengqiao.case.routed.v1"
+        assert event["data"]["case_id"] == case_id
+        assert b"13800138000" not in raw
+
+        deliveries = await client.get(services["notify"] + "/v1/deliveries",
+                                      params={"case_id": case_id})
+        [delivery] = deliveries.json()["items"]
+        assert (delivery["status"], delivery["attempts"]) == ("succeeded", 2)
+    print(f"\nE2E: routed case readable {routed_after:.2f}s after the post")
