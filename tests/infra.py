@@ -113,7 +113,8 @@ def service_settings(service: str, bootstrap: str, database_url: str, run_dir: P
     values: dict[str, object] = {
         "service": service, "kafka_bootstrap": bootstrap, "database_url": url,
         "auth_database_url": url, "var_dir": run_dir, "dev_api_key": DEV_KEY,
-        "consumer_poll_ms": 50, "consumer_session_timeout_ms": 6000, "outbox_poll_seconds": 0.1, **overrides}
+        "consumer_poll_ms": 50, "consumer_session_timeout_ms": 6000,
+        "outbox_poll_seconds": 0.1, **overrides}
     return Settings(**values)  # type: ignore[arg-type]
 
 

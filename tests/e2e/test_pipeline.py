@@ -40,7 +40,7 @@ def services(broker: Broker, database_url: str, run_dir: Path) -> Iterator[dict[
                "FQ_DELIVERY_BACKOFF_BASE_SECONDS": "0.2"}
         if not database_url.startswith("sqlite"):
             env["FQ_DATABASE_URL"] = database_url
-        log = open(var / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(var / f"{name}.log", "wb")  # closed when the process ends
         procs.append(subprocess.Popen([sys.executable, "-m", "kit.cli", "serve", name],
                                       env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
