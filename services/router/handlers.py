@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.enums import Status, Tier
@@ -33,34 +33,54 @@ def identity_hashes_of(report: CaseReported) -> set[str]:
     return {h for p in people for h in (p.phone_hash, p.id_number_hash) if h}
 
 
-async def count_prior_related(session: AsyncSession, report: CaseReported,
-                              hashes: set[str]) -> int:
-    """Earlier cases within 90 days that share a phone or id number hash with this one."""
-    if not hashes:
-        return 0
-    return int((await session.execute(
-        select(func.count(distinct(identity_hashes.c.case_id))).where(
-            identity_hashes.c.identity_hash.in_(sorted(hashes)),
-            identity_hashes.c.case_id != report.case_id,
-            identity_hashes.c.received_at >= report.received_at - REPEAT_WINDOW,
-            identity_hashes.c.received_at < report.received_at))).scalar_one())
+class PriorCases:
+    """Who else, within 90 days before each report, shared a phone or id number hash.
+
+    Loaded for a whole batch in one query, and extended with the batch's own reports as
+    they are routed, so that two related reports in one batch still see each other."""
+
+    def __init__(self, rows: list[tuple[str, str, datetime]]) -> None:
+        self._by_hash: dict[str, list[tuple[str, datetime]]] = {}
+        for identity_hash, case_id, received_at in rows:
+            self.add(identity_hash, case_id, received_at)
+
+    def add(self, identity_hash: str, case_id: str, received_at: datetime) -> None:
+        self._by_hash.setdefault(identity_hash, []).append((case_id, received_at))
+
+    def count(self, report: CaseReported, hashes: set[str]) -> int:
+        since = report.received_at - REPEAT_WINDOW
+        related = {case_id for h in hashes for case_id, at in self._by_hash.get(h, ())
+                   if case_id != report.case_id and since <= at < report.received_at}
+        return len(related)
+
+    @classmethod
+    async def load(cls, session: AsyncSession, batch: list[CaseReported]) -> PriorCases:
+        hashes = sorted({h for r in batch for h in identity_hashes_of(r)})
+        if not hashes:
+            return cls([])
+        since = min(r.received_at for r in batch) - REPEAT_WINDOW
+        rows = (await session.execute(select(
+            identity_hashes.c.identity_hash, identity_hashes.c.case_id,
+            identity_hashes.c.received_at).where(
+                identity_hashes.c.identity_hash.in_(hashes),
+                identity_hashes.c.received_at >= since))).all()
+        return cls([(r[0], r[1], r[2]) for r in rows])
 
 
-async def _publish(session: AsyncSession, report: CaseReported, decision: RoutingDecision,
-                   routing_round: int) -> None:
-    now = datetime.now(UTC)
-    await session.execute(decisions.insert().values(
-        case_id=report.case_id, routing_round=routing_round,
-        decision=decision.model_dump(mode="json"), routed_at=now))
+def _routed_rows(report: CaseReported, decision: RoutingDecision, routing_round: int,
+                 now: datetime) -> tuple[dict[str, object], dict[str, object]]:
+    """The decision row and the outbox row that publishes it."""
     event = CaseRoutedEvent.wrap(CaseRouted(
         case_id=report.case_id, channel=report.channel, external_id=report.external_id,
         received_at=report.received_at, routed_at=now, routing_round=routing_round,
         decision=decision), source="router", subject=report.case_id)
-    await add_to_outbox(session, kit_tables.outbox, [outbox_row(CASE_ROUTED, event)])
     CASES_ROUTED.labels(decision.tier.value, decision.lead_department.value,
                         decision.risk.value).inc()
     if routing_round == 1:
         ROUTING_LATENCY.observe(max(0.0, (now - report.received_at).total_seconds()))
+    return ({"case_id": report.case_id, "routing_round": routing_round,
+             "decision": decision.model_dump(mode="json"), "routed_at": now},
+            outbox_row(CASE_ROUTED, event))
 
 
 class RouterHandlers:
@@ -69,26 +89,45 @@ class RouterHandlers:
     def __init__(self, rulebook: Rulebook) -> None:
         self.rulebook = rulebook
 
-    async def on_reported(self, session: AsyncSession, delivery: Delivery) -> None:
-        event = delivery.message
-        assert isinstance(event, CaseReportedEvent)
-        report = event.data
-        already = (await session.execute(select(reports.c.case_id).where(
-            reports.c.case_id == report.case_id))).first()
-        if already is not None:
-            return  # routed already (the same report published twice by intake's relay)
-        hashes = identity_hashes_of(report)
-        prior = await count_prior_related(session, report, hashes)
-        decision = route_case(report, self.rulebook.rules, self.rulebook.tree,
-                              prior_related=prior)
-        await session.execute(reports.insert().values(
-            case_id=report.case_id, report=report.model_dump(mode="json"), routing_round=1,
-            tier=decision.tier.value))
-        if hashes:
-            await session.execute(identity_hashes.insert(), [
-                {"identity_hash": h, "case_id": report.case_id,
-                 "received_at": report.received_at} for h in sorted(hashes)])
-        await _publish(session, report, decision, 1)
+    async def on_reported(self, session: AsyncSession, batch: list[Delivery]) -> None:
+        """Route a batch of reports with a handful of queries, whatever its size."""
+        incoming: dict[str, CaseReported] = {}
+        for delivery in batch:
+            assert isinstance(delivery.message, CaseReportedEvent)
+            incoming.setdefault(delivery.message.data.case_id, delivery.message.data)
+        already = set((await session.execute(select(reports.c.case_id).where(
+            reports.c.case_id.in_(list(incoming))))).scalars())
+        # Already routed: the same report published twice by intake's relay.
+        todo = sorted((r for r in incoming.values() if r.case_id not in already),
+                      key=lambda r: r.received_at)
+        if not todo:
+            return
+        prior = await PriorCases.load(session, todo)
+        rules, tree = self.rulebook.rules, self.rulebook.tree
+        now = datetime.now(UTC)
+        report_rows: list[dict[str, object]] = []
+        hash_rows: list[dict[str, object]] = []
+        decision_rows: list[dict[str, object]] = []
+        outbox_rows: list[dict[str, object]] = []
+        for report in todo:
+            hashes = identity_hashes_of(report)
+            decision = route_case(report, rules, tree,
+                                  prior_related=prior.count(report, hashes))
+            for h in sorted(hashes):
+                prior.add(h, report.case_id, report.received_at)
+                hash_rows.append({"identity_hash": h, "case_id": report.case_id,
+                                  "received_at": report.received_at})
+            report_rows.append({"case_id": report.case_id,
+                                "report": report.model_dump(mode="json"),
+                                "routing_round": 1, "tier": decision.tier.value})
+            decision_row, outbox = _routed_rows(report, decision, 1, now)
+            decision_rows.append(decision_row)
+            outbox_rows.append(outbox)
+        await session.execute(reports.insert(), report_rows)
+        if hash_rows:
+            await session.execute(identity_hashes.insert(), hash_rows)
+        await session.execute(decisions.insert(), decision_rows)
+        await add_to_outbox(session, kit_tables.outbox, outbox_rows)
 
     async def on_lifecycle(self, session: AsyncSession, delivery: Delivery) -> None:
         """An escalated case is routed again, at least one tier above the one that failed."""
@@ -102,10 +141,13 @@ class RouterHandlers:
             return
         report = CaseReported.model_validate(row.report)
         routing_round = row.routing_round + 1
-        prior = await count_prior_related(session, report, identity_hashes_of(report))
+        prior = await PriorCases.load(session, [report])
         decision = route_case(report, self.rulebook.rules, self.rulebook.tree,
-                              prior_related=prior, routing_round=routing_round,
-                              escalate_from=Tier(row.tier), now=event.data.at)
+                              prior_related=prior.count(report, identity_hashes_of(report)),
+                              routing_round=routing_round, escalate_from=Tier(row.tier),
+                              now=event.data.at)
         await session.execute(reports.update().where(reports.c.case_id == report.case_id)
                               .values(routing_round=routing_round, tier=decision.tier.value))
-        await _publish(session, report, decision, routing_round)
+        decision_row, outbox = _routed_rows(report, decision, routing_round, datetime.now(UTC))
+        await session.execute(decisions.insert(), [decision_row])
+        await add_to_outbox(session, kit_tables.outbox, [outbox])

@@ -22,7 +22,7 @@ def create(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime(settings, metadata, kit_tables)
     handlers = RouterHandlers(rulebook)
     runtime.consume("router", [
-        Subscription(CASE_REPORTED, CaseReportedEvent, handlers.on_reported),
+        Subscription(CASE_REPORTED, CaseReportedEvent, handle_batch=handlers.on_reported),
         Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, handlers.on_lifecycle),
     ])
     return create_app(

@@ -7,6 +7,7 @@ node they serve, and names and short names for reading addresses.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,13 +30,15 @@ class Level(StrEnum):
 
     @property
     def depth(self) -> int:
-        return _LEVELS.index(self)
+        """0 for the county, 1 town, 2 village, 3 grid."""
+        return _DEPTH[self]
 
 
-_LEVELS = [Level.COUNTY, Level.TOWN, Level.VILLAGE, Level.GRID]
+_DEPTH = {Level.COUNTY: 0, Level.TOWN: 1, Level.VILLAGE: 2, Level.GRID: 3}
 _CODE_LENGTH = {Level.COUNTY: 6, Level.TOWN: 9, Level.VILLAGE: 12, Level.GRID: 15}
 # The tier that works a case and the level of the node whose centre does it.
 _ADDRESS_CACHE_SIZE = 10_000
+_STREET = "(?:路|大道|大街|街(?!道)|巷|弄)"
 TIER_LEVEL = {Tier.VILLAGE: Level.VILLAGE, Tier.TOWN: Level.TOWN, Tier.COUNTY: Level.COUNTY}
 
 
@@ -140,9 +143,12 @@ class JurisdictionTree:
         self._address_cache: dict[str, Jurisdiction | None] = {}
         self._stations = dict(stations)
         self._courts = dict(courts)
-        # One word list per node: its name and short names. Codes are list names.
-        self._names = Lexicon(WordList(name=code, terms=dict.fromkeys(terms, len(code)))
-                              for code, terms in names.items())
+        # One word list per node: its name and short names. Codes are list names. A name
+        # followed by 路/街/巷 is a street named after the place (江滨路), not the place.
+        self._names = Lexicon(
+            WordList(name=code, terms=dict.fromkeys(terms, 1),
+                     exceptions=("(?:" + "|".join(map(re.escape, terms)) + ")" + _STREET,))
+            for code, terms in names.items() if terms)
 
     def get(self, code: str) -> Jurisdiction | None:
         return self._nodes.get(code)
@@ -163,8 +169,8 @@ class JurisdictionTree:
         return sorted(self._children.get(code, []), key=lambda node: node.code)
 
     def ancestors(self, code: str) -> list[Jurisdiction]:
-        """The node and every node above it, nearest first."""
-        return [self._nodes[ancestor] for ancestor in reversed(self._lineage.get(code, ()))]
+        """Every node above this one, nearest first (a village: its town, then the county)."""
+        return [self._nodes[ancestor] for ancestor in reversed(self._lineage.get(code, ())[:-1])]
 
     def is_within(self, code: str, ancestor: str) -> bool:
         """True for the node itself and every node below `ancestor`."""

@@ -244,7 +244,7 @@ class RoutingRules:
     so routing a case does no more than it must.
     """
 
-    __slots__ = ("_channel_map", "category_rank", "cooperation", "departments", "document",
+    __slots__ = ("_channel_cache", "_channel_map", "category_rank", "cooperation", "departments", "document",
                  "lexicon", "raises", "risk_levels", "scoring", "sla", "text", "tiers",
                  "version")
 
@@ -271,9 +271,19 @@ class RoutingRules:
             channel: {normalise(name): category for name, category in names.items()}
             for channel, names in document.channel_categories.items()
         }
+        self._channel_cache: dict[tuple[Channel, str], Category | None] = {}
 
     def channel_category(self, channel: Channel, classification: str) -> Category | None:
         """The category a channel's own classification maps to; tries 矛盾纠纷/邻里纠纷 part by part."""
+        key = (channel, classification)
+        if key not in self._channel_cache:
+            # Channels use a few dozen classification names: remember each answer.
+            if len(self._channel_cache) >= 10_000:
+                self._channel_cache.clear()
+            self._channel_cache[key] = self._map_classification(channel, classification)
+        return self._channel_cache[key]
+
+    def _map_classification(self, channel: Channel, classification: str) -> Category | None:
         name = normalise(classification)
         own = self._channel_map.get(channel.value, {})
         shared = self._channel_map.get(ANY_CHANNEL, {})

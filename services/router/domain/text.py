@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -88,10 +89,12 @@ class Lexicon:
             if word_list.whole_words:
                 self._whole_words[word_list.name] = word_list.whole_words
         self.names = tuple(names)
+        self._any_whole_word = frozenset().union(*self._whole_words.values())
         # Longest first, so a reader of the index sees 拖欠工资 before 拖欠.
-        self._index: dict[str, tuple[tuple[str, tuple[tuple[str, int], ...]], ...]] = {
-            first: tuple(sorted(((term, tuple(owners)) for term, owners in terms.items()),
-                                key=lambda item: -len(item[0])))
+        self._index: dict[str, tuple[tuple[str, int, tuple[tuple[str, int], ...]], ...]] = {
+            first: tuple(sorted(((term, len(term), tuple(owners))
+                                 for term, owners in terms.items()),
+                                key=lambda item: -item[1]))
             for first, terms in by_first.items()
         }
 
@@ -99,19 +102,24 @@ class Lexicon:
         """Every hit of every list in normalised text, by list name, in text order."""
         hits: dict[str, list[Hit]] = {}
         index = self._index
+        whole_words = self._any_whole_word
+        needs_words = False
         for position, char in enumerate(text):
             candidates = index.get(char)
             if candidates is None:
                 continue
-            for term, owners in candidates:
+            for term, size, owners in candidates:
                 if text.startswith(term, position):
-                    end = position + len(term)
+                    needs_words = needs_words or term in whole_words
                     for name, weight in owners:
+                        # tuple.__new__ skips NamedTuple's Python-level __new__: this is the
+                        # innermost loop of routing.
+                        hit = _new_hit(Hit, (term, position, position + size, weight))
                         found = hits.get(name)
                         if found is None:
-                            hits[name] = [Hit(term, position, end, weight)]
+                            hits[name] = [hit]
                         else:
-                            found.append(Hit(term, position, end, weight))
+                            found.append(hit)
         for name, pattern, weights in self._patterns:
             matched = [Hit(match.group(), match.start(), match.end(),
                            weights[int((match.lastgroup or "p0")[1:])])
@@ -126,13 +134,16 @@ class Lexicon:
                 if spans:
                     hits[name] = [hit for hit in hits[name]
                                   if not any(s <= hit.start and hit.end <= e for s, e in spans)]
-        for name, whole_words in self._whole_words.items():
-            found = hits.get(name)
-            if found and any(hit.term in whole_words for hit in found):
-                bounds = word_boundaries(text)
-                hits[name] = [hit for hit in found if hit.term not in whole_words
-                              or (hit.start in bounds and hit.end in bounds)]
+        if needs_words:
+            bounds = word_boundaries(text)
+            for name, listed in self._whole_words.items():
+                if name in hits:
+                    hits[name] = [hit for hit in hits[name] if hit.term not in listed
+                                  or (hit.start in bounds and hit.end in bounds)]
         return {name: found for name, found in hits.items() if found}
+
+
+_new_hit = tuple.__new__
 
 
 def longest_hits(hits: list[Hit]) -> list[Hit]:
@@ -150,7 +161,11 @@ def longest_hits(hits: list[Hit]) -> list[Hit]:
 @cache
 def _segmenter() -> Any:
     # jieba costs about half a second to load and logs while it does; load it on first need.
-    import jieba
+    # Its modules carry old regex escapes that warn when first compiled: not our warnings.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", SyntaxWarning)
+        import jieba
 
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer()

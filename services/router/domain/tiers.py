@@ -9,6 +9,7 @@ from services.router.domain.facts import CaseFacts, holds
 from services.router.domain.rules import RoutingRules, TierRaise
 
 _TIERS = [Tier.VILLAGE, Tier.TOWN, Tier.COUNTY]
+_RANK = {tier: rank for rank, tier in enumerate(_TIERS)}
 
 ESCALATION_RULE = "tier.escalation"
 
@@ -33,9 +34,9 @@ def decide_tier(facts: CaseFacts, rules: RoutingRules, *,
             continue
         fired.append(rule.id)
         if rule.to is not None:
-            raised = max(tier, rule.to, key=lambda t: t.rank)
+            raised = rule.to if _RANK[rule.to] > _RANK[tier] else tier
         else:
-            raised = _TIERS[min(tier.rank + (rule.steps or 0), len(_TIERS) - 1)]
+            raised = _TIERS[min(_RANK[tier] + (rule.steps or 0), len(_TIERS) - 1)]
         if raised != tier:
             tier = raised
             raised_by.append(rule)
@@ -44,7 +45,7 @@ def decide_tier(facts: CaseFacts, rules: RoutingRules, *,
         # A failed mediation goes at least one tier above the one that tried.
         fired.append(ESCALATION_RULE)
         floor = escalate_from.above()
-        if floor.rank > tier.rank:
+        if _RANK[floor] > _RANK[tier]:
             tier = floor
         escalated_from = escalate_from
     return TierVerdict(tier, base, fired, raised_by, escalated_from)

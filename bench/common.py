@@ -1,0 +1,161 @@
+"""Shared parts of the benchmarks: a fresh broker and database, producing and counting
+messages, running a service as its own process, and printing results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts.topics import all_topic_names
+from kit.bus import create_topics, wait_for_broker
+from tests.infra import (
+    DEV_KEY,
+    Broker,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    postgres_available,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Infra:
+    broker: Broker
+    database_url: str
+    pg_name: str | None
+    workdir: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.broker.stop()
+        if self.pg_name:
+            await drop_pg_database(self.pg_name)
+
+
+async def start_infra(db: str, partitions: int = 4) -> Infra:
+    workdir = Path(tempfile.mkdtemp(prefix="fq-bench-"))
+    broker = Broker(workdir)
+    broker.start()
+    await wait_for_broker(broker.bootstrap)
+    await create_topics(broker.bootstrap, all_topic_names(), partitions)
+    if db == "postgres":
+        if not postgres_available():
+            raise SystemExit("no PostgreSQL on 127.0.0.1:5432 (or FQ_TEST_DATABASE_URL)")
+        url, name = await create_pg_database()
+        return Infra(broker, url, name, workdir)
+    return Infra(broker, f"sqlite+aiosqlite:///{workdir}/bench.db", None, workdir)
+
+
+def start_service(infra: Infra, name: str, **env_extra: str) -> str:
+    """Run one service as its own process; returns its base URL once it is ready."""
+    port = free_port()
+    env = {**os.environ, "FQ_SERVICE": name, "FQ_PORT": str(port),
+           "FQ_KAFKA_BOOTSTRAP": infra.broker.bootstrap, "FQ_DEV_API_KEY": DEV_KEY,
+           "FQ_VAR_DIR": str(infra.workdir), "FQ_LOG_LEVEL": "WARNING", **env_extra}
+    if not infra.database_url.startswith("sqlite"):
+        env["FQ_DATABASE_URL"] = infra.database_url
+    log = open(infra.workdir / f"{name}-{port}.log", "wb")  # closed when the process ends
+    infra.procs.append(subprocess.Popen([sys.executable, "-m", "kit.cli", "serve", name],
+                                        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{name} did not become ready; see {infra.workdir}")
+
+
+async def produce(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> None:
+    """Send (key, value) pairs as fast as the client batches them."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                                max_batch_size=1 << 20)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in items]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def collect(bootstrap: str, topic: str, count: int, within: float,
+                  on_progress: Callable[[int], None] | None = None,
+                  accept: Callable[[bytes], bool] | None = None
+                  ) -> list[tuple[bytes, int]]:
+    """Read `count` messages (value, broker timestamp ms) from the start of `topic`."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=f"bench-reader-{time.time_ns()}",
+                                max_poll_records=5000, fetch_max_bytes=50 << 20)
+    await consumer.start()
+    out: list[tuple[bytes, int]] = []
+    try:
+        deadline = time.monotonic() + within
+        while len(out) < count and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for records in batch.values():
+                out += [(r.value, r.timestamp) for r in records
+                        if accept is None or accept(r.value)]
+            if on_progress:
+                on_progress(len(out))
+    finally:
+        await consumer.stop()
+    return out
+
+
+def progress(label: str, total: int) -> Callable[[int], None]:
+    last = [-1]
+
+    def show(done: int) -> None:
+        if done == last[0]:
+            return
+        last[0] = done
+        width = 30
+        filled = int(width * min(done, total) / max(total, 1))
+        sys.stderr.write(f"\r{label:<24} [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def report(title: str, rows: list[tuple[str, str]], figures: dict[str, Any]) -> None:
+    width = max(len(k) for k, _ in rows)
+    print(f"\n{title}")
+    print("-" * (width + 24))
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print(json.dumps(figures, ensure_ascii=False))
