@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Match
 
 from kit.errors import install_error_handlers
+from kit.limits import BodySizeLimit
 from kit.logs import configure_logging
 from kit.metrics import HTTP_DURATION, HTTP_REQUESTS
 from kit.runtime import Runtime
@@ -42,6 +43,7 @@ def create_app(runtime: Runtime, *, title: str, description: str,
     app.state.keys = runtime.keys
     app.state.ready = False
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for router in routers:
         app.include_router(router)
 
@@ -64,14 +66,21 @@ def create_app(runtime: Runtime, *, title: str, description: str,
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
-        route = _route_template(app, request)
-        if route not in UNTRACKED:
-            method = request.method
-            HTTP_REQUESTS.labels(runtime.service, route, method, str(response.status_code)).inc()
-            HTTP_DURATION.labels(runtime.service, route, method).observe(
-                time.perf_counter() - started)
-        return response
+        # An exception escaping a route passes through here and becomes a 500 only in
+        # Starlette's outermost middleware: count it as the 500 the client receives, or
+        # the error-rate panels and alerts would never see a crashing route.
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = _route_template(app, request)
+            if route not in UNTRACKED:
+                method = request.method
+                HTTP_REQUESTS.labels(runtime.service, route, method, str(status)).inc()
+                HTTP_DURATION.labels(runtime.service, route, method).observe(
+                    time.perf_counter() - started)
 
     return app
 
