@@ -26,7 +26,10 @@ class Settings(BaseSettings):
     hash_secret: str = Field(default="fengqiao-dev-hash-secret",
                              description="HMAC key for phone and id number hashes")
     dev_api_key: str | None = Field(default=None, description="An admin key, e.g. from make run")
+    open311_public_read: bool = True
     log_level: str = "INFO"
+    max_body_bytes: int = Field(default=8 * 1024 * 1024,
+                                description="Larger request bodies are refused with 413")
     # Kafka consumer and outbox tuning
     consumer_max_records: int = 500
     consumer_poll_ms: int = 200
@@ -39,6 +42,41 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = 8
     delivery_backoff_base_seconds: float = 2.0
     delivery_backoff_max_seconds: float = 3600.0
+    delivery_concurrency: int = Field(default=50, ge=1,
+                                      description="Deliveries in flight at once (notify)")
+    delivery_max_in_flight_per_receiver: int = Field(
+        default=8, ge=1, description="In flight to one subscription (or to the hotline, or the "
+        "SMS gateway), so one slow receiver cannot take every slot")
+    hotline_callback_secret: str = Field(
+        default="whsec_ZmVuZ3FpYW8tZGV2LWhvdGxpbmUtY2FsbGJhY2sta2V5",
+        description="Standard Webhooks secret signing hotline result feedback (办结反馈)")
+    intake_url: str = Field(default="http://127.0.0.1:8001",
+                            description="Intake's base URL: notify asks it for contact phones")
+    contact_directory_api_key: str | None = Field(
+        default=None, description="Key with scope personal_data:read for intake's contact "
+        "directory; default: dev_api_key")
+    sms_enabled: bool = True
+    sms_gateway_url: str | None = Field(
+        default=None, description="HTTP SMS gateway; unset: messages go to <var_dir>/sms.log")
+    sms_gateway_token: str | None = Field(default=None, description="Bearer token for it")
+    sms_template_received: str = Field(
+        default="【枫桥】您反映的事项已受理，案件编号{case_id}，请留意办理进展。",
+        description="SMS on receipt; placeholders {case_id}, {external_id}")
+    sms_template_closed: str = Field(
+        default="【枫桥】您反映的事项（案件编号{case_id}）已办结：{result}。",
+        description="SMS on closure; placeholders {case_id}, {external_id}, {result}")
+    # Mediation time limits and supervision (督办)
+    acceptance_limit_seconds: float | None = Field(
+        default=None, gt=0, description="Replace the routing decision's acceptance limit: "
+        "accept_by = start + this many seconds (drills, tests)")
+    resolution_limit_seconds: float | None = Field(
+        default=None, gt=0, description="Replace the routing decision's resolution limit: "
+        "resolve_by = start + this many seconds (drills, tests)")
+    supervision_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often the leader looks for due supervision")
+    supervision_batch: int = Field(default=500, ge=1, description="Cases per supervision step")
+    case_gauges_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often the leader recounts open and overdue cases")
 
     def effective_port(self) -> int:
         return self.port or SERVICE_PORTS.get(self.service, 8000)
