@@ -72,7 +72,7 @@ def build_router(rulebook: Rulebook) -> APIRouter:
         return RulesView(version=active.version, path=str(rulebook.rules_path),
                          loaded_at=datetime.fromtimestamp(rulebook.loaded_at, UTC),
                          last_error=rulebook.last_error,
-                         rules=active.document.model_dump(mode="json"))
+                         rules=active.to_dict())
 
     @router.post("/v1/routing/rules/reload", response_model=RulesView,
                  responses=error_responses(401, 403, 422),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.enums import Department, Tier
-from services.router.domain.facts import CaseFacts, holds
+from services.router.domain.facts import CaseFacts
 from services.router.domain.rules import CATEGORY_DEPARTMENT, RoutingRules
 
 
@@ -25,8 +25,8 @@ def assign_departments(facts: CaseFacts, tier: Tier, rules: RoutingRules) -> Ass
         lead, fired = category_department, [f"lead.by_category.{facts.category.value}"]
     facts = facts.with_lead(lead)
     cooperating: list[Department] = []
-    for rule, conditions in rules.cooperation:
-        if not holds(conditions, facts):
+    for rule, test in rules.cooperation:
+        if not test(facts):
             continue
         department = (category_department if rule.department == CATEGORY_DEPARTMENT
                       else Department(rule.department))

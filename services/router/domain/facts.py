@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contracts.enums import Category, Channel, Department, Risk
 from services.router.domain.jurisdictions import Level
-from services.router.domain.rules import Conditions, When
+
+if TYPE_CHECKING:
+    # rules.py compiles each `when` with test_of below, so it imports this module.
+    from services.router.domain.rules import When
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,30 +35,45 @@ class CaseFacts:
                          self.prior_related, self.parties_apart, self.risk, lead)
 
 
-def holds(conditions: Conditions, facts: CaseFacts) -> bool:
-    """True when every condition (from a rule's `when`) holds for the case."""
-    for name, value in conditions:
-        if not _TESTS[name](facts, value):
-            return False
+Test = Callable[[CaseFacts], bool]
+
+
+def test_of(when: When) -> Test:
+    """A rule's `when` as one function of the facts: every condition it gives must hold.
+
+    Built once per rules load, so that routing a case calls one small function per rule.
+    """
+    checks = [_check(name, value) for name, value in when.__dict__.items() if value is not None]
+    if not checks:
+        return _always
+    if len(checks) == 1:
+        return checks[0]
+    return lambda facts: all(check(facts) for check in checks)
+
+
+def _always(facts: CaseFacts) -> bool:
     return True
 
 
-def _parties_apart(facts: CaseFacts, wanted: str) -> bool:
-    # Parties in different towns are also in different villages.
-    return facts.parties_apart is not None and facts.parties_apart.depth <= Level(wanted).depth
-
-
-_TESTS: dict[str, Callable[[CaseFacts, Any], bool]] = {
-    "channel": lambda facts, channels: facts.channel in channels,
-    "category": lambda facts, categories: facts.category in categories,
-    "risk": lambda facts, risks: facts.risk in risks,
-    "lead": lambda facts, leads: facts.lead in leads,
-    "signal": lambda facts, names: any(name in facts.signals for name in names),
-    "amount_at_least": lambda facts, least: facts.amount is not None and facts.amount >= least,
-    "people_at_least": lambda facts, least: facts.people is not None and facts.people >= least,
-    "prior_related_at_least": lambda facts, least: facts.prior_related >= least,
-    "parties_in_different": _parties_apart,
-}
+def _check(name: str, value: Any) -> Test:
+    if name in ("channel", "category", "risk", "lead"):
+        allowed = frozenset(value)
+        return lambda facts: getattr(facts, name) in allowed
+    if name == "signal":
+        names = tuple(value)
+        return lambda facts: any(signal in facts.signals for signal in names)
+    if name == "amount_at_least":
+        return lambda facts: facts.amount is not None and facts.amount >= value
+    if name == "people_at_least":
+        return lambda facts: facts.people is not None and facts.people >= value
+    if name == "prior_related_at_least":
+        return lambda facts: facts.prior_related >= value
+    if name == "parties_in_different":
+        # Parties in different towns are also in different villages.
+        depth = Level(value).depth
+        return lambda facts: (facts.parties_apart is not None
+                              and facts.parties_apart.depth <= depth)
+    raise ValueError(f"no test for the condition {name!r}")
 
 
 def evidence(when: When, facts: CaseFacts) -> list[str]:

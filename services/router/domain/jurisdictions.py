@@ -66,7 +66,7 @@ class Location:
     """Where a case was found to be, and from which of its fields."""
 
     node: Jurisdiction
-    source: str  # grid_code, region_code, station_code, court_code, address or text
+    source: str  # grid_code, region_code, station_code, court_code, address, parties or text
 
 
 # ---- the file ---------------------------------------------------------------------------
@@ -235,7 +235,8 @@ class JurisdictionTree:
     def locate(self, report: CaseReported) -> Location | None:
         """Where a case is: its codes first (grid, region, station, court), refined by its address.
 
-        A code is authoritative; an address only narrows it to a node below it.
+        A code is authoritative; an address only narrows it to a node below it. Without
+        codes or an address: where the parties live, else a place the text names.
         """
         by_code: Location | None = None
         for source, code, find in (
@@ -255,6 +256,14 @@ class JurisdictionTree:
         if report.address:
             node = self.by_address(report.address)
             by_words = Location(node, "address") if node is not None else None
+        if by_words is None and by_code is None:
+            # The parties' addresses: the nearest node they all share.
+            parties = [node for node in (self.by_address(party.address)
+                                         for party in (report.reporter, *report.parties)
+                                         if party is not None and party.address)
+                       if node is not None]
+            node = self._common_ancestor(parties)
+            by_words = Location(node, "parties") if node is not None else None
         if by_words is None and by_code is None:
             # Last resort: a place the report's text names (枫桥镇新华村村民反映...).
             node = self.by_address(report.text)

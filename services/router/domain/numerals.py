@@ -122,27 +122,34 @@ def read_quantities(text: str, people_nouns: Collection[str] = ()) -> Quantities
         start, end = match.span()
         if start and text[start - 1] == "第":
             continue  # 第三名 is a rank, not three people
-        numeral = match["num"]
-        prefix = match["pre"]
-        value = parse_number(numeral)
+        numeral, prefix, tail = match["num"], match["pre"], match["tail"]
+        if tail:
+            numeral += tail
+        # What follows says what the number counts; most numerals in a report (一直, 一起)
+        # count nothing, so look before parsing.
+        rest = text[end:end + 4]
+        if rest.startswith(_MONEY_SUFFIXES) or _is_bare_money(numeral, prefix, rest):
+            counts = "money"
+        elif rest.startswith(("岁", "周岁")):
+            counts = "age"
+        elif rest[:1] in _PEOPLE_UNITS or (
+                rest.startswith("个") and any(rest.startswith(noun, 1) for noun in people_nouns)):
+            counts = "people"
+        else:
+            continue
+        value = parse_number(match["num"])
         if value is None:
             continue
         if prefix == "数" and numeral[0] in _UNITS:
             value *= 2  # 数十 / 数百: several tens or hundreds, at least two
-        if match["tail"]:
-            value *= _UNITS[match["tail"]]
-            numeral += match["tail"]
-        rest = text[end:end + 4]
-        if rest.startswith(_MONEY_SUFFIXES):
+        if tail:
+            value *= _UNITS[tail]
+        if counts == "money":
             amounts.append(value)
-        elif rest.startswith(("岁", "周岁")):
+        elif counts == "age":
             ages.append(int(value))
-        elif rest[:1] in _PEOPLE_UNITS:
+        else:
             head_counts.append(int(value))
-        elif rest.startswith("个") and any(rest.startswith(noun, 1) for noun in people_nouns):
-            head_counts.append(int(value))
-        elif _is_bare_money(numeral, prefix, rest):
-            amounts.append(value)
     return Quantities(amounts, head_counts, ages)
 
 

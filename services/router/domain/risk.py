@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.enums import Risk
-from services.router.domain.facts import CaseFacts, evidence, holds
+from services.router.domain.facts import CaseFacts, evidence
 from services.router.domain.rules import RiskRule, RoutingRules
 
 
@@ -23,7 +23,7 @@ def assess_risk(facts: CaseFacts, rules: RoutingRules) -> RiskVerdict:
     fired: list[str] = []
     signals: list[str] = []
     for level, level_rules in rules.risk_levels:
-        holding = [rule for rule, conditions in level_rules if holds(conditions, facts)]
+        holding = [rule for rule, test in level_rules if test(facts)]
         if not holding:
             continue
         if risk == Risk.BLUE:

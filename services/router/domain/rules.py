@@ -25,6 +25,7 @@ from pydantic import (
 
 from contracts.enums import Category, Channel, Department, Risk, Tier
 from services.router.domain.datafile import DataFileError, describe, read_yaml, require_mapping
+from services.router.domain.facts import Test, test_of
 from services.router.domain.text import Lexicon, WordList, normalise
 
 # How much one term of a category's list counts towards choosing that category.
@@ -153,14 +154,6 @@ class When(_Rules):
     prior_related_at_least: int | None = Field(default=None, ge=1)
     parties_in_different: Literal["village", "town"] | None = None
 
-    def given(self) -> Conditions:
-        """The conditions this `when` sets, as (field name, value) pairs."""
-        return tuple((name, value) for name, value in self.__dict__.items() if value is not None)
-
-
-# What a `when` tests, without the fields it leaves out: most rules test one thing.
-Conditions = tuple[tuple[str, Any], ...]
-
 
 class RiskRule(_Rules):
     id: RuleId
@@ -240,13 +233,13 @@ class RulesFile(_Rules):
 class RoutingRules:
     """A county's routing policy ready to route with: the validated file, compiled.
 
-    Word lists become one Lexicon and each `when` the few conditions it sets, once per load,
-    so routing a case does no more than it must.
+    Word lists become one Lexicon and each `when` one function of the case's facts, once
+    per load, so routing a case does no more than it must.
     """
 
-    __slots__ = ("_channel_cache", "_channel_map", "category_rank", "cooperation", "departments", "document",
-                 "lexicon", "raises", "risk_levels", "scoring", "sla", "text", "tiers",
-                 "version")
+    __slots__ = ("_channel_cache", "_channel_map", "category_rank", "cooperation",
+                 "departments", "document", "lexicon", "raises", "risk_levels", "scoring",
+                 "sla", "text", "tiers", "version")
 
     def __init__(self, document: RulesFile) -> None:
         self.document = document
@@ -259,13 +252,13 @@ class RoutingRules:
         self.lexicon = Lexicon(_word_lists(document))
         # A category's place in the file breaks ties between equal scores.
         self.category_rank = {category.value: i for i, category in enumerate(document.categories)}
-        self.risk_levels: tuple[tuple[Risk, tuple[tuple[RiskRule, Conditions], ...]], ...] = tuple(
-            (level, tuple((rule, rule.when.given()) for rule in rules))
+        self.risk_levels: tuple[tuple[Risk, tuple[tuple[RiskRule, Test], ...]], ...] = tuple(
+            (level, tuple((rule, test_of(rule.when)) for rule in rules))
             for level, rules in ((Risk.RED, document.risk.red),
                                  (Risk.ORANGE, document.risk.orange),
                                  (Risk.YELLOW, document.risk.yellow)))
-        self.raises = tuple((rule, rule.when.given()) for rule in document.tiers.raises)
-        self.cooperation = tuple((rule, rule.when.given())
+        self.raises = tuple((rule, test_of(rule.when)) for rule in document.tiers.raises)
+        self.cooperation = tuple((rule, test_of(rule.when))
                                  for rule in document.departments.cooperation)
         self._channel_map = {
             channel: {normalise(name): category for name, category in names.items()}

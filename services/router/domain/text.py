@@ -70,10 +70,7 @@ class Lexicon:
         self._patterns: list[tuple[str, re.Pattern[str], tuple[int, ...]]] = []
         self._exceptions: dict[str, re.Pattern[str]] = {}
         self._whole_words: dict[str, frozenset[str]] = {}
-        self.names: tuple[str, ...] = ()
-        names: list[str] = []
         for word_list in lists:
-            names.append(word_list.name)
             for term, weight in word_list.terms.items():
                 if term:
                     owners = by_first.setdefault(term[0], {}).setdefault(term, [])
@@ -88,7 +85,6 @@ class Lexicon:
                 self._exceptions[word_list.name] = re.compile("|".join(word_list.exceptions))
             if word_list.whole_words:
                 self._whole_words[word_list.name] = word_list.whole_words
-        self.names = tuple(names)
         self._any_whole_word = frozenset().union(*self._whole_words.values())
         # Longest first, so a reader of the index sees 拖欠工资 before 拖欠.
         self._index: dict[str, tuple[tuple[str, int, tuple[tuple[str, int], ...]], ...]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from contracts.enums import Tier
-from services.router.domain.facts import CaseFacts, holds
+from services.router.domain.facts import CaseFacts
 from services.router.domain.rules import RoutingRules, TierRaise
 
 _TIERS = [Tier.VILLAGE, Tier.TOWN, Tier.COUNTY]
@@ -29,8 +29,8 @@ def decide_tier(facts: CaseFacts, rules: RoutingRules, *,
     tier = base
     fired = [f"tier.base.{base.value}"]
     raised_by: list[TierRaise] = []
-    for rule, conditions in rules.raises:
-        if not holds(conditions, facts):
+    for rule, test in rules.raises:
+        if not test(facts):
             continue
         fired.append(rule.id)
         if rule.to is not None:
