@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=8 * 1024 * 1024,
                                 description="Larger request bodies are refused with 413")
+    routing_rules_path: Path | None = Field(
+        default=None, description="Router: the rules file (default: the shipped default.yaml)")
+    jurisdictions_path: Path | None = Field(
+        default=None, description="Router: the jurisdiction tree (default: the sample county)")
     # Kafka consumer and outbox tuning
     consumer_max_records: int = 500
     consumer_poll_ms: int = 200

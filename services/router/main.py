@@ -18,7 +18,7 @@ from services.router.store import kit_tables, metadata
 
 def create(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(service="router")
-    rulebook = Rulebook()
+    rulebook = Rulebook(settings.routing_rules_path, settings.jurisdictions_path)
     runtime = Runtime(settings, metadata, kit_tables)
     handlers = RouterHandlers(rulebook)
     runtime.consume("router", [

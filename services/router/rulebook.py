@@ -8,7 +8,6 @@ errors logged, and the previous version stays active.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +34,8 @@ class _Loaded:
 class Rulebook:
     def __init__(self, rules_path: Path | None = None, jurisdictions_path: Path | None = None
                  ) -> None:
-        self.rules_path = rules_path or Path(os.environ.get("FQ_ROUTING_RULES_PATH",
-                                                            DEFAULT_RULES))
-        self.jurisdictions_path = jurisdictions_path or Path(
-            os.environ.get("FQ_JURISDICTIONS_PATH", DEFAULT_JURISDICTIONS))
+        self.rules_path = rules_path or DEFAULT_RULES
+        self.jurisdictions_path = jurisdictions_path or DEFAULT_JURISDICTIONS
         self._current = self._load()
         self._checked = time.monotonic()
         self.last_error: str | None = None
