@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -49,7 +50,7 @@ def create_app(runtime: Runtime, *, title: str, description: str,
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the process is up")
     async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": runtime.service}
+        return {"status": "ok", "service": runtime.service, "pid": str(os.getpid())}
 
     @app.get("/readyz", tags=["health"], summary="Readiness: database and broker reachable",
              responses={503: {"description": "not ready"}})
