@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from contracts.channels import HotlineWorkOrder
+from contracts.api_notify import DeliveryDeadEvent
+from contracts.channels import (
+    CourtReferral,
+    GridReport,
+    HotlineWorkOrder,
+    PetitionReferral,
+    PoliceReferral,
+    WalkInVisit,
+)
 from contracts.envelope import CloudEvent
 from contracts.events import (
     CaseLifecycleEvent,
@@ -20,6 +28,7 @@ CASE_ROUTED = "case.routed.v1"
 CASE_LIFECYCLE = "case.lifecycle.v1"
 CASE_SUPERVISION = "case.supervision.v1"
 DLQ_SUFFIX = ".dlq"
+NOTIFY_DELIVERIES_DLQ = "notify.deliveries.v1.dlq"
 
 
 def dlq(topic: str) -> str:
@@ -50,16 +59,35 @@ TOPICS: tuple[Topic, ...] = (
     Topic(CASE_ROUTED, CaseRoutedEvent, "The router's decision for a case.",
           ("router",), ("mediation", "notify")),
     Topic(CASE_LIFECYCLE, CaseLifecycleEvent, "Every status transition of a case.",
-          ("mediation",), ("router", "notify")),
+          ("mediation",), ("router", "notify", "intake (Open311 request status)")),
     Topic(CASE_SUPERVISION, CaseSupervisionEvent, "Time-limit warnings and supervision (督办).",
           ("mediation",), ("notify",)),
     Topic(intake_topic("hotline_12345"), HotlineWorkOrder,
           "Native 12345 work orders from hotline systems that publish to Kafka.",
           ("hotline systems",), ("intake",)),
+    Topic(intake_topic("grid"), GridReport,
+          "Native grid-worker event reports from grid management systems that publish to Kafka.",
+          ("grid systems",), ("intake",)),
+    Topic(intake_topic("police"), PoliceReferral,
+          "Native police dispute referrals (警调对接) from police systems that publish to Kafka.",
+          ("police systems",), ("intake",)),
+    Topic(intake_topic("court"), CourtReferral,
+          "Native court pre-litigation mediation referrals (诉调对接) published to Kafka.",
+          ("court systems",), ("intake",)),
+    Topic(intake_topic("petition"), PetitionReferral,
+          "Native petition referrals (访调对接) from petition systems that publish to Kafka.",
+          ("petition systems",), ("intake",)),
+    Topic(intake_topic("walk_in"), WalkInVisit,
+          "Reception-window visits (来访窗口) from window systems that publish to Kafka.",
+          ("reception window systems",), ("intake",)),
+    Topic(NOTIFY_DELIVERIES_DLQ, DeliveryDeadEvent,
+          "Notifications (webhooks, hotline feedback, SMS) that failed their last attempt, "
+          "with the reason; redeliver with POST /v1/deliveries/{delivery_id}/redeliver.",
+          ("notify",), ("operators",)),
 )
 
 
 def all_topic_names() -> list[str]:
     """Every topic the platform uses, dead-letter topics included."""
     names = [t.name for t in TOPICS]
-    return names + [dlq(n) for n in names]
+    return names + [dlq(n) for n in names if not n.endswith(DLQ_SUFFIX)]

@@ -45,6 +45,7 @@ class Scope(StrEnum):
     SUBSCRIPTIONS = "subscriptions:manage"
     DELIVERIES_READ = "deliveries:read"
     STATS_READ = "stats:read"
+    PERSONAL_DATA_READ = "personal_data:read"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,9 @@
 """Every Prometheus metric of the platform, defined once so names never drift between services.
 
 Names follow Prometheus conventions: `fq_` prefix, base units, `_total` for counters.
+Each service process runs one uvicorn worker, so the default registry is the whole truth
+of the process (no multiprocess mode); scale out with more processes, each scraped.
+Dashboards and alerts use these names: docs/operations.md.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ HTTP_DURATION = Histogram("fq_http_request_duration_seconds", "HTTP request late
                           ["service", "route", "method"], buckets=LATENCY_BUCKETS)
 
 CASES_RECEIVED = Counter("fq_cases_received", "Cases accepted by intake", ["channel"])
-CASES_ROUTED = Counter("fq_cases_routed", "Routing decisions made",
+CASES_ROUTED = Counter("fq_cases_routed", "Routing decisions by tier, lead department and risk",
                        ["tier", "department", "risk"])
 ROUTING_LATENCY = Histogram("fq_routing_latency_seconds", "From receipt to routing decision",
                             buckets=LATENCY_BUCKETS)
@@ -34,7 +37,8 @@ OUTBOX_OLDEST_AGE = Gauge("fq_outbox_oldest_age_seconds", "Age of the oldest unp
                           ["service"])
 OUTBOX_PUBLISHED = Counter("fq_outbox_published", "Outbox rows published", ["service"])
 
-DELIVERIES = Counter("fq_deliveries", "Webhook delivery attempts by result", ["result"])
+DELIVERIES = Counter("fq_deliveries", "Delivery attempts (webhook, hotline feedback, SMS) "
+                     "by result: succeeded, retry or dead", ["result"])
 
 CASES_OPEN = Gauge("fq_cases_open", "Cases not yet closed", ["tier", "department"])
 CASES_OVERDUE = Gauge("fq_cases_overdue", "Open cases past a time limit", ["tier", "department"])
@@ -42,3 +46,7 @@ RED_UNACCEPTED_OVERDUE = Gauge("fq_red_cases_unaccepted_overdue",
                                "Red-risk cases not accepted within their 2-hour limit")
 TRANSITIONS = Counter("fq_cases_transitions", "Lifecycle transitions", ["to_status"])
 SUPERVISION_EVENTS = Counter("fq_supervision_events", "Supervision events emitted", ["level"])
+
+DELIVERY_ATTEMPT_DURATION = Histogram("fq_delivery_attempt_duration_seconds",
+                                      "One delivery attempt (webhook, hotline feedback, SMS)",
+                                      ["target"], buckets=LATENCY_BUCKETS)

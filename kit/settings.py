@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = 0.5
     # Webhook deliveries (notify)
     delivery_timeout_seconds: float = 5.0
-    delivery_max_attempts: int = 8
+    # 16 attempts with a 2 s base doubling to a 1 h cap: retries span about 3 to 5 hours.
+    delivery_max_attempts: int = 16
     delivery_backoff_base_seconds: float = 2.0
     delivery_backoff_max_seconds: float = 3600.0
     delivery_concurrency: int = Field(default=50, ge=1,

@@ -1,135 +1,264 @@
-"""Notify's REST routes: webhook subscriptions and the delivery log."""
+"""Notify's REST routes: webhook subscriptions (with secret rotation), the delivery log with
+every attempt, and redelivery."""
 
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import AnyHttpUrl, BaseModel, Field
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.enums import Department
+from contracts.api_notify import (
+    AttemptOut,
+    DeliveryDetail,
+    DeliveryOut,
+    DeliveryPage,
+    DeliveryStatus,
+    DeliveryTarget,
+    SecretRotated,
+    SubscriptionCreated,
+    SubscriptionIn,
+    SubscriptionOut,
+)
 from kit.auth import Principal, Scope, require
-from kit.errors import ApiError, error_responses
+from kit.errors import ApiError, FieldError, error_responses
 from kit.runtime import Runtime
-from services.notify.domain import new_secret
-from services.notify.handlers import KIND_ROUTED
-from services.notify.store import Subscription, deliveries, subscriptions
-
-KINDS = (KIND_ROUTED,)
-
-
-class SubscriptionIn(BaseModel):
-    name: str = Field(min_length=1, max_length=128)
-    url: AnyHttpUrl = Field(description="Where events are POSTed")
-    kinds: list[str] = Field(default=[KIND_ROUTED], min_length=1,
-                             description=f"Event kinds: {', '.join(KINDS)}")
-    departments: list[Department] = Field(default=[], description="Empty: every department")
-
-
-class SubscriptionOut(BaseModel):
-    id: str
-    name: str
-    url: str
-    kinds: list[str]
-    departments: list[Department]
-    created_at: datetime
+from services.notify.domain import SECRET_OVERLAP, new_secret
+from services.notify.handlers import SubscriptionBook
+from services.notify.store import (
+    DEAD,
+    PENDING,
+    SUCCEEDED,
+    WEBHOOK,
+    Subscription,
+    attempts,
+    deliveries,
+    subscriptions,
+)
 
 
-class SubscriptionCreated(SubscriptionOut):
-    secret: str = Field(description="Signing secret (Standard Webhooks); shown only once")
+def _check_within_limits(body: SubscriptionIn, principal: Principal) -> None:
+    """A key limited to departments or jurisdictions subscribes only within them."""
+    problems: list[FieldError] = []
+    if body.authorised_personal_data and Scope.ADMIN not in principal.scopes:
+        raise ApiError(403, "forbidden", "Only an admin key may authorise a subscription for "
+                       "personal data.", fields=[FieldError(
+                           field="authorised_personal_data", reason="requires an admin key")])
+    if principal.departments:
+        outside = {d.value for d in body.departments} - principal.departments
+        if not body.departments or outside:
+            problems.append(FieldError(field="departments", reason="this key may subscribe "
+                                       "only to " + ", ".join(sorted(principal.departments))))
+    if principal.jurisdictions:
+        inside = [j for j in body.jurisdictions
+                  if any(j.startswith(p) for p in principal.jurisdictions)]
+        if not body.jurisdictions or len(inside) < len(body.jurisdictions):
+            problems.append(FieldError(field="jurisdictions", reason="this key may subscribe "
+                                       "only within " + ", ".join(sorted(principal.jurisdictions))))
+    if problems:
+        raise ApiError(403, "forbidden", "The subscription reaches beyond this key's limits.",
+                       fields=problems)
 
 
-class DeliveryOut(BaseModel):
-    id: int
-    subscription_id: str
-    event_id: str
-    case_id: str
-    kind: str
-    status: str
-    attempts: int
-    last_status_code: int | None
-    last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
+def _visible_subscriptions(principal: Principal) -> Select[Any]:
+    """Limited keys see the subscriptions they created; others see all."""
+    query = select(subscriptions).where(subscriptions.c.deleted_at.is_(None))
+    if principal.is_limited:
+        query = query.where(subscriptions.c.owner == principal.key_id)
+    return query
 
 
-class DeliveryPage(BaseModel):
-    items: list[DeliveryOut]
-    next_cursor: int | None
+def _subscription_out(row: Any) -> SubscriptionOut:
+    return SubscriptionOut.model_validate(row, from_attributes=True)
 
 
-def build_router() -> APIRouter:
+def _delivery_out(row: Any) -> DeliveryOut:
+    values = dict(row._mapping)
+    values["subscription_id"] = row.subscription_id if row.target == WEBHOOK else None
+    values["next_attempt_at"] = (datetime.fromtimestamp(row.next_attempt_at, UTC)
+                                 if row.status == PENDING else None)
+    return DeliveryOut.model_validate(values)
+
+
+async def _get_subscription(session: AsyncSession, subscription_id: str,
+                            principal: Principal) -> Any:
+    row = (await session.execute(_visible_subscriptions(principal).where(
+        subscriptions.c.id == subscription_id))).first()
+    if row is None:
+        raise ApiError(404, "not_found", f"no subscription {subscription_id}")
+    return row
+
+
+async def _get_delivery(session: AsyncSession, delivery_id: int, principal: Principal) -> Any:
+    query = select(deliveries).where(deliveries.c.id == delivery_id)
+    if principal.is_limited:
+        query = query.where(deliveries.c.subscription_id.in_(
+            select(subscriptions.c.id).where(subscriptions.c.owner == principal.key_id)))
+    row = (await session.execute(query)).first()
+    if row is None:
+        raise ApiError(404, "not_found", f"no delivery {delivery_id}")
+    return row
+
+
+def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> APIRouter:
     router = APIRouter(tags=["notify"])
 
     @router.post("/v1/subscriptions", status_code=201, response_model=SubscriptionCreated,
-                 responses=error_responses(401, 403, 422))
+                 responses=error_responses(401, 403, 422),
+                 summary="Subscribe a webhook to case events")
     async def create_subscription(body: SubscriptionIn, request: Request,
-                                  _: Principal = require(Scope.SUBSCRIPTIONS)
+                                  principal: Principal = require(Scope.SUBSCRIPTIONS)
                                   ) -> SubscriptionCreated:
-        unknown = sorted(set(body.kinds) - set(KINDS))
-        if unknown:
-            raise ApiError(422, "validation_failed", f"unknown kinds: {', '.join(unknown)}")
+        _check_within_limits(body, principal)
         runtime: Runtime = request.app.state.runtime
-        sub = Subscription(id="sub_" + secrets.token_hex(8), name=body.name, url=str(body.url),
-                           secret=new_secret(), kinds=sorted(set(body.kinds)),
-                           departments=sorted({d.value for d in body.departments}),
-                           created_at=datetime.now(UTC))
+        sub = Subscription(
+            id="sub_" + secrets.token_hex(8), name=body.name, url=str(body.url),
+            secret=new_secret(), kinds=sorted(set(body.kinds)),
+            departments=sorted({d.value for d in body.departments}),
+            tiers=sorted({t.value for t in body.tiers}),
+            risks=sorted({r.value for r in body.risks}),
+            categories=sorted({c.value for c in body.categories}),
+            jurisdictions=sorted(set(body.jurisdictions)),
+            authorised_personal_data=body.authorised_personal_data, owner=principal.key_id,
+            created_at=datetime.now(UTC))
         async with runtime.sessions() as session, session.begin():
             session.add(sub)
+        book.invalidate()
         return SubscriptionCreated.model_validate(sub, from_attributes=True)
 
     @router.get("/v1/subscriptions", response_model=list[SubscriptionOut],
                 responses=error_responses(401, 403))
-    async def list_subscriptions(request: Request, _: Principal = require(Scope.SUBSCRIPTIONS)
+    async def list_subscriptions(request: Request,
+                                 principal: Principal = require(Scope.SUBSCRIPTIONS)
                                  ) -> list[SubscriptionOut]:
         runtime: Runtime = request.app.state.runtime
         async with runtime.sessions() as session:
-            rows = (await session.execute(select(subscriptions)
-                                          .where(subscriptions.c.deleted_at.is_(None))
+            rows = (await session.execute(_visible_subscriptions(principal)
                                           .order_by(subscriptions.c.created_at))).all()
-        return [SubscriptionOut.model_validate(r, from_attributes=True) for r in rows]
+        return [_subscription_out(r) for r in rows]
+
+    @router.get("/v1/subscriptions/{subscription_id}", response_model=SubscriptionOut,
+                responses=error_responses(401, 403, 404))
+    async def get_subscription(subscription_id: str, request: Request,
+                               principal: Principal = require(Scope.SUBSCRIPTIONS)
+                               ) -> SubscriptionOut:
+        runtime: Runtime = request.app.state.runtime
+        async with runtime.sessions() as session:
+            return _subscription_out(await _get_subscription(session, subscription_id,
+                                                             principal))
+
+    @router.post("/v1/subscriptions/{subscription_id}/rotate-secret",
+                 response_model=SecretRotated, responses=error_responses(401, 403, 404),
+                 summary="New signing secret; the old one keeps signing for 24 hours")
+    async def rotate_secret(subscription_id: str, request: Request,
+                            principal: Principal = require(Scope.SUBSCRIPTIONS)
+                            ) -> SecretRotated:
+        runtime: Runtime = request.app.state.runtime
+        secret = new_secret()
+        expires = datetime.now(UTC) + SECRET_OVERLAP
+        async with runtime.sessions() as session, session.begin():
+            current = await _get_subscription(session, subscription_id, principal)
+            await session.execute(update(subscriptions).where(
+                subscriptions.c.id == subscription_id).values(
+                secret=secret, previous_secret=current.secret,
+                previous_secret_expires_at=expires))
+        return SecretRotated(id=subscription_id, secret=secret,
+                             previous_secret_expires_at=expires)
 
     @router.delete("/v1/subscriptions/{subscription_id}", status_code=204,
-                   responses=error_responses(401, 403, 404))
+                   responses=error_responses(401, 403, 404),
+                   summary="Unsubscribe; its pending deliveries are dropped (dead)")
     async def delete_subscription(subscription_id: str, request: Request,
-                                  _: Principal = require(Scope.SUBSCRIPTIONS)) -> Response:
+                                  principal: Principal = require(Scope.SUBSCRIPTIONS)
+                                  ) -> Response:
         runtime: Runtime = request.app.state.runtime
         async with runtime.sessions() as session, session.begin():
-            result = await session.execute(
-                update(subscriptions).where(subscriptions.c.id == subscription_id,
-                                            subscriptions.c.deleted_at.is_(None))
-                .values(deleted_at=datetime.now(UTC)))
-        if not result.rowcount:  # type: ignore[attr-defined]
-            raise ApiError(404, "not_found", f"no subscription {subscription_id}")
+            await _get_subscription(session, subscription_id, principal)
+            await session.execute(update(subscriptions).where(
+                subscriptions.c.id == subscription_id).values(deleted_at=datetime.now(UTC)))
+            await session.execute(update(deliveries).where(
+                deliveries.c.subscription_id == subscription_id,
+                deliveries.c.status == PENDING).values(status=DEAD,
+                                                       last_error="subscription deleted"))
+        book.invalidate()
         return Response(status_code=204)
 
     @router.get("/v1/deliveries", response_model=DeliveryPage,
-                responses=error_responses(401, 403, 422))
+                responses=error_responses(401, 403, 422),
+                summary="The delivery log, newest first")
     async def list_deliveries(
         request: Request,
         subscription_id: Annotated[str | None, Query(max_length=32)] = None,
         case_id: Annotated[str | None, Query(max_length=64)] = None,
-        status: Annotated[str | None, Query(pattern="^(pending|succeeded|dead)$")] = None,
+        event_id: Annotated[str | None, Query(max_length=64)] = None,
+        status: DeliveryStatus | None = None,
+        target: DeliveryTarget | None = None,
+        kind: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        cursor: Annotated[int | None, Query(ge=0)] = None,
-        _: Principal = require(Scope.DELIVERIES_READ),
+        cursor: Annotated[int | None, Query(ge=0, description="next_cursor of the page before")
+                          ] = None,
+        principal: Principal = require(Scope.DELIVERIES_READ),
     ) -> DeliveryPage:
         runtime: Runtime = request.app.state.runtime
         query = select(deliveries).order_by(deliveries.c.id.desc()).limit(limit + 1)
         for column, value in ((deliveries.c.subscription_id, subscription_id),
-                              (deliveries.c.case_id, case_id), (deliveries.c.status, status)):
+                              (deliveries.c.case_id, case_id), (deliveries.c.event_id, event_id),
+                              (deliveries.c.status, status), (deliveries.c.target, target),
+                              (deliveries.c.kind, kind)):
             if value is not None:
                 query = query.where(column == value)
         if cursor is not None:
             query = query.where(deliveries.c.id < cursor)
+        if principal.is_limited:
+            query = query.where(deliveries.c.subscription_id.in_(
+                select(subscriptions.c.id).where(subscriptions.c.owner == principal.key_id)))
         async with runtime.sessions() as session:
             rows = (await session.execute(query)).all()
         page = rows[:limit]
-        return DeliveryPage(items=[DeliveryOut.model_validate(r, from_attributes=True)
-                                   for r in page],
+        return DeliveryPage(items=[_delivery_out(r) for r in page],
                             next_cursor=page[-1].id if len(rows) > limit else None)
+
+    @router.get("/v1/deliveries/{delivery_id}", response_model=DeliveryDetail,
+                responses=error_responses(401, 403, 404),
+                summary="One delivery with every attempt made")
+    async def get_delivery(delivery_id: int, request: Request,
+                           principal: Principal = require(Scope.DELIVERIES_READ)
+                           ) -> DeliveryDetail:
+        runtime: Runtime = request.app.state.runtime
+        async with runtime.sessions() as session:
+            row = await _get_delivery(session, delivery_id, principal)
+            log = (await session.execute(select(attempts).where(
+                attempts.c.delivery_id == delivery_id).order_by(attempts.c.id))).all()
+        return DeliveryDetail(**_delivery_out(row).model_dump(), attempt_log=[
+            AttemptOut.model_validate(a, from_attributes=True) for a in log])
+
+    @router.post("/v1/deliveries/{delivery_id}/redeliver", status_code=202,
+                 response_model=DeliveryOut, responses=error_responses(401, 403, 404, 409),
+                 summary="Send a dead or succeeded delivery again, from attempt 1")
+    async def redeliver(delivery_id: int, request: Request,
+                        principal: Principal = require(Scope.SUBSCRIPTIONS)) -> DeliveryOut:
+        runtime: Runtime = request.app.state.runtime
+        async with runtime.sessions() as session, session.begin():
+            row = await _get_delivery(session, delivery_id, principal)
+            if row.status == PENDING:
+                raise ApiError(409, "conflict", f"delivery {delivery_id} is already pending")
+            if row.target == WEBHOOK:
+                sub = (await session.execute(select(subscriptions.c.deleted_at).where(
+                    subscriptions.c.id == row.subscription_id))).first()
+                if sub is None or sub.deleted_at is not None:
+                    raise ApiError(409, "conflict", f"subscription {row.subscription_id} "
+                                   "was deleted")
+            await session.execute(update(deliveries).where(
+                deliveries.c.id == delivery_id, deliveries.c.status.in_([DEAD, SUCCEEDED]))
+                .values(status=PENDING, attempts=0, next_attempt_at=time.time(),
+                        last_status_code=None, last_error=None, delivered_at=None))
+            row = await _get_delivery(session, delivery_id, principal)
+        wake_sender()
+        return _delivery_out(row)
 
     return router

@@ -1,23 +1,48 @@
-"""Pure parts of notify: who should hear about an event, how a webhook is signed, and when
-to try a failed delivery again."""
+"""Pure parts of notify: who should hear about an event, how a webhook is signed, when to
+try a failed delivery again, and what the hotline and the citizen are told. No I/O here."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import random
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-# Webhooks follow the Standard Webhooks scheme (standardwebhooks.com): headers webhook-id,
-# webhook-timestamp and webhook-signature = "v1,<base64 HMAC-SHA256 of id.timestamp.body>",
-# keyed with the base64 part of a "whsec_..." secret, so receivers can use its libraries.
+from contracts.api_notify import HotlineFeedback
+from contracts.enums import Channel, Department, Referral, Status
+from contracts.events import CaseLifecycle, CaseReported
+from kit.privacy import scrub
+
+# ---------------------------------------------------------------------------------------------
+# Signing: Standard Webhooks (standardwebhooks.com). Headers webhook-id, webhook-timestamp and
+# webhook-signature = "v1,<base64 HMAC-SHA256 of id.timestamp.body>", keyed with the base64 part
+# of a "whsec_..." secret, so receivers can use the Standard Webhooks libraries as they are.
+
 SECRET_PREFIX = "whsec_"
+# After a rotation the old secret keeps signing (a second signature) for this long, so a
+# receiver can switch secrets without losing a delivery.
+SECRET_OVERLAP = timedelta(hours=24)
 
 
 def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def is_valid_secret(secret: str) -> bool:
+    """A whsec_ secret whose key part is base64 of 16 to 64 bytes."""
+    if not secret.startswith(SECRET_PREFIX):
+        return False
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return 16 <= len(key) <= 64
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -26,33 +51,326 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
+def signature_header(signing_secrets: Sequence[str], message_id: str, timestamp: int,
+                     body: bytes) -> str:
+    """One `v1,` signature per secret, space-separated, as Standard Webhooks allows."""
+    return " ".join(sign(s, message_id, timestamp, body) for s in signing_secrets)
+
+
 def verify(secret: str, message_id: str, timestamp: int, body: bytes, header: str) -> bool:
     """What a receiver does: any v1 signature in the header must match."""
     expected = sign(secret, message_id, timestamp, body)
     return any(hmac.compare_digest(expected, sig) for sig in header.split())
 
 
-def webhook_headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def signing_secrets(secret: str, previous: str | None, previous_expires_at: datetime | None,
+                    now: datetime) -> list[str]:
+    """The current secret, and the one before the last rotation while its overlap lasts."""
+    if previous and previous_expires_at and now < previous_expires_at:
+        return [secret, previous]
+    return [secret]
+
+
+def webhook_headers(signing_secret: str | Sequence[str], message_id: str, timestamp: int,
+                    body: bytes) -> dict[str, str]:
+    keys = [signing_secret] if isinstance(signing_secret, str) else list(signing_secret)
     return {"content-type": "application/json", "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(secret, message_id, timestamp, body),
+            "webhook-signature": signature_header(keys, message_id, timestamp, body),
             "user-agent": "fengqiao-notify/1"}
 
 
+def message_id(event_id: str) -> str:
+    """webhook-id: the same on every attempt and redelivery, so receivers can deduplicate."""
+    return f"msg_{event_id}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Retries
+
 def next_attempt_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None
                        ) -> float:
-    """Exponential backoff with full jitter: attempt 1 waits up to `base`, then doubling."""
+    """Exponential backoff with jitter: after attempt n wait between half and all of
+    base·2^(n-1), capped. Jitter spreads the retries of many deliveries that failed together."""
     ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
+def retry_schedule(max_attempts: int, base: float, cap: float) -> list[tuple[float, float]]:
+    """(earliest, latest) wait before attempts 2..max_attempts, for the docs and operators."""
+    return [(min(cap, base * 2 ** (n - 1)) / 2, min(cap, base * 2 ** (n - 1)))
+            for n in range(1, max_attempts)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Who hears about what
+
+@dataclass(frozen=True)
+class Notice:
+    """What one event says about its case, in the terms subscriptions filter on."""
+
+    kind: str
+    departments: frozenset[str]
+    tier: str | None = None
+    risk: str | None = None
+    category: str | None = None
+    jurisdiction: str | None = None
+
+
 @dataclass(frozen=True)
 class SubscriptionFilter:
+    """A subscription's kinds and filters. An empty filter admits everything; a filter on a
+    fact notify does not know for the case (e.g. its risk before it was routed) admits nothing."""
+
     kinds: frozenset[str]
     departments: frozenset[str]
+    tiers: frozenset[str] = frozenset()
+    risks: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+    jurisdictions: frozenset[str] = frozenset()
 
-    def matches(self, kind: str, departments: set[str]) -> bool:
-        """Kinds must match; an empty department list means every department."""
-        if self.kinds and kind not in self.kinds:
+    def matches(self, kind: str, departments: Iterable[str], *, tier: str | None = None,
+                risk: str | None = None, category: str | None = None,
+                jurisdiction: str | None = None) -> bool:
+        if self.kinds and not self.wants(kind):
             return False
-        return not self.departments or bool(self.departments & departments)
+        if self.departments and not self.departments & set(departments):
+            return False
+        if self.tiers and tier not in self.tiers:
+            return False
+        if self.risks and risk not in self.risks:
+            return False
+        if self.categories and category not in self.categories:
+            return False
+        return not self.jurisdictions or (
+            jurisdiction is not None and any(jurisdiction.startswith(p)
+                                             for p in self.jurisdictions))
+
+    def admits(self, notice: Notice) -> bool:
+        return self.matches(notice.kind, notice.departments, tier=notice.tier, risk=notice.risk,
+                            category=notice.category, jurisdiction=notice.jurisdiction)
+
+    def wants(self, kind: str) -> bool:
+        """`lifecycle` covers every `lifecycle.<status>`, `supervision` every level."""
+        return kind in self.kinds or kind.split(".", 1)[0] in self.kinds
+
+
+# ---------------------------------------------------------------------------------------------
+# What notify remembers about a case (from case.reported, case.routed and case.lifecycle)
+
+@dataclass(frozen=True)
+class CaseFacts:
+    case_id: str
+    channel: str | None = None
+    external_id: str | None = None
+    callback_url: str | None = None
+    reporter_phone_masked: str | None = None
+    category: str | None = None
+    risk: str | None = None
+    tier: str | None = None
+    lead_department: str | None = None
+    cooperating_departments: list[str] = field(default_factory=list)
+    jurisdiction: str | None = None
+    status: str | None = None
+    outcome: str | None = None
+    agreement: str | None = None
+    agreement_amount: float | None = None
+    failure_reason: str | None = None
+    referral: str | None = None
+    withdrawal_reason: str | None = None
+    closed_at: datetime | None = None
+    visited_at: datetime | None = None
+    satisfaction: int | None = None
+
+    def notice(self, kind: str, *, departments: Iterable[str | None] = (),
+               tier: str | None = None) -> Notice:
+        """The notice of an event about this case; the event's own department and tier first."""
+        known = {d for d in (*departments, self.lead_department) if d}
+        return Notice(kind=kind, departments=frozenset(known | set(self.cooperating_departments)),
+                      tier=tier or self.tier, risk=self.risk, category=self.category,
+                      jurisdiction=self.jurisdiction)
+
+
+# Citizens reach these channels themselves; grid, police and court reports come from an
+# official, who is not the one to text.
+CITIZEN_CHANNELS = frozenset({Channel.HOTLINE_12345, Channel.WALK_IN, Channel.OPEN311,
+                              Channel.PETITION})
+# The statuses the 12345 hotline wants fed back (办结, 回访, 评价).
+FEEDBACK_STATUSES = frozenset({Status.CLOSED, Status.VISITED, Status.RATED})
+OUTCOME_STATUSES = frozenset({Status.RESOLVED, Status.FAILED, Status.REFERRED,
+                              Status.WITHDRAWN})
+
+
+def reported_facts(report: CaseReported) -> dict[str, Any]:
+    """The facts a report establishes."""
+    return {"channel": report.channel.value, "external_id": report.external_id,
+            "callback_url": report.callback_url,
+            "reporter_phone_masked": report.reporter.phone_masked if report.reporter else None}
+
+
+def lifecycle_facts(step: CaseLifecycle) -> dict[str, Any]:
+    """The facts one lifecycle step establishes. Each step sets its own facts only, so
+    applying steps in their (per-case, per-partition) order gives the case's current state."""
+    facts: dict[str, Any] = {"status": step.to_status.value}
+    if step.lead_department:
+        facts["lead_department"] = step.lead_department.value
+    if step.tier:
+        facts["tier"] = step.tier.value
+    data = step.data
+    match step.to_status:
+        case Status.RESOLVED:
+            facts.update(outcome=Status.RESOLVED.value, agreement=data.agreement,
+                         agreement_amount=data.agreement_amount)
+        case Status.FAILED:
+            facts.update(outcome=Status.FAILED.value, failure_reason=data.failure_reason)
+        case Status.REFERRED:
+            facts.update(outcome=Status.REFERRED.value,
+                         referral=data.referral.value if data.referral else None)
+        case Status.WITHDRAWN:
+            facts.update(outcome=Status.WITHDRAWN.value, withdrawal_reason=step.reason)
+        case Status.ESCALATED:
+            # Routed again one tier up: the earlier attempt's outcome no longer stands.
+            facts.update(outcome=None, agreement=None, agreement_amount=None,
+                         failure_reason=None, referral=None)
+        case Status.CLOSED:
+            facts["closed_at"] = step.at
+        case Status.VISITED:
+            facts["visited_at"] = step.at
+        case Status.RATED:
+            facts["satisfaction"] = data.satisfaction
+    return facts
+
+
+_REFERRAL_ZH = {Referral.LITIGATION.value: "诉讼", Referral.ARBITRATION.value: "仲裁",
+                Referral.ADMINISTRATIVE.value: "行政处理"}
+
+
+def outcome_summary(facts: CaseFacts) -> str:
+    """The result in the hotline's words (办理结果), free text masked."""
+    match facts.outcome:
+        case Status.RESOLVED.value:
+            text = "调解成功"
+            if facts.agreement:
+                text += f"，达成协议：{facts.agreement}"
+            if facts.agreement_amount is not None:
+                text += f"（协议金额{facts.agreement_amount:g}元）"
+        case Status.REFERRED.value:
+            text = "调解未成功，已引导" + _REFERRAL_ZH.get(facts.referral or "", "其他途径") + "解决"
+            if facts.failure_reason:
+                text += f"（{facts.failure_reason}）"
+        case Status.FAILED.value:
+            text = "调解未成功" + (f"：{facts.failure_reason}" if facts.failure_reason else "")
+        case Status.WITHDRAWN.value:
+            text = "当事人撤回" + (f"：{facts.withdrawal_reason}" if facts.withdrawal_reason
+                                   else "")
+        case _:
+            text = "已办结"
+    return scrub(text)
+
+
+def hotline_feedback(facts: CaseFacts, step: CaseLifecycle) -> HotlineFeedback | None:
+    """The feedback a 12345 work order's callback gets for this step, if any."""
+    if (step.to_status not in FEEDBACK_STATUSES or facts.channel != Channel.HOTLINE_12345
+            or not facts.callback_url):
+        return None
+    department = facts.lead_department
+    return HotlineFeedback(
+        order_no=facts.external_id or step.external_id, case_id=facts.case_id,
+        status=step.to_status, result=outcome_summary(facts),
+        handling_department=Department(department) if department else None,
+        closed_at=facts.closed_at, satisfaction=facts.satisfaction,
+        visited_at=facts.visited_at)
+
+
+def redact_lifecycle(step: CaseLifecycle) -> CaseLifecycle:
+    """Mask any phone or id number a mediator typed into the free text of a step; events
+    otherwise carry only masked numbers already."""
+    data = step.data
+    texts = {k: v for k, v in {"mediator": data.mediator, "notes": data.notes,
+                               "agreement": data.agreement,
+                               "failure_reason": data.failure_reason,
+                               "visit_notes": data.visit_notes}.items() if v}
+    return step.model_copy(update={
+        "reason": scrub(step.reason) if step.reason else None,
+        "data": data.model_copy(update={k: scrub(v) for k, v in texts.items()})})
+
+
+# ---------------------------------------------------------------------------------------------
+# SMS to the reporting citizen
+
+SMS_RECEIVED = "received"
+SMS_CLOSED = "closed"
+SMS_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
+    SMS_RECEIVED: frozenset({"case_id", "external_id"}),
+    SMS_CLOSED: frozenset({"case_id", "external_id", "result"}),
+}
+
+
+def check_sms_template(template_name: str, template: str) -> None:
+    """Raise ValueError when a template uses a placeholder it will not get."""
+    allowed = SMS_PLACEHOLDERS[template_name]
+    try:
+        template.format(**dict.fromkeys(allowed, "x"))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"SMS template '{template_name}' is invalid ({exc!r}); "
+                         f"placeholders: {', '.join(sorted(allowed))}") from exc
+
+
+def wants_sms_on_receipt(report: CaseReported) -> bool:
+    return (report.channel in CITIZEN_CHANNELS and report.reporter is not None
+            and bool(report.reporter.phone_hash or report.reporter.phone_masked))
+
+
+def wants_sms_on_closure(facts: CaseFacts, step: CaseLifecycle) -> bool:
+    return (step.to_status == Status.CLOSED and facts.reporter_phone_masked is not None
+            and facts.channel in CITIZEN_CHANNELS)
+
+
+def sms_text(template: str, **values: str) -> str:
+    return scrub(template.format(**values))
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    phone: str = field(repr=False)  # never in a repr, so never in a log line by accident
+    text: str
+    template: str
+    reference: str
+
+
+# ---------------------------------------------------------------------------------------------
+# The outside services notify depends on, as it needs them
+
+class DeliveryFailed(Exception):
+    """An attempt failed. `permanent`: retrying cannot help, so the delivery is dead at once."""
+
+    def __init__(self, reason: str, status_code: int | None = None,
+                 permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+        self.permanent = permanent
+
+
+class SmsGateway(Protocol):
+    """Sends one text message; raises DeliveryFailed when the provider refuses or fails."""
+
+    async def send(self, message: SmsMessage) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ContactDirectory(Protocol):
+    """Where the reporting citizen's phone lives in clear (intake). Returns None when the case
+    has no contact phone; raises DeliveryFailed when the directory cannot answer."""
+
+    async def contact_phone(self, case_id: str) -> str | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def with_contact(event_json: dict[str, Any], phone: str | None) -> dict[str, Any]:
+    """The event with the citizen's phone as CloudEvents extension attribute `contactphone`
+    (for subscriptions authorised for personal data)."""
+    return {**event_json, "contactphone": phone} if phone else event_json
+

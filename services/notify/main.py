@@ -1,30 +1,74 @@
-"""Notify wiring: routed events become deliveries; the sender posts them."""
+"""Notify wiring: case events become deliveries (webhooks, hotline feedback, SMS); the sender
+sends them; the API manages subscriptions and shows the delivery log."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from contracts.events import CaseRoutedEvent
-from contracts.topics import CASE_ROUTED
+from contracts.events import (
+    CaseLifecycleEvent,
+    CaseReportedEvent,
+    CaseRoutedEvent,
+    CaseSupervisionEvent,
+)
+from contracts.topics import CASE_LIFECYCLE, CASE_REPORTED, CASE_ROUTED, CASE_SUPERVISION
 from kit.app import create_app
 from kit.consumer import Subscription
 from kit.runtime import Runtime
 from kit.settings import Settings
 from services.notify.api import build_router
-from services.notify.handlers import on_routed
+from services.notify.domain import (
+    SMS_CLOSED,
+    SMS_RECEIVED,
+    SmsGateway,
+    check_sms_template,
+    is_valid_secret,
+)
+from services.notify.gateways import HttpContactDirectory, HttpSmsGateway, LogFileSmsGateway
+from services.notify.handlers import NotifyHandlers, SubscriptionBook
 from services.notify.sender import DeliverySender
 from services.notify.store import kit_tables, metadata
 
 
+def check_settings(settings: Settings) -> None:
+    """Fail at start, not at the first closure, on a bad secret or template."""
+    if not is_valid_secret(settings.hotline_callback_secret):
+        raise ValueError("FQ_HOTLINE_CALLBACK_SECRET must be whsec_ followed by base64 of "
+                         "16 to 64 bytes")
+    check_sms_template(SMS_RECEIVED, settings.sms_template_received)
+    check_sms_template(SMS_CLOSED, settings.sms_template_closed)
+
+
+def sms_gateway(settings: Settings) -> SmsGateway:
+    """The HTTP provider when configured; otherwise the log file of the embedded default."""
+    if settings.sms_gateway_url:
+        return HttpSmsGateway(settings.sms_gateway_url, settings.sms_gateway_token,
+                              timeout=settings.delivery_timeout_seconds)
+    return LogFileSmsGateway(settings.var_dir / "sms.log")
+
+
 def create(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(service="notify")
+    check_settings(settings)
     runtime = Runtime(settings, metadata, kit_tables)
-    sender = DeliverySender(settings, runtime.engine, runtime.sessions)
-    runtime.consume("notify", [Subscription(CASE_ROUTED, CaseRoutedEvent, on_routed)],
-                    after_commit=sender.wake)
+    directory = HttpContactDirectory(
+        settings.intake_url, settings.contact_directory_api_key or settings.dev_api_key,
+        timeout=settings.delivery_timeout_seconds)
+    sender = DeliverySender(settings, runtime.engine, runtime.sessions,
+                            outbox=kit_tables.outbox, sms=sms_gateway(settings),
+                            directory=directory, on_dead=runtime.relay.wake)
+    book = SubscriptionBook()
+    handlers = NotifyHandlers(settings, book)
+    runtime.consume("notify", [
+        Subscription(CASE_REPORTED, CaseReportedEvent, handlers.on_reported),
+        Subscription(CASE_ROUTED, CaseRoutedEvent, handlers.on_routed),
+        Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, handlers.on_lifecycle),
+        Subscription(CASE_SUPERVISION, CaseSupervisionEvent, handlers.on_supervision),
+    ], after_commit=sender.wake)
     runtime.job("delivery-sender", sender.run, stop=sender.stop)
     return create_app(
         runtime, title="fengqiao notify",
-        description="Webhooks to departments and platforms, signed (Standard Webhooks), "
-        "retried with backoff, every attempt logged.",
-        routers=[build_router()])
+        description="Webhooks to departments and platforms (Standard Webhooks signatures, "
+        "retried with backoff, every attempt logged), result feedback to the 12345 hotline "
+        "(办结反馈), and SMS to the reporting citizen.",
+        routers=[build_router(book, sender.wake)])

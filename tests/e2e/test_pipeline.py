@@ -158,7 +158,7 @@ async def test_work_order_is_routed_stored_and_notified(
         assert b"13800138000" not in raw
 
         deliveries = await client.get(services["notify"] + "/v1/deliveries",
-                                      params={"case_id": case_id})
+                                      params={"case_id": case_id, "target": "webhook"})
         [delivery] = deliveries.json()["items"]
         assert (delivery["status"], delivery["attempts"]) == ("succeeded", 2)
     print(f"\nE2E: routed case readable {routed_after:.2f}s after the post")

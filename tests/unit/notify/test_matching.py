@@ -74,13 +74,13 @@ def test_a_lifecycle_notice_takes_routing_facts_and_the_events_own_department_an
 
 
 def test_subscription_kinds_are_checked_against_the_statuses_and_levels() -> None:
-    ok = SubscriptionIn(name="x", url="https://example.org/hook",  # type: ignore[arg-type]
+    ok = SubscriptionIn(name="x", url="https://example.org/hook",
                         kinds=["lifecycle.closed", "supervision.level_2", "routed"])
     assert ok.kinds == ["lifecycle.closed", "supervision.level_2", "routed"]
     assert "lifecycle.archived" in EVENT_KINDS and "supervision.warning" in EVENT_KINDS
     for bad in (["lifecycle.done"], ["supervision.level_3"], ["reported"], []):
         with pytest.raises(ValidationError):
-            SubscriptionIn(name="x", url="https://example.org/hook",  # type: ignore[arg-type]
+            SubscriptionIn(name="x", url="https://example.org/hook",
                            kinds=bad)
 
 

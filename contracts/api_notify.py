@@ -1,0 +1,201 @@
+"""Notify's published contracts: webhook subscriptions, the delivery log, the hotline result
+feedback (办结反馈) it posts, the dead-delivery record on `notify.deliveries.v1.dlq`, and the
+contact-directory answer it expects from intake."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
+
+from contracts.enums import Category, Department, Risk, Status, SupervisionLevel, Tier
+from contracts.envelope import CloudEvent
+
+# ---------------------------------------------------------------------------------------------
+# Event kinds a subscription can ask for
+
+KIND_ROUTED = "routed"
+KIND_LIFECYCLE = "lifecycle"
+KIND_SUPERVISION = "supervision"
+
+EVENT_KINDS: tuple[str, ...] = (
+    KIND_ROUTED,
+    KIND_LIFECYCLE, *(f"{KIND_LIFECYCLE}.{s.value}" for s in Status),
+    KIND_SUPERVISION, *(f"{KIND_SUPERVISION}.{level.value}" for level in SupervisionLevel),
+)
+
+
+def lifecycle_kind(status: Status) -> str:
+    """The kind of a lifecycle event: `lifecycle.closed`."""
+    return f"{KIND_LIFECYCLE}.{status.value}"
+
+
+def supervision_kind(level: SupervisionLevel) -> str:
+    """The kind of a supervision event: `supervision.level_2`."""
+    return f"{KIND_SUPERVISION}.{level.value}"
+
+
+def _known_kind(kind: str) -> str:
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"unknown kind '{kind}': use routed, lifecycle, lifecycle.<status>, "
+                         "supervision or supervision.<level>")
+    return kind
+
+
+EventKind = Annotated[str, AfterValidator(_known_kind)]
+JurisdictionPrefix = Annotated[str, Field(pattern=r"^\d{1,15}$",
+                                          description="Administrative division code or prefix")]
+
+# ---------------------------------------------------------------------------------------------
+# Subscriptions
+
+class SubscriptionIn(BaseModel):
+    """A webhook subscription. Every filter list empty means 'all'; filters combine with AND,
+    values inside one filter with OR."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=128)
+    url: AnyHttpUrl = Field(description="Where events are POSTed (http or https)")
+    kinds: list[EventKind] = Field(
+        default=[KIND_ROUTED], min_length=1, max_length=len(EVENT_KINDS),
+        description="routed; lifecycle (every status) or lifecycle.<status>; supervision "
+        "(every level) or supervision.<level>")
+    departments: list[Department] = Field(
+        default=[], max_length=len(Department),
+        description="Lead or cooperating department; empty: every department")
+    tiers: list[Tier] = Field(default=[], max_length=len(Tier))
+    risks: list[Risk] = Field(default=[], max_length=len(Risk))
+    categories: list[Category] = Field(default=[], max_length=len(Category))
+    jurisdictions: list[JurisdictionPrefix] = Field(
+        default=[], max_length=100,
+        description="Division codes; a case matches when its jurisdiction code starts with one")
+    authorised_personal_data: bool = Field(
+        default=False, description="Also receive the reporting citizen's phone number "
+        "(`contactphone`); only an admin key may set this")
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    name: str
+    url: str
+    kinds: list[str]
+    departments: list[Department]
+    tiers: list[Tier]
+    risks: list[Risk]
+    categories: list[Category]
+    jurisdictions: list[str]
+    authorised_personal_data: bool
+    created_at: datetime
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, description="Until then deliveries are also signed with the secret "
+        "before the last rotation")
+
+
+class SubscriptionCreated(SubscriptionOut):
+    secret: str = Field(description="Signing secret (Standard Webhooks, whsec_...); shown once")
+
+
+class SecretRotated(BaseModel):
+    id: str
+    secret: str = Field(description="The new signing secret; shown once")
+    previous_secret_expires_at: datetime = Field(
+        description="The old secret keeps signing (a second signature) until then")
+
+
+# ---------------------------------------------------------------------------------------------
+# Deliveries
+
+DeliveryStatus = Literal["pending", "succeeded", "dead"]
+DeliveryTarget = Literal["webhook", "hotline_feedback", "sms"]
+
+
+class AttemptOut(BaseModel):
+    attempt: int = Field(description="1 for the first attempt; restarts at 1 after a redelivery")
+    at: datetime
+    status_code: int | None = Field(description="The receiver's HTTP status, if it answered")
+    error: str | None = Field(description="Why the attempt failed; null when it succeeded")
+    duration_seconds: float
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    target: DeliveryTarget
+    subscription_id: str | None = Field(description="Set for webhook deliveries")
+    event_id: str
+    case_id: str
+    kind: str
+    status: DeliveryStatus
+    attempts: int = Field(description="Attempts since the delivery was (re)queued")
+    next_attempt_at: datetime | None = Field(description="When a pending delivery is tried next")
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryDetail(DeliveryOut):
+    attempt_log: list[AttemptOut] = Field(description="Every attempt ever made, oldest first")
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: int | None = Field(description="Pass as `cursor` for the next (older) page")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hotline result feedback (办结反馈): what notify POSTs to a 12345 work order's callback_url
+
+class HotlineFeedback(BaseModel):
+    """The outcome of a 12345 work order, in the hotline's terms."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order_no: str = Field(description="The hotline's work order number (工单编号)")
+    case_id: str = Field(description="fengqiao case id")
+    status: Status = Field(description="closed (办结), visited (回访) or rated (评价)")
+    result: str = Field(description="The outcome: resolved with the agreement, failed and "
+                        "referred, or withdrawn (办理结果)")
+    handling_department: Department | None = Field(description="Lead department (承办单位)")
+    closed_at: AwareDatetime | None = Field(description="When the case was closed (办结时间)")
+    satisfaction: int | None = Field(default=None, ge=1, le=5,
+                                     description="The citizen's rating 1–5 (满意度), once rated")
+    visited_at: AwareDatetime | None = Field(default=None, description="Follow-up visit (回访)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Dead deliveries on notify.deliveries.v1.dlq
+
+class DeliveryDead(BaseModel):
+    """A delivery that failed its last attempt. Redeliver it with
+    POST /v1/deliveries/{delivery_id}/redeliver."""
+
+    model_config = ConfigDict(frozen=True)
+
+    delivery_id: int
+    target: DeliveryTarget
+    subscription_id: str | None
+    event_id: str = Field(description="The case event the delivery carried")
+    case_id: str
+    kind: str
+    attempts: int
+    last_status_code: int | None
+    reason: str = Field(description="Why the last attempt failed")
+    dead_at: AwareDatetime
+    payload: dict[str, Any] = Field(description="The JSON that was being delivered (masked)")
+
+
+class DeliveryDeadEvent(CloudEvent[DeliveryDead]):
+    event_type: ClassVar[str] = "cn.fengqiao.notify.delivery.dead.v1"
+
+
+# ---------------------------------------------------------------------------------------------
+# The contact directory notify expects intake to serve (personal data, narrow scope)
+
+class CaseContact(BaseModel):
+    """Answer of intake's `GET /v1/intake/cases/{case_id}/contact` (scope personal_data:read):
+    the reporting citizen's phone in clear. Never published in an event."""
+
+    case_id: str
+    phone: str | None = Field(description="Normalised phone (mobile or landline); null if none")
