@@ -2,7 +2,10 @@
 
 - docker-compose.yml is valid against the Compose specification's JSON Schema and keeps
   router, mediation and notify scalable (`docker compose up --scale router=3`);
-- the Grafana dashboards and the alert rules use only metrics the services export;
+- the metrics follow Prometheus' conventions, and the Grafana dashboards and the alert
+  rules use only metrics the services export;
+- the dashboard JSON is what deploy/grafana/generate_dashboards.py writes, and
+  docs/operations.md explains every panel and alert (the runbook the alerts link to);
 - with `promtool` (Debian package `prometheus`): the Prometheus config and the PromQL of
   every dashboard panel parse, and the alert rules pass their unit tests. Without
   promtool those tests are skipped, except in CI (CI=true), where they fail.
@@ -10,6 +13,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -17,7 +21,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -29,6 +34,8 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
 GRAFANA_DIR = DEPLOY / "grafana"
 DASHBOARD_FILES = sorted((GRAFANA_DIR / "dashboards").glob("*.json"))
+DASHBOARD_GENERATOR = GRAFANA_DIR / "generate_dashboards.py"
+OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 
 APP_SERVICES = {"intake": 8001, "router": 8002, "mediation": 8003, "notify": 8004}
 SCALABLE_SERVICES = ("router", "mediation", "notify")
@@ -47,8 +54,10 @@ EXPORTED_METRICS = frozenset(
         "fq_messages_consumed_total",
         "fq_outbox_backlog_rows",
         "fq_outbox_oldest_age_seconds",
+        "fq_outbox_published_total",
         "fq_dlq_messages_total",
         "fq_deliveries_total",
+        "fq_delivery_attempt_duration_seconds",
         "fq_cases_open",
         "fq_cases_overdue",
         "fq_supervision_events_total",
@@ -56,9 +65,12 @@ EXPORTED_METRICS = frozenset(
         "fq_red_cases_unaccepted_overdue",
     }
 )
-HISTOGRAMS = frozenset({"fq_http_request_duration_seconds", "fq_routing_latency_seconds"})
+# What prometheus_client's default process collector exports in every service.
+PROCESS_METRICS = frozenset({"process_cpu_seconds_total", "process_resident_memory_bytes"})
+HISTOGRAMS = frozenset({"fq_http_request_duration_seconds", "fq_routing_latency_seconds",
+                        "fq_delivery_attempt_duration_seconds"})
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-METRIC_NAME = re.compile(r"\bfq_[a-z_]+\b")
+METRIC_NAME = re.compile(r"\b(?:fq|process)_[a-z_]+\b")
 # Grafana's built-in range variables, replaced by a fixed range for promtool.
 GRAFANA_RANGE_VARS = re.compile(r"\$__(rate_interval|interval|range)\b")
 
@@ -225,26 +237,31 @@ def test_prometheus_discovers_every_replica_of_every_service() -> None:
     assert "alerts.yml" in config["rule_files"]
 
 
-def _alert_rules() -> list[dict[str, Any]]:
+def alert_rules() -> list[dict[str, Any]]:
+    """Every alerting rule of deploy/prometheus/alerts.yml (also used by the e2e test)."""
     groups = _load_yaml(PROMETHEUS_DIR / "alerts.yml")["groups"]
     return [rule for group in groups for rule in group["rules"] if "alert" in rule]
 
 
 def test_every_alert_is_labelled_and_unit_tested() -> None:
-    rules = _alert_rules()
+    rules = alert_rules()
     names = [rule["alert"] for rule in rules]
     assert len(names) == len(set(names)), names
     tests = _load_yaml(PROMETHEUS_DIR / "alerts_test.yml")
     assert tests["rule_files"] == ["alerts.yml"]
     tested = {case["alertname"] for test in tests["tests"] for case in test["alert_rule_test"]}
     assert set(names) <= tested, f"alerts without a unit test: {set(names) - tested}"
+    firing = {case["alertname"] for test in tests["tests"]
+              for case in test["alert_rule_test"] if case["exp_alerts"]}
+    assert set(names) <= firing, f"alerts never shown firing: {set(names) - firing}"
     for rule in rules:
         assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
         assert rule["annotations"].get("summary"), rule["alert"]
+        assert rule["annotations"].get("description"), rule["alert"]
 
 
 def test_alerts_cover_the_operational_risks() -> None:
-    used = set().union(*(_metric_names(rule["expr"]) for rule in _alert_rules()))
+    used = set().union(*(_metric_names(rule["expr"]) for rule in alert_rules()))
     for metric in (
         "fq_consumer_lag_messages",
         "fq_outbox_oldest_age_seconds",
@@ -253,7 +270,23 @@ def test_alerts_cover_the_operational_risks() -> None:
         "fq_cases_overdue",
     ):
         assert metric in used, f"no alert on {metric}"
-    assert any(re.search(r"\bup\b", rule["expr"]) for rule in _alert_rules())
+    assert any(re.search(r"\bup\b", rule["expr"]) for rule in alert_rules())
+
+
+def _doc_anchors() -> set[str]:
+    """GitHub's anchors for the headings of docs/operations.md."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", OPERATIONS_DOC.read_text(encoding="utf-8"), re.M)
+    return {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
+
+
+def test_every_alert_links_to_its_runbook_section() -> None:
+    anchors = _doc_anchors()
+    for rule in alert_rules():
+        runbook = rule["annotations"].get("runbook", "")
+        doc, _, anchor = runbook.partition("#")
+        assert doc == "docs/operations.md", f"{rule['alert']}: runbook {runbook!r}"
+        assert anchor == rule["alert"].lower(), f"{rule['alert']}: runbook {runbook!r}"
+        assert anchor in anchors, f"docs/operations.md has no section {rule['alert']}"
 
 
 # ------------------------------------------------------------------ grafana
@@ -282,6 +315,24 @@ def test_both_dashboards_exist() -> None:
     assert {p.name for p in DASHBOARD_FILES} >= {"operations.json", "governance.json"}
 
 
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("generate_dashboards", DASHBOARD_GENERATOR)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while defining
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dashboard_json_is_what_the_generator_writes() -> None:
+    expected: dict[str, str] = _generator().rendered()
+    assert set(expected) == {p.name for p in DASHBOARD_FILES}
+    for name, text in expected.items():
+        on_disk = (GRAFANA_DIR / "dashboards" / name).read_text(encoding="utf-8")
+        assert on_disk == text, (
+            f"{name} is stale: run `uv run python deploy/grafana/generate_dashboards.py`")
+
+
 def _dashboard(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -296,13 +347,25 @@ def _query_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     return panels
 
 
-def _dashboard_exprs() -> list[str]:
+class DashboardQuery(NamedTuple):
+    dashboard: str
+    panel: str
+    ref_id: str
+    expr: str
+
+
+def dashboard_queries() -> list[DashboardQuery]:
+    """Every query of every dashboard panel (also used by the e2e test)."""
     return [
-        target["expr"]
+        DashboardQuery(path.stem, panel["title"], target["refId"], target["expr"])
         for path in DASHBOARD_FILES
         for panel in _query_panels(_dashboard(path))
         for target in panel["targets"]
     ]
+
+
+def _dashboard_exprs() -> list[str]:
+    return [query.expr for query in dashboard_queries()]
 
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
@@ -314,9 +377,12 @@ def test_dashboard_is_well_formed(path: Path) -> None:
     assert len(ids) == len(set(ids)), f"duplicate panel ids in {path.name}"
     panels = _query_panels(dashboard)
     assert panels
+    titles = [panel["title"] for panel in panels]
+    assert len(titles) == len(set(titles)), f"duplicate panel titles in {path.name}"
     for panel in panels:
         title = panel["title"]
         assert panel["type"] in ("timeseries", "stat"), title
+        assert panel["description"].strip(), f"{title}: no description"
         assert panel["datasource"]["uid"] == DATASOURCE_UID, title
         pos = panel["gridPos"]
         assert pos["w"] > 0 and pos["h"] > 0 and pos["x"] + pos["w"] <= 24, title
@@ -329,20 +395,39 @@ def test_dashboard_is_well_formed(path: Path) -> None:
             assert target["expr"].strip(), f"{title}: empty query"
 
 
+def test_dashboard_panels_do_not_overlap() -> None:
+    for path in DASHBOARD_FILES:
+        cells: dict[tuple[int, int], str] = {}
+        for panel in _dashboard(path)["panels"]:
+            pos = panel["gridPos"]
+            for x in range(pos["x"], pos["x"] + pos["w"]):
+                for y in range(pos["y"], pos["y"] + pos["h"]):
+                    other = cells.setdefault((x, y), panel["title"])
+                    assert other == panel["title"], f"{path.name}: {other} / {panel['title']}"
+
+
 def test_dashboard_uids_are_unique() -> None:
     uids = [_dashboard(path)["uid"] for path in DASHBOARD_FILES]
     assert len(uids) == len(set(uids))
+
+
+def test_operations_doc_explains_every_panel() -> None:
+    text = OPERATIONS_DOC.read_text(encoding="utf-8")
+    for path in DASHBOARD_FILES:
+        for panel in _query_panels(_dashboard(path)):
+            assert panel["title"] in text, f"docs/operations.md does not explain {panel['title']!r}"
 
 
 # ------------------------------------------------------------------ metric names
 
 
 def test_dashboards_and_alerts_use_only_exported_metrics() -> None:
-    exprs = _dashboard_exprs() + [rule["expr"] for rule in _alert_rules()]
+    exprs = _dashboard_exprs() + [rule["expr"] for rule in alert_rules()]
     tests = _load_yaml(PROMETHEUS_DIR / "alerts_test.yml")
     exprs += [series["series"] for test in tests["tests"] for series in test["input_series"]]
     used = set().union(*(_metric_names(expr) for expr in exprs))
-    unknown = sorted(name for name in used if _base_name(name) not in EXPORTED_METRICS)
+    known = EXPORTED_METRICS | PROCESS_METRICS
+    unknown = sorted(name for name in used if _base_name(name) not in known)
     assert not unknown, f"metrics not exported by the services: {unknown}"
 
 
@@ -352,18 +437,44 @@ def test_dashboards_show_every_exported_metric() -> None:
     assert not missing, f"exported metrics no dashboard shows: {missing}"
 
 
-def test_metric_list_matches_kit_metrics() -> None:
-    """The list above is what kit/metrics.py registers (as exposed: counters get _total)."""
+def _fq_families() -> list[Any]:
     from prometheus_client import REGISTRY
 
     import kit.metrics  # noqa: F401  (registers the metrics)
 
-    exposed = set()
-    for family in REGISTRY.collect():
-        if family.name.startswith("fq_"):
-            exposed.add(family.name + "_total" if family.type == "counter" else family.name)
-    missing = sorted(EXPORTED_METRICS - exposed)
-    assert not missing, f"dashboards and alerts rely on metrics kit.metrics lacks: {missing}"
+    return [family for family in REGISTRY.collect() if family.name.startswith("fq_")]
+
+
+def test_metric_list_matches_kit_metrics() -> None:
+    """The list above is what kit/metrics.py registers (as exposed: counters get _total)."""
+    exposed = {family.name + "_total" if family.type == "counter" else family.name
+               for family in _fq_families()}
+    assert exposed == EXPORTED_METRICS, (
+        f"kit.metrics lacks {sorted(EXPORTED_METRICS - exposed)}; "
+        f"not listed here (so not checked in dashboards): {sorted(exposed - EXPORTED_METRICS)}")
+
+
+def test_metrics_follow_prometheus_naming_conventions() -> None:
+    from prometheus_client.metrics import MetricWrapperBase
+
+    import kit.metrics
+
+    metrics = [m for m in vars(kit.metrics).values() if isinstance(m, MetricWrapperBase)]
+    assert metrics
+    for metric in metrics:
+        (family,) = metric.describe()
+        name = family.name
+        assert re.fullmatch(r"fq_[a-z]+(_[a-z]+)*", name), f"{name}: not fq_snake_case"
+        assert not re.search(r"_(ms|millis\w*|micro\w*|minutes|hours|days|kb|mb)(_|$)", name), (
+            f"{name}: use base units (seconds, bytes)")
+        if family.type == "histogram":
+            assert name.endswith(("_seconds", "_bytes")), f"{name}: histogram without a unit"
+        labels = set(metric._labelnames)
+        # Prometheus would rename job/instance to exported_*; le/quantile break histograms.
+        reserved = {"job", "instance", "le", "quantile"} & labels
+        assert not reserved, f"{name}: reserved label names {reserved}"
+        assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", label) for label in labels), (name, labels)
+        assert family.documentation.strip(), f"{name}: no help text"
 
 
 # ------------------------------------------------------------------ promtool
