@@ -21,8 +21,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.envelope import CloudEvent
+from contracts.topics import dlq
 from kit.bus import Producer
-from kit.metrics import CONSUMER_LAG, MESSAGES_CONSUMED
+from kit.metrics import CONSUMER_LAG, DLQ_MESSAGES, MESSAGES_CONSUMED
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +75,21 @@ class Subscription:
 
 
 class _DrainOnRevoke(ConsumerRebalanceListener):
-    """Let an in-flight batch finish and commit before its partitions move elsewhere."""
+    """Let an in-flight batch finish and commit before its partitions move elsewhere, and
+    drop the lag series of partitions this process no longer owns."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
+    def __init__(self, lock: asyncio.Lock, group: str) -> None:
         self._lock = lock
+        self._group = group
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         async with self._lock:
             pass
+        for tp in revoked:
+            try:
+                CONSUMER_LAG.remove(self._group, tp.topic, str(tp.partition))
+            except KeyError:
+                pass
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None
@@ -122,12 +130,22 @@ class ConsumerLoop:
         # aiokafka clients must be created inside the running event loop.
         self.consumer = self._new_consumer()
         await self.consumer.start()
-        self.consumer.subscribe(list(self.subscriptions), listener=_DrainOnRevoke(self._batch_lock))
+        self.consumer.subscribe(list(self.subscriptions),
+                                listener=_DrainOnRevoke(self._batch_lock, self.group))
+        for topic in self.subscriptions:
+            # Export every dead-letter series from the start, so a first one is an increase.
+            DLQ_MESSAGES.labels(topic=dlq(topic)).inc(0)
         backoff = 0.2
+        lag_recorded = 0.0
         try:
             while not self._stopping.is_set():
                 batch = await self.consumer.getmany(timeout_ms=self.poll_ms,
                                                     max_records=self.max_records)
+                now = time.monotonic()
+                if now - lag_recorded >= 1.0:
+                    # Also when idle: a lag that stops being updated would lie.
+                    lag_recorded = now
+                    await self._record_lag()
                 if not batch:
                     continue
                 try:
@@ -140,7 +158,6 @@ class ConsumerLoop:
                     self._rewind(batch)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 10.0)
-                await self._record_lag()
         finally:
             await self.consumer.stop()
 
