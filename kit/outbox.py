@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.envelope import CloudEvent
 from kit.bus import CE_CONTENT_TYPE, Producer, Record, encode
+from kit.consumer import TRANSIENT_ERRORS
 from kit.leader import run_as_leader
 from kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 
@@ -48,7 +49,6 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._last_gauge = 0.0
 
     def wake(self) -> None:
         """Publish now rather than at the next poll: call after committing outbox rows."""
@@ -66,8 +66,20 @@ class OutboxRelay:
         while not self._stopping.is_set():
             published = await self.publish_once()
             if published < self.batch:
-                await self._update_gauges()
                 await self._sleep(self.poll_seconds)
+
+    async def watch_backlog(self, every: float = 2.0) -> None:
+        """Export the backlog and the age of its oldest row, in every replica and whether or
+        not the broker is reachable: an outage is exactly when they matter."""
+        while not self._stopping.is_set():
+            try:
+                await self._update_gauges()
+            except TRANSIENT_ERRORS as exc:
+                log.warning("outbox gauges not updated", extra={"error": repr(exc)[:200]})
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=every)
+            except TimeoutError:
+                pass
 
     async def publish_once(self) -> int:
         """Publish up to one batch of the oldest rows; returns how many were published."""
@@ -87,9 +99,6 @@ class OutboxRelay:
 
     async def _update_gauges(self) -> None:
         now = time.time()
-        if now - self._last_gauge < 2.0:
-            return
-        self._last_gauge = now
         async with self.sessions() as session:
             count, oldest = (await session.execute(
                 select(func.count(), func.min(self.outbox.c.created_at)))).one()

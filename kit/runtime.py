@@ -78,6 +78,7 @@ class Runtime:
         await migrate.upgrade(self.auth_engine, "auth", auth_metadata)
         self._spawn("producer", self._start_producer)
         self._spawn("outbox-relay", self._after_producer(self.relay.run))
+        self._spawn("outbox-gauges", self.relay.watch_backlog)
         for loop in self.loops:
             self._spawn(f"consumer-{loop.group}", self._after_producer(loop.run))
         for name, run in self._jobs:
