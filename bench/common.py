@@ -5,29 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import all_topic_names
 from kit.bus import create_topics, wait_for_broker
 from tests.infra import (
-    DEV_KEY,
     Broker,
     create_pg_database,
     drop_pg_database,
     free_port,
     postgres_available,
+    service_processes,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,16 +37,10 @@ class Infra:
     database_url: str
     pg_name: str | None
     workdir: Path
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    stack: ExitStack = field(default_factory=ExitStack)
 
     async def close(self) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        self.stack.close()
         self.broker.stop()
         if self.pg_name:
             await drop_pg_database(self.pg_name)
@@ -70,25 +62,11 @@ async def start_infra(db: str, partitions: int = 4) -> Infra:
 
 def start_service(infra: Infra, name: str, **env_extra: str) -> str:
     """Run one service as its own process; returns its base URL once it is ready."""
-    port = free_port()
-    env = {**os.environ, "FQ_SERVICE": name, "FQ_PORT": str(port),
-           "FQ_KAFKA_BOOTSTRAP": infra.broker.bootstrap, "FQ_DEV_API_KEY": DEV_KEY,
-           "FQ_VAR_DIR": str(infra.workdir), "FQ_LOG_LEVEL": "WARNING", **env_extra}
-    if not infra.database_url.startswith("sqlite"):
-        env["FQ_DATABASE_URL"] = infra.database_url
-    log = open(infra.workdir / f"{name}-{port}.log", "wb")  # closed when the process ends
-    infra.procs.append(subprocess.Popen([sys.executable, "-m", "kit.cli", "serve", name],
-                                        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{name} did not become ready; see {infra.workdir}")
+    context = service_processes({name: free_port()}, bootstrap=infra.broker.bootstrap,
+                                database_url=infra.database_url, var=infra.workdir,
+                                env={"FQ_LOG_LEVEL": "WARNING", **env_extra})
+    started = infra.stack.enter_context(context)
+    return started[name].url
 
 
 async def produce(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> None:

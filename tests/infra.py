@@ -7,11 +7,15 @@ import asyncio
 import os
 import socket
 import subprocess
+import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -120,3 +124,73 @@ def service_settings(service: str, bootstrap: str, database_url: str, run_dir: P
 
 DEV_KEY = "fq_test_admin_key"
 AUTH = {"Authorization": f"Bearer {DEV_KEY}"}
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Fast settings for services under test: short polls, quick group rebalances.
+FAST_ENV = {"FQ_CONSUMER_POLL_MS": "50", "FQ_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+            "FQ_OUTBOX_POLL_SECONDS": "0.1"}
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def _wait_ready(started: dict[str, ServiceProcess], within: float) -> list[str]:
+    pending = set(started)
+    deadline = time.monotonic() + within
+    while pending and time.monotonic() < deadline:
+        for name in list(pending):
+            if started[name].process.poll() is not None:
+                return sorted(pending)
+            try:
+                if httpx.get(started[name].url + "/readyz", timeout=1).status_code == 200:
+                    pending.discard(name)
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.2)
+    return sorted(pending)
+
+
+@contextmanager
+def service_processes(ports: dict[str, int], *, bootstrap: str, database_url: str,
+                      var: Path, env: dict[str, str] | None = None
+                      ) -> Iterator[dict[str, ServiceProcess]]:
+    """Run services as separate processes (`fengqiao serve <name>`), as in production, and
+    stop them with SIGTERM afterwards. Raises RuntimeError with their logs if one is not
+    ready within a minute."""
+    var.mkdir(parents=True, exist_ok=True)
+    base = {**os.environ, **FAST_ENV, "FQ_KAFKA_BOOTSTRAP": bootstrap,
+            "FQ_DEV_API_KEY": DEV_KEY, "FQ_VAR_DIR": str(var), **(env or {})}
+    if not database_url.startswith("sqlite"):
+        base["FQ_DATABASE_URL"] = database_url
+    started: dict[str, ServiceProcess] = {}
+    try:
+        for name, port in ports.items():
+            log = var / f"{name}-{port}.log"
+            with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "kit.cli", "serve", name],
+                    env={**base, "FQ_SERVICE": name, "FQ_PORT": str(port)},
+                    stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+            started[name] = ServiceProcess(name, f"http://127.0.0.1:{port}", process, log)
+        not_ready = _wait_ready(started, 60)
+        if not_ready:
+            logs = {n: started[n].log.read_text(errors="replace")[-3000:] for n in not_ready}
+            raise RuntimeError(f"services not ready: {not_ready}\n{logs}")
+        yield started
+    finally:
+        for service in started.values():
+            if service.process.poll() is None:
+                service.process.terminate()
+        for service in started.values():
+            try:
+                service.process.wait(20)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                service.process.wait()

@@ -1,80 +1,70 @@
-"""Mediation's case API for staff and other platforms."""
+"""Mediation's REST API for staff and other platforms: cases (filters, cursor pagination),
+lifecycle transitions, and the figures the centres report (JSON or CSV)."""
 
 from __future__ import annotations
 
 import base64
-from datetime import datetime
-from typing import Annotated, Any
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
+from contracts.api_mediation import (
+    PERIODS,
+    CasePage,
+    CaseSummary,
+    CaseView,
+    HistoryEntry,
+    StatsDimension,
+    StatsReport,
+    StatsRow,
+    SupervisionEntry,
+    TransitionRequest,
+    TransitionResult,
+)
 from contracts.enums import Category, Channel, Department, Risk, Status, Tier
 from kit.auth import Principal, Scope, require
-from kit.errors import ApiError, error_responses
+from kit.errors import ApiError, FieldError, error_responses
 from kit.runtime import Runtime
-from services.mediation.store import Case, CaseHistory
+from services.mediation import store
+from services.mediation.domain.figures import (
+    COUNT_NAMES,
+    DEFINITIONS,
+    FIGURE_NAMES,
+    LABELS_ZH,
+    CaseCounts,
+    figures,
+)
+from services.mediation.domain.lifecycle import (
+    IllegalTransition,
+    StaleVersion,
+    StepDataInvalid,
+    staff_targets,
+)
+from services.mediation.domain.time_limits import is_overdue
+from services.mediation.handlers import transition_case
+from services.mediation.store import SV, C, Case, CaseHistory, H, SupervisionRecord
 
-# Core columns: typed SQL expressions, where SQLModel's attributes read as plain values.
-C = Case.__table__.c  # type: ignore[attr-defined]
-H = CaseHistory.__table__.c  # type: ignore[attr-defined]
-
-
-class HistoryEntry(BaseModel):
-    from_status: Status | None
-    to_status: Status
-    actor: str
-    reason: str | None
-    at: datetime
-    data: dict[str, Any]
-
-
-class CaseSummary(BaseModel):
-    case_id: str
-    status: Status
-    version: int
-    channel: Channel
-    external_id: str
-    received_at: datetime
-    category: Category | None
-    risk: Risk | None
-    tier: Tier | None
-    lead_department: Department | None
-    cooperating_departments: list[Department]
-    jurisdiction_code: str | None
-    accept_by: datetime | None
-    resolve_by: datetime | None
+# Dates and naive times in queries are China Standard Time, as the centres read them.
+CHINA = timezone(timedelta(hours=8), "CST")
+NUL = "\x00"  # no database stores it in text: such input matches nothing or is refused
+TEXT_PATTERN = r"^[^\x00]*$"
 
 
-class CaseView(CaseSummary):
-    text: str | None
-    decision: dict[str, Any] | None
-    history: list[HistoryEntry]
+def _summary(case: Case, now: datetime) -> CaseSummary:
+    values = {name: getattr(case, name) for name in CaseSummary.model_fields if name != "overdue"}
+    status = Status(case.status)
+    return CaseSummary(**values, overdue=is_overdue(status, case.accept_by, case.resolve_by, now))
 
 
-class CasePage(BaseModel):
-    items: list[CaseSummary]
-    next_cursor: str | None
-
-
-def _summary(case: Case) -> dict[str, Any]:
-    return {name: getattr(case, name) for name in CaseSummary.model_fields}
-
-
-def _visible(principal: Principal) -> ColumnElement[bool] | None:
-    """The cases a department- or jurisdiction-limited key may see."""
-    conditions: list[ColumnElement[bool]] = []
-    if principal.departments:
-        conditions.append(C.lead_department.in_(sorted(principal.departments)))
-    if principal.jurisdictions:
-        conditions.append(or_(*(C.jurisdiction_code.startswith(code)
-                                for code in sorted(principal.jurisdictions))))
-    if principal.channels:
-        conditions.append(C.channel.in_(sorted(principal.channels)))
-    return and_(*conditions) if conditions else None
+def _history(entry: CaseHistory) -> HistoryEntry:
+    return HistoryEntry.model_validate(entry, from_attributes=True)
 
 
 def _encode_cursor(case: Case) -> str:
@@ -86,37 +76,127 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         received_at, case_id = orjson.loads(raw)
-        return datetime.fromisoformat(received_at), str(case_id)
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        at = datetime.fromisoformat(received_at)
+        if at.tzinfo is None or NUL in str(case_id):
+            raise ValueError("not a cursor of ours")
+        return at.astimezone(UTC), str(case_id)
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError) as exc:
         raise ApiError(422, "validation_failed", "cursor is not one this API returned",
+                       fields=[FieldError(field="cursor", reason="not a cursor of this API")]
                        ) from exc
 
 
-def build_router() -> APIRouter:
-    router = APIRouter(tags=["cases"])
+def _aware(value: datetime | None, name: str) -> datetime | None:
+    """The time as given, or China Standard Time when it has no offset; in UTC."""
+    if value is None:
+        return None
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=CHINA)).astimezone(UTC)
+    except OverflowError as exc:
+        raise ApiError(422, "validation_failed", f"{name} is out of range", fields=[
+            FieldError(field=name, reason="out of range")]) from exc
 
-    @router.get("/v1/cases/{case_id}", response_model=CaseView,
+
+def _received_between(received_from: datetime | None, received_to: datetime | None
+                      ) -> list[ColumnElement[bool]]:
+    received_from = _aware(received_from, "received_from")
+    received_to = _aware(received_to, "received_to")
+    if received_from and received_to and received_from >= received_to:
+        raise ApiError(422, "validation_failed", "received_from must be before received_to",
+                       fields=[FieldError(field="received_to",
+                                          reason="must be after received_from")])
+    where = []
+    if received_from:
+        where.append(C.received_at >= received_from)
+    if received_to:
+        where.append(C.received_at < received_to)
+    return where
+
+
+def _may_act(principal: Principal, case: Case) -> bool:
+    """A limited key acts only on cases its department leads, in its jurisdictions, from its
+    channels (a cooperating department sees a case but does not move it)."""
+    code = case.jurisdiction_code or ""
+    return ((not principal.departments or case.lead_department in principal.departments)
+            and (not principal.jurisdictions
+                 or any(code.startswith(j) for j in principal.jurisdictions))
+            and (not principal.channels or case.channel in principal.channels))
+
+
+async def _visible_case(session: AsyncSession, case_id: str, principal: Principal) -> Case:
+    if NUL in case_id:
+        raise ApiError(404, "not_found", "no such case")
+    query = select(Case).where(C.case_id == case_id)
+    visible = store.visible_to(principal)
+    if visible is not None:
+        query = query.where(visible)
+    case = (await session.execute(query)).scalars().first()
+    if case is None:
+        raise ApiError(404, "not_found", f"no case {case_id}")
+    return case
+
+
+DateParam = Annotated[datetime | None, Query(
+    description="ISO 8601 date or time; without an offset it is China Standard Time (+08:00)")]
+
+TRANSITIONS_DESCRIPTION = """\
+Move a case one step along its lifecycle (DOMAIN.md). Send the case's `version` as you read
+it in `expected_version`: if the case changed since, the answer is 409 with
+`current_version`, and nothing changes. A step the state machine does not allow from the
+case's status is 409 naming the allowed ones (`allowed`). The data a step needs (agreement
+for `resolved`, failure_reason for `failed`, referral for `referred`, visit_notes for
+`visited`, satisfaction for `rated`) missing is 422 with the fields.
+
+`reported` and `routed` are set by events, never here: after `escalated` the router routes
+the case again, to the tier above, and it comes back `routed` with the new tier and lead
+department. `referred` closes the case at once: the answer carries both steps
+(`referred`, then `closed` by the system) and the case is at `closed`.
+"""
+
+
+def _stats_description() -> str:
+    lines = [
+        "The figures the centres report, over the cases **received** in "
+        "[received_from, received_to) and visible to the key, each counted in its state now. "
+        "Grouped by the `group_by` dimensions (repeat the parameter or separate by commas; "
+        "at most one period): periods are China Standard Time, weeks start on Monday "
+        "(labelled by that Monday), `department` is the lead department, `jurisdiction` the "
+        "case's division code (or its county, town or village with `jurisdiction_level`). "
+        "Counted by the database (GROUP BY); rates are null when their denominator is 0.",
+        "", "Definitions:", ""]
+    lines += [f"- `{name}`: {text}" for name, text in DEFINITIONS.items()]
+    lines += ["", "With `format=csv` or `Accept: text/csv`: a CSV (UTF-8 with BOM, for "
+              "spreadsheets) with Chinese and English column headers and a 合计 total row."]
+    return "\n".join(lines)
+
+
+def build_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/v1/cases/{case_id}", response_model=CaseView, tags=["cases"],
                 responses=error_responses(401, 403, 404),
-                summary="A case with its routing decision and full history")
+                summary="A case with its routing decision, full history and supervision")
     async def get_case(case_id: str, request: Request,
                        principal: Principal = require(Scope.CASES_READ)) -> CaseView:
         runtime: Runtime = request.app.state.runtime
-        query = select(Case).where(C.case_id == case_id)
-        limit = _visible(principal)
-        if limit is not None:
-            query = query.where(limit)
         async with runtime.sessions() as session:
-            case = (await session.execute(query)).scalars().first()
-            if case is None:
-                raise ApiError(404, "not_found", f"no case {case_id}")
+            case = await _visible_case(session, case_id, principal)
             history = (await session.execute(
                 select(CaseHistory).where(H.case_id == case_id)
                 .order_by(H.at, H.id))).scalars().all()
-        return CaseView(**_summary(case), text=case.text, decision=case.decision,
-                        history=[HistoryEntry.model_validate(h, from_attributes=True)
-                                 for h in history])
+            supervision = (await session.execute(
+                select(SupervisionRecord).where(SV.case_id == case_id)
+                .order_by(SV.emitted_at, SV.id))).scalars().all()
+        summary = _summary(case, datetime.now(UTC))
+        return CaseView(
+            **summary.model_dump(), text=case.text, decision=case.decision,
+            allowed_transitions=sorted(staff_targets(Status(case.status))),
+            history=[_history(h) for h in history],
+            supervision=[SupervisionEntry.model_validate(s, from_attributes=True)
+                         for s in supervision])
 
-    @router.get("/v1/cases", response_model=CasePage, responses=error_responses(401, 403, 422),
+    @router.get("/v1/cases", response_model=CasePage, tags=["cases"],
+                responses=error_responses(401, 403, 422),
                 summary="Cases, newest first, filtered, with cursor pagination")
     async def list_cases(
         request: Request,
@@ -125,14 +205,26 @@ def build_router() -> APIRouter:
         category: Category | None = None,
         risk: Risk | None = None,
         tier: Tier | None = None,
+        department: Annotated[Department | None, Query(
+            description="Lead or cooperating department")] = None,
         lead_department: Department | None = None,
-        external_id: Annotated[str | None, Query(max_length=128)] = None,
+        jurisdiction: Annotated[str | None, Query(
+            pattern=r"^[0-9]{1,15}$", description="A division code: the cases within it")] = None,
+        overdue: Annotated[bool | None, Query(
+            description="true: a running time limit is past its deadline; false: none is")
+        ] = None,
+        received_from: DateParam = None,
+        received_to: DateParam = None,
+        text: Annotated[str | None, Query(min_length=1, max_length=200, pattern=TEXT_PATTERN,
+                                          description="Words in the report's text")] = None,
+        external_id: Annotated[str | None, Query(max_length=128, pattern=TEXT_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=512,
                                             description="next_cursor of the previous page")] = None,
         principal: Principal = require(Scope.CASES_READ),
     ) -> CasePage:
         runtime: Runtime = request.app.state.runtime
+        now = datetime.now(UTC)
         query = select(Case)
         for column, value in ((C.status, status), (C.channel, channel),
                               (C.category, category), (C.risk, risk), (C.tier, tier),
@@ -140,7 +232,16 @@ def build_router() -> APIRouter:
                               (C.external_id, external_id)):
             if value is not None:
                 query = query.where(column == value)
-        visible = _visible(principal)
+        if department is not None:
+            query = query.where(store.involves_department(department))
+        if jurisdiction is not None:
+            query = query.where(store.within_jurisdictions({jurisdiction}))
+        if overdue is not None:
+            query = query.where(store.overdue(now) if overdue else ~store.overdue(now))
+        if text is not None:
+            query = query.where(C.text.contains(text, autoescape=True))
+        query = query.where(*_received_between(received_from, received_to))
+        visible = store.visible_to(principal)
         if visible is not None:
             query = query.where(visible)
         if cursor:
@@ -151,7 +252,137 @@ def build_router() -> APIRouter:
         async with runtime.sessions() as session:
             cases = (await session.execute(query.limit(limit + 1))).scalars().all()
         page = cases[:limit]
-        return CasePage(items=[CaseSummary(**_summary(c)) for c in page],
+        return CasePage(items=[_summary(c, now) for c in page],
                         next_cursor=_encode_cursor(page[-1]) if len(cases) > limit else None)
 
+    @router.post("/v1/cases/{case_id}/transitions", response_model=TransitionResult,
+                 tags=["cases"], responses=error_responses(401, 403, 404, 409, 422),
+                 summary="Move a case one step along its lifecycle",
+                 description=TRANSITIONS_DESCRIPTION)
+    async def transition(case_id: str, body: TransitionRequest, request: Request,
+                         principal: Principal = require(Scope.CASES_WRITE)
+                         ) -> TransitionResult:
+        runtime: Runtime = request.app.state.runtime
+        now = datetime.now(UTC)
+        try:
+            async with runtime.sessions() as session, session.begin():
+                case = await _visible_case(session, case_id, principal)
+                if not _may_act(principal, case):
+                    raise ApiError(403, "forbidden", "this key may read the case but only its "
+                                   "lead department's keys may move it")
+                steps = await transition_case(session, case, body, now)
+                result = TransitionResult(case=_summary(case, now),
+                                          transitions=[_history(s) for s in steps])
+        except StepDataInvalid as exc:
+            raise ApiError(422, "validation_failed", str(exc), fields=[
+                FieldError(field=p.field, reason=p.reason) for p in exc.problems]) from None
+        except StaleVersion as exc:
+            raise ApiError(409, "version_conflict", str(exc),
+                           extra={"current_version": exc.current}) from None
+        except IllegalTransition as exc:
+            raise ApiError(409, "illegal_transition", str(exc), extra={
+                "current_status": exc.current.value,
+                "allowed": [s.value for s in exc.allowed]}) from None
+        runtime.relay.wake()
+        return result
+
+    @router.get("/v1/stats", response_model=StatsReport, tags=["statistics"],
+                responses={**error_responses(401, 403, 422),
+                           200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                                 "description": "The report, as JSON or CSV"}},
+                summary="化解率, 办结率, 按期办结率, 满意度, 分流率, 调处成功率, 重复率",
+                description=_stats_description())
+    async def stats(
+        request: Request,
+        group_by: Annotated[list[str], Query(
+            description="channel, tier, department, category, jurisdiction, day, week, month")
+        ] = [],  # noqa: B006 - FastAPI copies defaults
+        received_from: DateParam = None,
+        received_to: DateParam = None,
+        channel: Channel | None = None,
+        tier: Tier | None = None,
+        department: Annotated[Department | None, Query(description="Lead department")] = None,
+        category: Category | None = None,
+        jurisdiction: Annotated[str | None, Query(pattern=r"^[0-9]{1,15}$")] = None,
+        jurisdiction_level: Annotated[Literal["county", "town", "village"] | None, Query(
+            description="Group jurisdictions at this level (by code prefix)")] = None,
+        format: Annotated[Literal["json", "csv"] | None, Query(
+            description="csv for the monthly report; default: JSON, or CSV when the "
+            "Accept header asks for text/csv")] = None,
+        principal: Principal = require(Scope.STATS_READ),
+    ) -> Any:
+        runtime: Runtime = request.app.state.runtime
+        dimensions = _dimensions(group_by)
+        where = _received_between(received_from, received_to)
+        for column, value in ((C.channel, channel), (C.tier, tier),
+                              (C.lead_department, department), (C.category, category)):
+            if value is not None:
+                where.append(column == value)
+        if jurisdiction is not None:
+            where.append(store.within_jurisdictions({jurisdiction}))
+        visible = store.visible_to(principal)
+        if visible is not None:
+            where.append(visible)
+        async with runtime.sessions() as session:
+            grouped = (await store.count_cases(session, dimensions, where, jurisdiction_level)
+                       if dimensions else [])
+            [(_, total)] = await store.count_cases(session, [], where)
+        report = StatsReport(group_by=dimensions,
+                             received_from=_aware(received_from, "received_from"),
+                             received_to=_aware(received_to, "received_to"),
+                             rows=[_stats_row(g, c) for g, c in grouped],
+                             total=_stats_row({}, total))
+        wants_csv = format == "csv" or (format is None and "text/csv" in
+                                        request.headers.get("accept", ""))
+        if wants_csv:
+            return Response(_csv(report), media_type="text/csv; charset=utf-8", headers={
+                "Content-Disposition": f'attachment; filename="fengqiao-stats-'
+                                       f'{date.today().isoformat()}.csv"'})
+        return report
+
     return router
+
+
+def _dimensions(group_by: list[str]) -> list[StatsDimension]:
+    names = [n.strip() for value in group_by for n in value.split(",") if n.strip()]
+    known = {d.value for d in StatsDimension}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ApiError(422, "validation_failed", f"unknown group_by: {', '.join(unknown)}",
+                       fields=[FieldError(field="group_by", reason="one of " + ", ".join(
+                           d.value for d in StatsDimension))])
+    dimensions = list(dict.fromkeys(StatsDimension(n) for n in names))
+    if len([d for d in dimensions if d in PERIODS]) > 1:
+        raise ApiError(422, "validation_failed", "group by one period at most", fields=[
+            FieldError(field="group_by", reason="day, week and month exclude each other")])
+    return dimensions
+
+
+def _stats_row(group: dict[str, str | None], counts: CaseCounts) -> StatsRow:
+    return StatsRow(group=group, **counts.__dict__, **figures(counts).__dict__)
+
+
+DIMENSION_LABELS_ZH = {"channel": "渠道", "tier": "层级", "department": "牵头部门",
+                       "category": "纠纷类别", "jurisdiction": "属地", "day": "日期",
+                       "week": "周(起始日)", "month": "月份"}
+
+
+def _csv(report: StatsReport) -> str:
+    """One header row, each column named in Chinese and English ("化解率 resolution_rate")."""
+    out = io.StringIO()
+    out.write("\ufeff")  # so spreadsheets read UTF-8
+    writer = csv.writer(out, lineterminator="\r\n")
+    dims = [d.value for d in report.group_by]
+    columns = [*COUNT_NAMES, *FIGURE_NAMES]
+    writer.writerow([f"{DIMENSION_LABELS_ZH[d]} {d}" for d in dims]
+                    + [f"{LABELS_ZH[c]} {c}" for c in columns])
+
+    def cells(row: StatsRow) -> list[str]:
+        values = [getattr(row, c) for c in columns]
+        return ["" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+                for v in values]
+
+    for row in report.rows:
+        writer.writerow([row.group.get(d) or "" for d in dims] + cells(row))
+    writer.writerow((["合计 total"] + [""] * (len(dims) - 1) if dims else []) + cells(report.total))
+    return out.getvalue()

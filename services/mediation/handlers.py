@@ -1,14 +1,16 @@
-"""Mediation's event handlers: reported and routed events create and move cases; every
-transition is written to the history and published on case.lifecycle.v1 via the outbox."""
+"""Mediation's handlers: reported and routed events create and move cases, staff move them
+through the lifecycle (transition_case). Every transition is one conditional update of the
+case, a history row and a case.lifecycle.v1 event through the outbox, in one transaction."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.enums import Status
+from contracts.api_mediation import TransitionRequest
+from contracts.enums import Status, SupervisionLevel
 from contracts.events import (
     CaseLifecycle,
     CaseLifecycleEvent,
@@ -20,22 +22,65 @@ from contracts.topics import CASE_LIFECYCLE
 from kit.consumer import Delivery
 from kit.metrics import TRANSITIONS
 from kit.outbox import add_to_outbox, outbox_row
+from kit.settings import Settings
+from services.mediation import store
+from services.mediation.domain.figures import prior_related_count
+from services.mediation.domain.lifecycle import (
+    CLOSES_AUTOMATICALLY,
+    Milestones,
+    StaleVersion,
+    StepDataInvalid,
+    check_step_data,
+    check_transition,
+    step_changes,
+)
+from services.mediation.domain.time_limits import CaseClocks, LimitOverrides
 from services.mediation.store import Case, CaseHistory, kit_tables
+
+SYSTEM_ACTOR = "urn:fengqiao:mediation"
+
+
+class StaleCase(Exception):
+    """Someone changed the case between reading it and updating it."""
+
+
+def clocks_of(case: Case, **changes: Any) -> CaseClocks:
+    """The case's time limits, as they are or would be with `changes` applied."""
+    value = {name: changes.get(name, getattr(case, name)) for name in (
+        "status", "limits_from", "accept_by", "resolve_by", "acceptance_supervised",
+        "resolution_supervised")}
+    return CaseClocks(
+        status=Status(value["status"]) if value["status"] else Status.REPORTED,
+        start=value["limits_from"] or case.received_at,
+        accept_by=value["accept_by"], resolve_by=value["resolve_by"],
+        acceptance_supervised=_level(value["acceptance_supervised"]),
+        resolution_supervised=_level(value["resolution_supervised"]))
+
+
+def _level(value: str | None) -> SupervisionLevel | None:
+    return SupervisionLevel(value) if value else None
 
 
 async def record_transition(session: AsyncSession, case: Case, to_status: Status, *,
                             actor: str, at: datetime, reason: str | None = None,
-                            data: TransitionData | None = None) -> None:
-    """Move `case` to `to_status`: bump its version, write history, publish the lifecycle event."""
+                            data: TransitionData | None = None,
+                            changes: dict[str, Any] | None = None) -> CaseHistory:
+    """Move `case` to `to_status` with `changes`: bump its version (conditionally: raises
+    StaleCase if someone changed it since it was read), write history, publish the event."""
     from_status = Status(case.status) if case.version > 0 and case.status else None
-    case.status = to_status.value
-    case.version += 1
-    case.updated_at = datetime.now(UTC)
+    values: dict[str, Any] = {**(changes or {}), "status": to_status.value,
+                              "version": case.version + 1, "updated_at": datetime.now(UTC)}
+    values["supervision_due_at"] = clocks_of(case, **values).next_due_at()
+    if case.version == 0:
+        case.sqlmodel_update(values)
+        session.add(case)
+    elif not await store.update_case(session, case, values):
+        raise StaleCase(case.case_id)
     data = data or TransitionData()
-    session.add(case)
-    session.add(CaseHistory(case_id=case.case_id, from_status=from_status, to_status=to_status,
-                            actor=actor, reason=reason, at=at,
-                            data=data.model_dump(mode="json", exclude_none=True)))
+    entry = CaseHistory(case_id=case.case_id, version=case.version, from_status=from_status,
+                        to_status=to_status, actor=actor, reason=reason, at=at,
+                        data=data.model_dump(mode="json", exclude_none=True))
+    session.add(entry)
     event = CaseLifecycleEvent.wrap(CaseLifecycle(
         case_id=case.case_id, version=case.version, from_status=from_status,
         to_status=to_status, actor=actor, reason=reason, at=at, channel=case.channel,
@@ -43,6 +88,36 @@ async def record_transition(session: AsyncSession, case: Case, to_status: Status
         data=data), source="mediation", subject=case.case_id)
     await add_to_outbox(session, kit_tables.outbox, [outbox_row(CASE_LIFECYCLE, event)])
     TRANSITIONS.labels(to_status=to_status.value).inc()
+    return entry
+
+
+async def transition_case(session: AsyncSession, case: Case, request: TransitionRequest,
+                          at: datetime) -> list[CaseHistory]:
+    """A staff step on a case, checked against the state machine and the case's version.
+    Raises StepDataInvalid, StaleVersion or IllegalTransition (TransitionRefused)."""
+    target = request.to_status
+    data = TransitionData.model_validate(request.data.model_dump(exclude_unset=True))
+    problems = check_step_data(target, data)
+    if problems:
+        raise StepDataInvalid(target, problems)
+    if case.version != request.expected_version:
+        raise StaleVersion(request.expected_version, case.version)
+    check_transition(Status(case.status), target)
+    reached = Milestones(case.mediated_at, case.resolved_at, case.closed_at)
+    try:
+        steps = [await record_transition(
+            session, case, target, actor=request.actor, at=at, reason=request.reason,
+            data=data, changes=step_changes(target, at, data, reached))]
+        follow_up = CLOSES_AUTOMATICALLY.get(target)
+        if follow_up is not None:
+            steps.append(await record_transition(
+                session, case, follow_up, actor=SYSTEM_ACTOR, at=at,
+                reason=f"{target.value} onward ({data.referral}): the referral closes the case",
+                changes=step_changes(follow_up, at, TransitionData(), reached)))
+    except StaleCase:
+        current = await store.current_version(session, case.case_id)
+        raise StaleVersion(request.expected_version, current or 0) from None
+    return steps
 
 
 def _new_case(case_id: str, channel: str, external_id: str, received_at: datetime) -> Case:
@@ -51,46 +126,71 @@ def _new_case(case_id: str, channel: str, external_id: str, received_at: datetim
                 version=0, received_at=received_at, updated_at=datetime.now(UTC))
 
 
-async def on_reported(session: AsyncSession, delivery: Delivery) -> None:
-    event = delivery.message
-    assert isinstance(event, CaseReportedEvent)
-    report = event.data
-    case = await session.get(Case, report.case_id)
-    fields: dict[str, Any] = {"text": report.text,
-                              "report": report.model_dump(mode="json", exclude_none=True)}
-    if case is None:
-        case = _new_case(report.case_id, report.channel.value, report.external_id,
-                         report.received_at)
-        case.sqlmodel_update(fields)
-        await record_transition(session, case, Status.REPORTED, actor=event.source,
-                                at=report.received_at)
-    else:
-        # The routed event overtook it (different topics have no common order).
-        case.sqlmodel_update(fields)
-        session.add(case)
+class CaseEvents:
+    """Handlers of the reported and routed events. Limit overrides (settings) replace the
+    routing decision's limits for drills and tests."""
 
+    def __init__(self, settings: Settings) -> None:
+        def seconds(value: float | None) -> timedelta | None:
+            return timedelta(seconds=value) if value is not None else None
+        self.overrides = LimitOverrides(seconds(settings.acceptance_limit_seconds),
+                                        seconds(settings.resolution_limit_seconds))
 
-async def on_routed(session: AsyncSession, delivery: Delivery) -> None:
-    event = delivery.message
-    assert isinstance(event, CaseRoutedEvent)
-    routed = event.data
-    case = await session.get(Case, routed.case_id)
-    if case is None:
-        case = _new_case(routed.case_id, routed.channel.value, routed.external_id,
-                         routed.received_at)
-    if routed.routing_round <= case.routing_round:
-        return  # an older decision than the one we hold
-    decision = routed.decision
-    case.sqlmodel_update({
-        "category": decision.category.value, "risk": decision.risk.value,
-        "tier": decision.tier.value, "lead_department": decision.lead_department.value,
-        "cooperating_departments": [d.value for d in decision.cooperating_departments],
-        "jurisdiction_code": decision.jurisdiction.code if decision.jurisdiction else None,
-        "decision": decision.model_dump(mode="json"), "routing_round": routed.routing_round,
-        "accept_by": decision.sla.accept_by, "resolve_by": decision.sla.resolve_by,
-    })
-    if case.status in ("", Status.REPORTED, Status.ESCALATED, Status.ROUTED):
-        await record_transition(session, case, Status.ROUTED, actor=event.source,
-                                at=routed.routed_at, reason=decision.explanation.en)
-    else:
-        session.add(case)
+    async def on_reported(self, session: AsyncSession, delivery: Delivery) -> None:
+        event = delivery.message
+        assert isinstance(event, CaseReportedEvent)
+        report = event.data
+        case = await session.get(Case, report.case_id)
+        fields: dict[str, Any] = {"text": report.text,
+                                  "report": report.model_dump(mode="json", exclude_none=True)}
+        if case is None:
+            case = _new_case(report.case_id, report.channel.value, report.external_id,
+                             report.received_at)
+            await record_transition(session, case, Status.REPORTED, actor=event.source,
+                                    at=report.received_at, changes=fields)
+        else:
+            # The routed event overtook it (different topics have no common order).
+            case.sqlmodel_update(fields)
+            session.add(case)
+
+    async def on_routed(self, session: AsyncSession, delivery: Delivery) -> None:
+        event = delivery.message
+        assert isinstance(event, CaseRoutedEvent)
+        routed = event.data
+        case = await session.get(Case, routed.case_id)
+        if case is None:
+            # The decision overtook the report (different topics have no common order); the
+            # case was reported all the same, so its history starts there.
+            case = _new_case(routed.case_id, routed.channel.value, routed.external_id,
+                             routed.received_at)
+            await record_transition(session, case, Status.REPORTED, actor=SYSTEM_ACTOR,
+                                    at=routed.received_at,
+                                    reason="the routing decision arrived before the report")
+        if routed.routing_round <= case.routing_round:
+            return  # an older decision than the one we hold
+        decision = routed.decision
+        # A first routing counts from receipt; a case routed again from its escalation.
+        start = routed.received_at if routed.routing_round == 1 else (
+            case.escalated_at or routed.routed_at)
+        accept_by, resolve_by = self.overrides.apply(start, decision.sla.accept_by,
+                                                     decision.sla.resolve_by)
+        changes: dict[str, Any] = {
+            "category": decision.category.value, "risk": decision.risk.value,
+            "tier": decision.tier.value, "lead_department": decision.lead_department.value,
+            "cooperating_departments": [d.value for d in decision.cooperating_departments],
+            "jurisdiction_code": decision.jurisdiction.code if decision.jurisdiction else None,
+            "decision": decision.model_dump(mode="json"), "routing_round": routed.routing_round,
+            "prior_related": prior_related_count(decision),
+            "limits_from": start, "accept_by": accept_by, "resolve_by": resolve_by,
+            # A new round has new limits, supervised afresh.
+            "acceptance_supervised": None, "resolution_supervised": None,
+        }
+        if case.status in (Status.REPORTED, Status.ESCALATED, Status.ROUTED):
+            await record_transition(session, case, Status.ROUTED, actor=event.source,
+                                    at=routed.routed_at, reason=decision.explanation.en,
+                                    changes=changes)
+        else:
+            # Withdrawn while the router worked: keep the decision, no clock runs.
+            changes["supervision_due_at"] = clocks_of(case, **changes).next_due_at()
+            if not await store.update_case(session, case, changes):
+                raise StaleCase(case.case_id)

@@ -1,4 +1,4 @@
-"""Mediation wiring: case events in, the case API out."""
+"""Mediation wiring: case events in, the case API out, and the supervision scheduler."""
 
 from __future__ import annotations
 
@@ -11,18 +11,24 @@ from kit.consumer import Subscription
 from kit.runtime import Runtime
 from kit.settings import Settings
 from services.mediation.api import build_router
-from services.mediation.handlers import on_reported, on_routed
+from services.mediation.handlers import CaseEvents
+from services.mediation.scheduled import Supervisor
 from services.mediation.store import kit_tables, metadata
 
 
 def create(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(service="mediation")
     runtime = Runtime(settings, metadata, kit_tables)
+    events = CaseEvents(settings)
     runtime.consume("mediation", [
-        Subscription(CASE_REPORTED, CaseReportedEvent, on_reported),
-        Subscription(CASE_ROUTED, CaseRoutedEvent, on_routed),
+        Subscription(CASE_REPORTED, CaseReportedEvent, events.on_reported),
+        Subscription(CASE_ROUTED, CaseRoutedEvent, events.on_routed),
     ])
+    supervisor = Supervisor(runtime)
+    runtime.job("supervision", supervisor.run, supervisor.stop)
     return create_app(
         runtime, title="fengqiao mediation",
-        description="Cases from acceptance to archive: status, history, time limits.",
+        description="Cases from acceptance to archive: lifecycle transitions with history, "
+        "time limits and supervision (督办), the case API for staff and other platforms, "
+        "and the figures the centres report.",
         routers=[build_router()])

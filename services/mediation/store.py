@@ -1,15 +1,42 @@
-"""Mediation's tables: each case with its current status and routing, and its history."""
+"""Mediation's tables (each case with its status, routing, milestones and time limits; its
+history; the supervision emitted) and the queries on them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, MetaData
-from sqlmodel import Field, SQLModel
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
+from sqlmodel import Field, SQLModel, col
 
+from contracts.api_mediation import StatsDimension
+from contracts.enums import Channel, Risk, SlaKind
+from kit.auth import Principal
 from kit.db import UtcDateTime
 from kit.tables import KitTables
+from services.mediation.domain.figures import COUNT_NAMES, CaseCounts
+from services.mediation.domain.lifecycle import OPEN_STATUSES
+from services.mediation.domain.time_limits import RUNS_IN
 
 
 class MediationBase(SQLModel):
@@ -25,12 +52,14 @@ class Case(MediationBase, table=True):
     __table_args__ = (
         Index("ix_mediation_cases_order", "received_at", "case_id"),
         Index("ix_mediation_cases_channel_external", "channel", "external_id"),
+        Index("ix_mediation_cases_supervision_due", "supervision_due_at"),
     )
 
     case_id: str = Field(primary_key=True, max_length=64)
     channel: str = Field(max_length=32)
     external_id: str = Field(max_length=128)
     status: str = Field(max_length=32, index=True)
+    # Bumped by every transition; every transition is UPDATE ... WHERE version = :expected.
     version: int = 1
     received_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     text: str | None = None
@@ -44,8 +73,24 @@ class Case(MediationBase, table=True):
     jurisdiction_code: str | None = Field(default=None, max_length=16, index=True)
     decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     routing_round: int = 0
+    prior_related: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    mediator: str | None = Field(default=None, max_length=128)
+    referral: str | None = Field(default=None, max_length=16)
+    satisfaction: int | None = None
+    # Time limits of the current routing round: they count from limits_from.
+    limits_from: datetime | None = _ts()
     accept_by: datetime | None = _ts()
     resolve_by: datetime | None = _ts()
+    # Milestones (first time reached, except accepted/escalated: the latest).
+    accepted_at: datetime | None = _ts()
+    mediated_at: datetime | None = _ts()
+    resolved_at: datetime | None = _ts()
+    escalated_at: datetime | None = _ts()
+    closed_at: datetime | None = _ts()
+    # Supervision: the last level emitted per limit this round, and when to look again.
+    acceptance_supervised: str | None = Field(default=None, max_length=16)
+    resolution_supervised: str | None = Field(default=None, max_length=16)
+    supervision_due_at: datetime | None = _ts()
     updated_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
@@ -56,6 +101,7 @@ class CaseHistory(MediationBase, table=True):
     id: int | None = Field(default=None, sa_column=Column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True))
     case_id: str = Field(max_length=64)
+    version: int | None = None
     from_status: str | None = Field(default=None, max_length=32)
     to_status: str = Field(max_length=32)
     actor: str = Field(max_length=128)
@@ -64,5 +110,197 @@ class CaseHistory(MediationBase, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+class SupervisionRecord(MediationBase, table=True):
+    """One row per supervision event emitted; the unique constraint makes each level of each
+    limit happen once per routing round, whatever the number of schedulers."""
+
+    __tablename__ = "mediation_supervision"
+    __table_args__ = (UniqueConstraint("case_id", "routing_round", "sla_kind", "level",
+                                       name="uq_mediation_supervision_once"),)
+
+    id: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True))
+    case_id: str = Field(max_length=64)
+    routing_round: int
+    sla_kind: str = Field(max_length=16)
+    level: str = Field(max_length=16)
+    deadline: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    tier: str = Field(max_length=16)
+    emitted_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
 metadata = MediationBase.metadata
 kit_tables = KitTables.define(metadata, "mediation")
+
+# Core columns: typed SQL expressions, where SQLModel's attributes read as plain values.
+C = Case.__table__.c  # type: ignore[attr-defined]
+H = CaseHistory.__table__.c  # type: ignore[attr-defined]
+SV = SupervisionRecord.__table__.c  # type: ignore[attr-defined]
+
+
+# --- writes -------------------------------------------------------------------------------
+
+async def update_case(session: AsyncSession, case: Case, values: dict[str, Any]) -> bool:
+    """UPDATE the case WHERE version = the version `case` was read at. False when someone
+    changed it first: on PostgreSQL the loser waits for the winner's commit, then matches
+    no row, so two writers can never both win. The loaded `case` follows the new values."""
+    result = await session.execute(
+        update(Case).where(col(Case.case_id) == case.case_id, col(Case.version) == case.version)
+        .values(**values).execution_options(synchronize_session="evaluate"))
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def current_version(session: AsyncSession, case_id: str) -> int | None:
+    return (await session.execute(select(C.version).where(C.case_id == case_id))).scalar()
+
+
+async def record_supervision_once(session: AsyncSession, row: dict[str, Any]) -> bool:
+    """Insert a supervision record unless that level was already emitted; True if inserted."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(SupervisionRecord.__table__).values(**row).on_conflict_do_nothing(  # type: ignore[attr-defined]
+        index_elements=["case_id", "routing_round", "sla_kind", "level"])
+    result = await session.execute(statement)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+def visible_to(principal: Principal) -> ColumnElement[bool] | None:
+    """The cases a limited key may see: its departments' (lead or cooperating), within its
+    jurisdictions, from its channels."""
+    conditions: list[ColumnElement[bool]] = []
+    if principal.departments:
+        conditions.append(or_(*(involves_department(d) for d in sorted(principal.departments))))
+    if principal.jurisdictions:
+        conditions.append(within_jurisdictions(principal.jurisdictions))
+    if principal.channels:
+        conditions.append(C.channel.in_(sorted(principal.channels)))
+    return and_(*conditions) if conditions else None
+
+
+def involves_department(department: str) -> ColumnElement[bool]:
+    """Lead or cooperating. Codes are plain words, so the JSON text holds them as "code"."""
+    return or_(C.lead_department == department,
+               cast(C.cooperating_departments, String).contains(f'"{department}"',
+                                                                autoescape=True))
+
+
+def within_jurisdictions(codes: frozenset[str] | set[str]) -> ColumnElement[bool]:
+    """Division codes nest by prefix: a town's code starts with its county's."""
+    return or_(*(C.jurisdiction_code.startswith(code, autoescape=True)
+                 for code in sorted(codes)))
+
+
+def overdue(now: datetime) -> ColumnElement[bool]:
+    """The SQL form of time_limits.is_overdue: a running limit past its deadline."""
+    return or_(and_(C.status.in_(sorted(RUNS_IN[SlaKind.ACCEPTANCE])), C.accept_by < now),
+               and_(C.status.in_(sorted(RUNS_IN[SlaKind.RESOLUTION])), C.resolve_by < now))
+
+
+async def due_for_supervision(session: AsyncSession, now: datetime, limit: int) -> list[Case]:
+    """Cases whose next supervision time has come, by the indexed supervision_due_at."""
+    return list((await session.execute(
+        select(Case).where(C.supervision_due_at <= now)
+        .order_by(C.supervision_due_at).limit(limit))).scalars())
+
+
+async def case_gauges(session: AsyncSession, now: datetime
+                      ) -> tuple[list[tuple[str | None, str | None, int, int]], int]:
+    """Open and overdue cases by (tier, lead department), and red cases past their
+    acceptance limit without being accepted."""
+    late = overdue(now)
+    by_group = (await session.execute(
+        select(C.tier, C.lead_department, func.count(),
+               func.sum(case((late, 1), else_=0)))
+        .where(C.status.in_(sorted(OPEN_STATUSES)))
+        .group_by(C.tier, C.lead_department))).all()
+    red = (await session.execute(select(func.count()).where(
+        C.risk == Risk.RED.value, C.status.in_(sorted(RUNS_IN[SlaKind.ACCEPTANCE])),
+        C.accept_by < now))).scalar_one()
+    return [(t, d, int(n), int(o or 0)) for t, d, n, o in by_group], int(red)
+
+
+# --- statistics ----------------------------------------------------------------------------
+
+# Reporting periods are days, weeks (from Monday) and months in China Standard Time.
+_PERIOD_PG = {StatsDimension.DAY: ("day", "YYYY-MM-DD"), StatsDimension.WEEK:
+              ("week", "YYYY-MM-DD"), StatsDimension.MONTH: ("month", "YYYY-MM")}
+_PERIOD_SQLITE = {StatsDimension.DAY: ("%Y-%m-%d",), StatsDimension.WEEK:
+                  ("%Y-%m-%d", "weekday 0", "-6 days"), StatsDimension.MONTH: ("%Y-%m",)}
+JURISDICTION_CODE_LENGTH = {"county": 6, "town": 9, "village": 12}
+
+
+def _literal(value: str | int) -> Any:
+    # Constants inline, not as bind parameters: PostgreSQL must see the SELECT and GROUP BY
+    # expressions as the same expression.
+    return literal_column(f"'{value}'" if isinstance(value, str) else str(value))
+
+
+def _period(dimension: StatsDimension, dialect: str) -> ColumnElement[Any]:
+    if dialect == "postgresql":
+        unit, shown = _PERIOD_PG[dimension]
+        local = func.timezone(_literal("Asia/Shanghai"), C.received_at)
+        return func.to_char(func.date_trunc(_literal(unit), local), _literal(shown))
+    if dialect == "sqlite":
+        shown, *modifiers = _PERIOD_SQLITE[dimension]
+        return func.strftime(_literal(shown), C.received_at, _literal("+8 hours"),
+                             *(_literal(m) for m in modifiers))
+    raise NotImplementedError(f"periods on {dialect}")
+
+
+def dimension_column(dimension: StatsDimension, dialect: str,
+                     jurisdiction_level: str | None = None) -> ColumnElement[Any]:
+    if dimension in _PERIOD_PG:
+        return _period(dimension, dialect)
+    if dimension is StatsDimension.JURISDICTION and jurisdiction_level:
+        return func.substr(C.jurisdiction_code, _literal(1),
+                           _literal(JURISDICTION_CODE_LENGTH[jurisdiction_level]))
+    return {StatsDimension.CHANNEL: C.channel, StatsDimension.TIER: C.tier,
+            StatsDimension.DEPARTMENT: C.lead_department, StatsDimension.CATEGORY: C.category,
+            StatsDimension.JURISDICTION: C.jurisdiction_code}[dimension]
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _counts() -> list[ColumnElement[Any]]:
+    closed = C.closed_at.is_not(None)
+    mediated = C.mediated_at.is_not(None)
+    court = C.channel == Channel.COURT.value
+    columns = {
+        "received": func.count(),
+        "mediated": _count_if(mediated),
+        "resolved": _count_if(C.resolved_at.is_not(None)),
+        "closed": _count_if(closed),
+        "closed_resolved": _count_if(and_(closed, C.resolved_at.is_not(None))),
+        "closed_on_time": _count_if(and_(closed, or_(C.resolve_by.is_(None),
+                                                     C.closed_at <= C.resolve_by))),
+        "rated": func.count(C.satisfaction),
+        "satisfaction_sum": func.sum(C.satisfaction),
+        "satisfied": _count_if(C.satisfaction >= 4),
+        "court_received": _count_if(court),
+        "court_mediated": _count_if(and_(court, mediated)),
+        "repeats": _count_if(C.prior_related > 0),
+    }
+    assert tuple(columns) == COUNT_NAMES
+    return [column.label(name) for name, column in columns.items()]
+
+
+async def count_cases(session: AsyncSession, dimensions: list[StatsDimension],
+                      where: list[ColumnElement[bool]], jurisdiction_level: str | None = None
+                      ) -> list[tuple[dict[str, str | None], CaseCounts]]:
+    """The counts per group (one row, with an empty group, when no dimensions are asked),
+    aggregated by the database."""
+    dialect = session.get_bind().dialect.name
+    groups = [dimension_column(d, dialect, jurisdiction_level).label(f"g_{d.value}")
+              for d in dimensions]
+    query = select(*groups, *_counts()).where(*where)
+    if groups:
+        query = query.group_by(*groups).order_by(*groups)
+    out = []
+    for row in (await session.execute(query)).mappings():
+        group = {d.value: row[f"g_{d.value}"] for d in dimensions}
+        counts = CaseCounts(**{name: int(row[name] or 0) for name in COUNT_NAMES})
+        out.append((group, counts))
+    return out

@@ -11,12 +11,10 @@ select on are the production ones; the alert rules are deploy/prometheus/alerts.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +33,16 @@ from contracts.topics import intake_topic
 from kit.bus import Producer, Record
 from kit.settings import SERVICE_PORTS, Settings
 from services.notify.main import create as create_notify
-from tests.infra import AUTH, DEV_KEY, IN_CI, Broker, free_port, serve
+from tests.infra import (
+    AUTH,
+    DEV_KEY,
+    IN_CI,
+    Broker,
+    ServiceProcess,
+    free_port,
+    serve,
+    service_processes,
+)
 from tests.test_deploy import (
     GRAFANA_RANGE_VARS,
     PROMETHEUS_DIR,
@@ -157,13 +164,6 @@ def test_alert_conditions_are_split_at_the_top_level_only() -> None:
 # ------------------------------------------------------------------ the running system
 
 
-@dataclass
-class Service:
-    name: str
-    url: str
-    process: subprocess.Popen[bytes]
-
-
 @pytest.fixture(scope="module")
 def prometheus_binary() -> str:
     found = shutil.which("prometheus")
@@ -182,54 +182,19 @@ def ports() -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def services(broker: Broker, database_url: str, run_dir: Path, ports: dict[str, int],
-             prometheus: str) -> Iterator[dict[str, Service]]:
+             prometheus: str) -> Iterator[dict[str, ServiceProcess]]:
     """The four services as processes. Prometheus starts first: it takes 5 s to begin
     scraping, which overlaps with the services' start."""
-    var = run_dir / "observability"
-    var.mkdir(exist_ok=True)
-    base_env = {
-        **os.environ, "FQ_KAFKA_BOOTSTRAP": broker.bootstrap, "FQ_DEV_API_KEY": DEV_KEY,
-        "FQ_VAR_DIR": str(var), "FQ_CONSUMER_POLL_MS": "50",
-        "FQ_CONSUMER_SESSION_TIMEOUT_MS": "6000", "FQ_OUTBOX_POLL_SECONDS": "0.1",
+    env = {
         # Give up a failing webhook after two quick attempts: a "dead" result in seconds.
         "FQ_DELIVERY_BACKOFF_BASE_SECONDS": "0.2", "FQ_DELIVERY_MAX_ATTEMPTS": "2",
         # Time limits in seconds, so cases become overdue and are supervised during the run.
         "FQ_ACCEPTANCE_LIMIT_SECONDS": "2", "FQ_RESOLUTION_LIMIT_SECONDS": "4",
         "FQ_SUPERVISION_INTERVAL_SECONDS": "0.2", "FQ_CASE_GAUGES_INTERVAL_SECONDS": "0.5",
     }
-    if not database_url.startswith("sqlite"):
-        base_env["FQ_DATABASE_URL"] = database_url
-    started: dict[str, Service] = {}
-    try:
-        for name, port in ports.items():
-            with open(var / f"{name}.log", "wb") as log:  # the child keeps its own copy
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "kit.cli", "serve", name],
-                    env={**base_env, "FQ_SERVICE": name, "FQ_PORT": str(port)},
-                    stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-            started[name] = Service(name, f"http://127.0.0.1:{port}", process)
-        pending = set(started)
-        deadline = time.monotonic() + 60
-        while pending and time.monotonic() < deadline:
-            for name in list(pending):
-                try:
-                    if httpx.get(started[name].url + "/readyz", timeout=1).status_code == 200:
-                        pending.discard(name)
-                except httpx.HTTPError:
-                    pass
-            time.sleep(0.2)
-        if pending:
-            logs = {n: (var / f"{n}.log").read_text(errors="replace")[-3000:] for n in pending}
-            pytest.fail(f"services not ready: {sorted(pending)}\n{logs}")
+    with service_processes(ports, bootstrap=broker.bootstrap, database_url=database_url,
+                           var=run_dir / "observability", env=env) as started:
         yield started
-    finally:
-        for service in started.values():
-            service.process.terminate()
-        for service in started.values():
-            try:
-                service.process.wait(20)
-            except subprocess.TimeoutExpired:
-                service.process.kill()
 
 
 def scrape_config(ports: dict[str, int], prometheus_address: str) -> dict[str, Any]:
@@ -337,7 +302,7 @@ class Observed:
     """What the traffic left behind, for the checks."""
 
     prometheus: str
-    services: dict[str, Service]
+    services: dict[str, ServiceProcess]
     case_ids: list[str]
     mediation_samples: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     transitions_api: bool = False
@@ -436,7 +401,7 @@ async def _seen_by_prometheus(prometheus: str, exprs: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-async def observed(services: dict[str, Service], prometheus: str,
+async def observed(services: dict[str, ServiceProcess], prometheus: str,
                    broker: Broker) -> AsyncIterator[Observed]:
     """Cases through the whole pipeline, a dead letter, webhook successes, retries and
     give-ups, client errors; then wait until Prometheus has scraped the results."""

@@ -5,9 +5,6 @@ webhook receiver on loopback gets a signed notification."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,7 +17,7 @@ from fastapi import FastAPI, Request, Response
 
 from kit.settings import SERVICE_PORTS
 from services.notify.domain import verify
-from tests.infra import AUTH, DEV_KEY, Broker, free_port, serve
+from tests.infra import AUTH, Broker, free_port, serve, service_processes
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,44 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def services(broker: Broker, database_url: str, run_dir: Path) -> Iterator[dict[str, str]]:
     ports = {name: free_port() for name in SERVICE_PORTS}
-    procs: list[subprocess.Popen[bytes]] = []
-    var = run_dir / "e2e"
-    var.mkdir(exist_ok=True)
-    for name, port in ports.items():
-        env = {**os.environ, "FQ_SERVICE": name, "FQ_PORT": str(port),
-               "FQ_KAFKA_BOOTSTRAP": broker.bootstrap, "FQ_DEV_API_KEY": DEV_KEY,
-               "FQ_VAR_DIR": str(var), "FQ_CONSUMER_POLL_MS": "50",
-               "FQ_CONSUMER_SESSION_TIMEOUT_MS": "6000", "FQ_OUTBOX_POLL_SECONDS": "0.1",
-               "FQ_DELIVERY_BACKOFF_BASE_SECONDS": "0.2"}
-        if not database_url.startswith("sqlite"):
-            env["FQ_DATABASE_URL"] = database_url
-        log = open(var / f"{name}.log", "wb")  # closed when the process ends
-        procs.append(subprocess.Popen([sys.executable, "-m", "kit.cli", "serve", name],
-                                      env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    try:
-        deadline = time.monotonic() + 60
-        pending = set(urls)
-        while pending and time.monotonic() < deadline:
-            for name in list(pending):
-                try:
-                    if httpx.get(urls[name] + "/readyz", timeout=1).status_code == 200:
-                        pending.discard(name)
-                except httpx.HTTPError:
-                    pass
-            time.sleep(0.2)
-        if pending:
-            logs = {n: (var / f"{n}.log").read_text(errors="replace")[-3000:] for n in pending}
-            pytest.fail(f"services not ready: {sorted(pending)}\n{logs}")
-        yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with service_processes(ports, bootstrap=broker.bootstrap, database_url=database_url,
+                           var=run_dir / "e2e",
+                           env={"FQ_DELIVERY_BACKOFF_BASE_SECONDS": "0.2"}) as started:
+        yield {name: s.url for name, s in started.items()}
 
 
 class Receiver:

@@ -1,0 +1,180 @@
+"""Mediation's REST models, shared with the platforms that work cases and read figures:
+cases and their history, lifecycle transitions, and the statistics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from contracts.enums import (
+    Category,
+    Channel,
+    Department,
+    Referral,
+    Risk,
+    SlaKind,
+    Status,
+    SupervisionLevel,
+    Tier,
+)
+from contracts.events import TransitionData
+
+
+class StepInput(TransitionData):
+    """The data of one lifecycle step. Which fields a step needs depends on its target:
+    `resolved` needs agreement and agreement_amount (0 when no money is involved), `failed`
+    a failure_reason, `referred` a referral, `visited` visit_notes, `rated` a satisfaction
+    of 1–5; `accepted` and `in_mediation` may name the mediator; `notes` fits any step.
+    A field that does not belong to the step is refused rather than silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mediator: str | None = Field(default=None, max_length=128)
+    notes: str | None = Field(default=None, max_length=4000)
+    agreement: str | None = Field(default=None, max_length=8000,
+                                  description="The mediation agreement (调解协议)")
+    failure_reason: str | None = Field(default=None, max_length=2000)
+    referral: Referral | None = None
+    visit_notes: str | None = Field(default=None, max_length=4000,
+                                    description="Follow-up visit (回访) notes")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return _refuse_nul(value)
+
+
+def _refuse_nul(value: object) -> object:
+    # No database stores NUL in text (PostgreSQL refuses it): a clear 422 instead of a 500.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+class TransitionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to_status: Status
+    actor: str = Field(min_length=1, max_length=128, description="Who does it (name or staff id)")
+    reason: str | None = Field(default=None, max_length=2000)
+    expected_version: int = Field(ge=1, description="The case's `version` as you last read it; "
+                                  "if someone changed the case since, the answer is 409")
+    data: StepInput = Field(default_factory=StepInput)
+
+    @field_validator("actor", "reason")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return _refuse_nul(value)
+
+
+class HistoryEntry(BaseModel):
+    version: int | None = Field(default=None, description="The case's version after this step")
+    from_status: Status | None
+    to_status: Status
+    actor: str
+    reason: str | None
+    at: datetime
+    data: dict[str, Any]
+
+
+class SupervisionEntry(BaseModel):
+    routing_round: int
+    sla_kind: SlaKind
+    level: SupervisionLevel
+    deadline: datetime
+    tier: Tier
+    emitted_at: datetime
+
+
+class CaseSummary(BaseModel):
+    case_id: str
+    status: Status
+    version: int
+    channel: Channel
+    external_id: str
+    received_at: datetime
+    category: Category | None
+    risk: Risk | None
+    tier: Tier | None
+    lead_department: Department | None
+    cooperating_departments: list[Department]
+    jurisdiction_code: str | None
+    routing_round: int
+    mediator: str | None = None
+    accept_by: datetime | None
+    resolve_by: datetime | None
+    accepted_at: datetime | None = None
+    closed_at: datetime | None = None
+    satisfaction: int | None = None
+    referral: Referral | None = None
+    overdue: bool = Field(description="A running time limit is past its deadline")
+
+
+class CaseView(CaseSummary):
+    text: str | None
+    decision: dict[str, Any] | None
+    allowed_transitions: list[Status] = Field(
+        description="Where staff may move the case now (POST .../transitions)")
+    history: list[HistoryEntry]
+    supervision: list[SupervisionEntry]
+
+
+class CasePage(BaseModel):
+    items: list[CaseSummary]
+    next_cursor: str | None
+
+
+class TransitionResult(BaseModel):
+    case: CaseSummary
+    transitions: list[HistoryEntry] = Field(
+        description="The steps taken: one, or two when `referred` closes the case at once")
+
+
+class StatsDimension(StrEnum):
+    CHANNEL = "channel"
+    TIER = "tier"
+    DEPARTMENT = "department"
+    CATEGORY = "category"
+    JURISDICTION = "jurisdiction"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+PERIODS = frozenset({StatsDimension.DAY, StatsDimension.WEEK, StatsDimension.MONTH})
+
+
+class StatsRow(BaseModel):
+    group: dict[str, str | None] = Field(
+        description="The group's value per dimension asked for, e.g. {\"month\": \"2026-11\"}")
+    received: int
+    mediated: int
+    resolved: int
+    closed: int
+    closed_resolved: int
+    closed_on_time: int
+    rated: int
+    satisfaction_sum: int
+    satisfied: int
+    court_received: int
+    court_mediated: int
+    repeats: int
+    resolution_rate: float | None
+    closure_rate: float | None
+    on_time_rate: float | None
+    satisfaction_mean: float | None
+    satisfaction_share_4_5: float | None
+    diversion_rate: float | None
+    success_rate: float | None
+    repeat_rate: float | None
+
+
+class StatsReport(BaseModel):
+    group_by: list[StatsDimension]
+    received_from: datetime | None
+    received_to: datetime | None
+    rows: list[StatsRow]
+    total: StatsRow

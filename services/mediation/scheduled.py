@@ -1,0 +1,151 @@
+"""Supervision (督办) without anyone looking: one leader among the mediation processes emits
+case.supervision.v1 when a time limit reaches a level, and recounts the open and overdue
+cases for the gauges. Its state is in the database, so a restart or a new leader carries on
+where the last one stopped, and each level is emitted once (a unique constraint)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.enums import Department, SupervisionLevel, Tier
+from contracts.events import CaseSupervision, CaseSupervisionEvent
+from contracts.topics import CASE_SUPERVISION
+from kit.leader import run_as_leader
+from kit.metrics import CASES_OPEN, CASES_OVERDUE, RED_UNACCEPTED_OVERDUE, SUPERVISION_EVENTS
+from kit.outbox import add_to_outbox, outbox_row
+from kit.runtime import Runtime
+from services.mediation import store
+from services.mediation.domain.time_limits import TimeLimit, supervision_tier
+from services.mediation.handlers import clocks_of
+from services.mediation.store import Case, kit_tables
+
+log = logging.getLogger(__name__)
+
+LOCK = "fengqiao-mediation-supervision"
+NONE_LABEL = "none"
+
+
+def supervision_event_id(case_id: str, routing_round: int, limit: TimeLimit,
+                         level: SupervisionLevel) -> str:
+    """The same id for the same supervision, so consumers could drop a repeat by its id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:fengqiao:supervision:{case_id}:"
+                          f"{routing_round}:{limit.kind.value}:{level.value}"))
+
+
+class Supervisor:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.interval = runtime.settings.supervision_interval_seconds
+        self.batch = runtime.settings.supervision_batch
+        self.gauges_every = runtime.settings.case_gauges_interval_seconds
+        self._stopping = asyncio.Event()
+        self._gauges_at = 0.0
+        self._gauge_labels: set[tuple[str, str]] = set()
+
+    async def run(self) -> None:
+        await run_as_leader(self.runtime.engine, LOCK, self._lead, self._stopping)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _lead(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._stopping.is_set():
+                while await self.supervise(datetime.now(UTC)) >= self.batch:
+                    pass  # a backlog: take the next batch at once
+                if loop.time() >= self._gauges_at:
+                    await self.count_cases(datetime.now(UTC))
+                    self._gauges_at = loop.time() + self.gauges_every
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), self.interval)
+                except TimeoutError:
+                    pass
+        finally:
+            # Only the leader's gauges are true; a former leader stops reporting them.
+            self._clear_gauges()
+
+    async def supervise(self, now: datetime) -> int:
+        """Emit every supervision level due by `now`; returns how many cases were updated."""
+        emitted: list[SupervisionLevel] = []
+        updated = 0
+        async with self.runtime.sessions() as session, session.begin():
+            for case in await store.due_for_supervision(session, now, self.batch):
+                levels = await self._supervise_case(session, case, now)
+                if levels is not None:
+                    updated += 1
+                    emitted += levels
+        for level in emitted:
+            SUPERVISION_EVENTS.labels(level=level.value).inc()
+        if emitted:
+            self.runtime.relay.wake()
+        return updated
+
+    async def _supervise_case(self, session: AsyncSession, case: Case, now: datetime
+                              ) -> list[SupervisionLevel] | None:
+        clocks = clocks_of(case)
+        due = clocks.due(now)
+        after = clocks.after(due)
+        # Not a transition: the version stays, but the update is conditional on it, so a
+        # staff step that committed meanwhile (say, acceptance) wins and we look again.
+        progressed = await store.update_case(session, case, {
+            "acceptance_supervised": _value(after.acceptance_supervised),
+            "resolution_supervised": _value(after.resolution_supervised),
+            "supervision_due_at": after.next_due_at()})
+        if not progressed:
+            return None
+        emitted = []
+        tier = Tier(case.tier or Tier.TOWN)  # clocks run only on routed cases: tier is set
+        for limit, level in due:
+            to_tier = supervision_tier(level, tier)
+            first_time = await store.record_supervision_once(session, {
+                "case_id": case.case_id, "routing_round": case.routing_round,
+                "sla_kind": limit.kind.value, "level": level.value,
+                "deadline": limit.deadline, "tier": to_tier.value, "emitted_at": now})
+            if not first_time:
+                continue  # another scheduler got there first (failover, SQLite replicas)
+            event = CaseSupervisionEvent.wrap(CaseSupervision(
+                case_id=case.case_id, level=level, sla_kind=limit.kind,
+                deadline=limit.deadline, tier=to_tier,
+                lead_department=Department(case.lead_department) if case.lead_department
+                else None, at=now),
+                source="mediation", subject=case.case_id,
+                event_id=supervision_event_id(case.case_id, case.routing_round, limit, level))
+            await add_to_outbox(session, kit_tables.outbox,
+                                [outbox_row(CASE_SUPERVISION, event)])
+            emitted.append(level)
+        return emitted
+
+    async def count_cases(self, now: datetime) -> None:
+        """Set fq_cases_open, fq_cases_overdue and fq_red_cases_unaccepted_overdue."""
+        async with self.runtime.sessions() as session:
+            groups, red = await store.case_gauges(session, now)
+        seen: set[tuple[str, str]] = set()
+        for tier, department, open_count, overdue_count in groups:
+            labels = (tier or NONE_LABEL, department or NONE_LABEL)
+            seen.add(labels)
+            CASES_OPEN.labels(*labels).set(open_count)
+            CASES_OVERDUE.labels(*labels).set(overdue_count)
+        for labels in self._gauge_labels - seen:
+            CASES_OPEN.labels(*labels).set(0)
+            CASES_OVERDUE.labels(*labels).set(0)
+        self._gauge_labels |= seen
+        RED_UNACCEPTED_OVERDUE.set(red)
+
+    def _clear_gauges(self) -> None:
+        for labels in self._gauge_labels:
+            CASES_OPEN.remove(*labels)
+            CASES_OVERDUE.remove(*labels)
+        self._gauge_labels.clear()
+        # A former leader must not keep reporting red cases: the new leader owns the figure.
+        RED_UNACCEPTED_OVERDUE.set(0)
+        self._gauges_at = 0.0
+
+
+def _value(level: SupervisionLevel | None) -> str | None:
+    return level.value if level else None
