@@ -7,7 +7,12 @@ import asyncio
 import importlib
 import json
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
 
 from kit.settings import SERVICE_PORTS, Settings
 
@@ -15,16 +20,36 @@ SERVICES = tuple(SERVICE_PORTS)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     settings = Settings(service=args.service)
     if args.host:
         settings.host = args.host
     module = importlib.import_module(f"services.{args.service}.main")
     app = module.create(settings)
-    uvicorn.run(app, host=settings.host, port=settings.effective_port(), loop="uvloop",
-                log_config=None, access_log=False, timeout_graceful_shutdown=15)
+    config = uvicorn.Config(app, host=settings.host, port=settings.effective_port(),
+                            loop="uvloop", log_config=None, access_log=False,
+                            timeout_graceful_shutdown=15)
+    DrainingServer(config, app, settings.shutdown_grace_seconds).run()
     return 0
+
+
+class DrainingServer(uvicorn.Server):
+    """On SIGTERM, report not-ready first and keep serving for `grace` seconds, so load
+    balancers stop sending work before the listener closes; a second signal stops at once.
+    Then uvicorn finishes in-flight requests and the lifespan drains consumers and relays."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, grace: float) -> None:
+        super().__init__(config)
+        self.app = app
+        self.grace = grace
+        self.draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.draining or self.grace <= 0:
+            super().handle_exit(sig, frame)
+            return
+        self.draining = True
+        self.app.state.ready = False
+        threading.Timer(self.grace, super().handle_exit, (sig, frame)).start()
 
 
 def _topics(args: argparse.Namespace) -> int:

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     dev_api_key: str | None = Field(default=None, description="An admin key, e.g. from make run")
     open311_public_read: bool = True
     log_level: str = "INFO"
+    shutdown_grace_seconds: float = Field(
+        default=2.0, ge=0, description="On SIGTERM, seconds of not-ready before closing")
     max_body_bytes: int = Field(default=8 * 1024 * 1024,
                                 description="Larger request bodies are refused with 413")
     routing_rules_path: Path | None = Field(
