@@ -46,6 +46,7 @@ class Delivery:
     key: str | None
     message: BaseModel
     raw_value: bytes
+    payload: Any = None  # the JSON as decoded, before validation: reuse it, don't re-dump
 
     @property
     def idempotency_key(self) -> str:
@@ -205,7 +206,8 @@ class ConsumerLoop:
                                for e in exc.errors()[:20])
             return f"schema violation ({sub.model.__name__}): {errors}"
         key = record.key.decode(errors="replace") if record.key else None
-        return Delivery(record.topic, record.partition, record.offset, key, message, record.value)
+        return Delivery(record.topic, record.partition, record.offset, key, message,
+                        record.value, payload)
 
     async def _apply(self, deliveries: list[Delivery]) -> None:
         """All effects in one transaction; if a handler fails, isolate the culprit."""

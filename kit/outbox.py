@@ -7,7 +7,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
+import orjson
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -20,9 +22,12 @@ from kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 log = logging.getLogger(__name__)
 
 
-def outbox_row(topic: str, event: CloudEvent, key: str | None = None) -> dict[str, object]:
-    """The row that publishes `event` to `topic`, keyed by its subject (the case id)."""
-    return {"topic": topic, "key": key or event.subject, "value": encode(event),
+def outbox_row(topic: str, event: CloudEvent, key: str | None = None,
+               dumped: dict[str, Any] | None = None) -> dict[str, object]:
+    """The row that publishes `event` to `topic`, keyed by its subject (the case id).
+    `dumped` is the event's model_dump(mode="json") when the caller already made it."""
+    value = orjson.dumps(dumped) if dumped is not None else encode(event)
+    return {"topic": topic, "key": key or event.subject, "value": value,
             "headers": None, "created_at": time.time()}
 
 
