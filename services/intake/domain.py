@@ -1,19 +1,40 @@
-"""From a channel's native payload to the canonical CaseReported: pure functions, no I/O."""
+"""From a channel's native payload to the canonical CaseReported, and how submitted reports
+meet the ones already received: pure functions, no I/O.
+
+Phone and id numbers leave this module only masked and as keyed hashes; free text is
+scrubbed of numbers as well, since operators often type a caller's phone into the content.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel
 
-from contracts.channels import HotlineWorkOrder
+from contracts.channels import (
+    CourtReferral,
+    GridReport,
+    HotlineWorkOrder,
+    Party,
+    PetitionReferral,
+    PoliceReferral,
+    WalkInVisit,
+)
 from contracts.enums import Channel, PartyRole
 from contracts.events import CaseReported, PartyRef
-from kit.privacy import keyed_hash, mask_phone
+from kit.privacy import keyed_hash, mask_id_number, mask_phone, scrub
+
+# DOMAIN.md: a court referral's mediation_deadline defaults to referred_at + 30 days.
+COURT_MEDIATION_PERIOD = timedelta(days=30)
+
+NativeT = TypeVar("NativeT", bound=BaseModel)
 
 
 def new_case_id(now: datetime) -> str:
@@ -28,50 +49,236 @@ def content_fingerprint(payload: BaseModel) -> str:
 
 
 @dataclass(frozen=True)
-class ChannelAdapter:
+class Receipt:
+    """What intake adds to a native payload when it receives it."""
+
+    case_id: str
+    external_id: str
+    received_at: datetime  # when intake received it (aware)
+    hash_secret: str
+
+
+# --- people: masked numbers and keyed hashes, never the numbers -----------------------------
+
+def person_ref(secret: str, *, role: PartyRole, name: str | None = None,
+               phone: str | None = None, id_number: str | None = None,
+               address: str | None = None) -> PartyRef:
+    return PartyRef(
+        name=name, role=role,
+        phone_masked=mask_phone(phone) if phone else None,
+        phone_hash=keyed_hash(secret, "phone", phone) if phone else None,
+        id_number_masked=mask_id_number(id_number) if id_number else None,
+        id_number_hash=keyed_hash(secret, "id", id_number) if id_number else None,
+        address=scrub(address) if address else None)
+
+
+def party_refs(parties: Sequence[Party], default_role: PartyRole, secret: str) -> list[PartyRef]:
+    """The parties as events carry them; a party without a role gets its list's role."""
+    return [person_ref(secret, role=p.role or default_role, name=p.name, phone=p.phone,
+                       id_number=p.id_number, address=p.address) for p in parties]
+
+
+def _text(value: str | None) -> str | None:
+    return scrub(value) if value else None
+
+
+# --- one mapping per channel ----------------------------------------------------------------
+
+def hotline_to_case(order: HotlineWorkOrder, receipt: Receipt) -> CaseReported:
+    reporter = None
+    if order.caller_name or order.caller_phone:
+        reporter = person_ref(receipt.hash_secret, role=PartyRole.REPORTER,
+                              name=order.caller_name, phone=order.caller_phone)
+    return CaseReported(
+        case_id=receipt.case_id, channel=Channel.HOTLINE_12345, external_id=order.order_no,
+        received_at=order.received_at, text=scrub(order.content),
+        channel_category=order.category, urgency=order.urgency,
+        address=_text(order.address), region_code=order.region_code, reporter=reporter,
+        deadline=order.deadline,
+        callback_url=str(order.callback_url) if order.callback_url else None)
+
+
+def grid_to_case(report: GridReport, receipt: Receipt) -> CaseReported:
+    # The reporter is the grid worker: a staff id, not a citizen's number, so no hashes.
+    reporter = (PartyRef(name=report.reporter_name, role=PartyRole.REPORTER)
+                if report.reporter_name else None)
+    return CaseReported(
+        case_id=receipt.case_id, channel=Channel.GRID, external_id=report.report_id,
+        received_at=receipt.received_at, text=scrub(report.description),
+        channel_category=report.event_type, address=_text(report.address),
+        grid_code=report.grid_code, location=report.location, occurred_at=report.occurred_at,
+        people_count=report.people_involved, reporter=reporter,
+        parties=party_refs(report.parties, PartyRole.OTHER, receipt.hash_secret))
+
+
+def police_to_case(referral: PoliceReferral, receipt: Receipt) -> CaseReported:
+    reporter = (PartyRef(name=referral.officer_name, role=PartyRole.REPORTER)
+                if referral.officer_name else None)
+    return CaseReported(
+        case_id=receipt.case_id, channel=Channel.POLICE, external_id=referral.incident_no,
+        received_at=receipt.received_at, text=scrub(referral.summary),
+        channel_category=referral.dispute_type, address=_text(referral.address),
+        region_code=referral.region_code, station_code=referral.station_code,
+        occurred_at=referral.occurred_at, injuries=referral.injuries, reporter=reporter,
+        parties=party_refs(referral.parties, PartyRole.OTHER, receipt.hash_secret))
+
+
+def court_mediation_deadline(referral: CourtReferral, received_at: datetime) -> datetime:
+    """The referral's own deadline, else 30 days from referral (or from receipt)."""
+    if referral.mediation_deadline is not None:
+        return referral.mediation_deadline
+    return (referral.referred_at or received_at) + COURT_MEDIATION_PERIOD
+
+
+def court_to_case(referral: CourtReferral, receipt: Receipt) -> CaseReported:
+    received_at = referral.referred_at or receipt.received_at
+    secret = receipt.hash_secret
+    return CaseReported(
+        case_id=receipt.case_id, channel=Channel.COURT, external_id=referral.case_no,
+        received_at=received_at, text=scrub(referral.summary),
+        channel_category=referral.cause, court_code=referral.court_code,
+        amount=referral.claim_amount,
+        parties=party_refs(referral.plaintiffs, PartyRole.PLAINTIFF, secret)
+        + party_refs(referral.defendants, PartyRole.DEFENDANT, secret),
+        deadline=court_mediation_deadline(referral, received_at))
+
+
+def petition_to_case(referral: PetitionReferral, receipt: Receipt) -> CaseReported:
+    # A joint petition (联名) names its petitioners; their number is the head count when
+    # the petition system does not state one.
+    people = referral.people_count
+    if people is None and referral.petitioners:
+        people = len(referral.petitioners)
+    return CaseReported(
+        case_id=receipt.case_id, channel=Channel.PETITION, external_id=referral.petition_no,
+        received_at=receipt.received_at, text=scrub(referral.content),
+        region_code=referral.region_code, people_count=people,
+        parties=party_refs(referral.petitioners, PartyRole.PETITIONER, receipt.hash_secret))
+
+
+def walk_in_to_case(visit: WalkInVisit, receipt: Receipt) -> CaseReported:
+    secret = receipt.hash_secret
+    reporter = None
+    if visit.visitor is not None:
+        v = visit.visitor
+        reporter = person_ref(secret, role=v.role or PartyRole.REPORTER, name=v.name,
+                              phone=v.phone, id_number=v.id_number, address=v.address)
+    return CaseReported(
+        case_id=receipt.case_id, channel=Channel.WALK_IN, external_id=receipt.external_id,
+        received_at=visit.visited_at or receipt.received_at, text=scrub(visit.content),
+        channel_category=visit.category, urgency=visit.urgency, address=_text(visit.address),
+        region_code=visit.region_code, grid_code=visit.grid_code,
+        people_count=visit.people_count, reporter=reporter,
+        parties=party_refs(visit.parties, PartyRole.OTHER, secret))
+
+
+@dataclass(frozen=True)
+class ChannelAdapter(Generic[NativeT]):
     """How one channel's native payload becomes a case."""
 
     channel: Channel
-    native: type[BaseModel]
+    native: type[NativeT]
     external_id_field: str
+    map_to_case: Callable[[NativeT, Receipt], CaseReported]
+    # True when the source has no id of its own: intake makes one (the case id) unless the
+    # payload carries the optional external_id_field.
+    generates_ids: bool = False
 
-    def external_id(self, payload: BaseModel) -> str:
-        return str(getattr(payload, self.external_id_field))
+    def external_id(self, payload: BaseModel) -> str | None:
+        value = getattr(payload, self.external_id_field, None)
+        return str(value) if value else None
 
-
-def hotline_to_case(order: HotlineWorkOrder, case_id: str, hash_secret: str) -> CaseReported:
-    reporter = None
-    if order.caller_name or order.caller_phone:
-        reporter = PartyRef(
-            name=order.caller_name,
-            role=PartyRole.REPORTER,
-            phone_masked=mask_phone(order.caller_phone) if order.caller_phone else None,
-            phone_hash=keyed_hash(hash_secret, "phone", order.caller_phone)
-            if order.caller_phone else None,
-        )
-    return CaseReported(
-        case_id=case_id,
-        channel=Channel.HOTLINE_12345,
-        external_id=order.order_no,
-        received_at=order.received_at,
-        text=order.content,
-        channel_category=order.category,
-        urgency=order.urgency,
-        address=order.address,
-        region_code=order.region_code,
-        reporter=reporter,
-        deadline=order.deadline,
-        callback_url=str(order.callback_url) if order.callback_url else None,
-    )
+    def to_case(self, payload: BaseModel, receipt: Receipt) -> CaseReported:
+        if not isinstance(payload, self.native):
+            raise TypeError(f"{self.channel} takes {self.native.__name__}, "
+                            f"not {type(payload).__name__}")
+        return self.map_to_case(payload, receipt)
 
 
-ADAPTERS: dict[Channel, ChannelAdapter] = {
-    Channel.HOTLINE_12345: ChannelAdapter(Channel.HOTLINE_12345, HotlineWorkOrder, "order_no"),
-}
+# The channels that post to POST /v1/intake/{channel} and publish to intake.<channel>.v1.
+# Open311 has its own routes (services/intake/open311).
+ADAPTERS: dict[Channel, ChannelAdapter[Any]] = {a.channel: a for a in (
+    ChannelAdapter(Channel.HOTLINE_12345, HotlineWorkOrder, "order_no", hotline_to_case),
+    ChannelAdapter(Channel.GRID, GridReport, "report_id", grid_to_case),
+    ChannelAdapter(Channel.POLICE, PoliceReferral, "incident_no", police_to_case),
+    ChannelAdapter(Channel.COURT, CourtReferral, "case_no", court_to_case),
+    ChannelAdapter(Channel.PETITION, PetitionReferral, "petition_no", petition_to_case),
+    ChannelAdapter(Channel.WALK_IN, WalkInVisit, "visit_id", walk_in_to_case,
+                   generates_ids=True),
+)}
 
 
-def to_case(channel: Channel, payload: BaseModel, case_id: str, hash_secret: str) -> CaseReported:
-    """The canonical case for a validated native payload of `channel`."""
-    if channel is Channel.HOTLINE_12345 and isinstance(payload, HotlineWorkOrder):
-        return hotline_to_case(payload, case_id, hash_secret)
-    raise ValueError(f"no mapping for channel {channel}")
+# --- exactly once per channel and external id -----------------------------------------------
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class Submission:
+    outcome: Outcome
+    case_id: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated report, ready to store: its case, if it turns out to be new."""
+
+    external_id: str
+    fingerprint: str
+    case: CaseReported
+    native: dict[str, Any]
+
+    @property
+    def case_id(self) -> str:
+        return self.case.case_id
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What intake already holds for a channel's external id."""
+
+    case_id: str
+    fingerprint: str
+
+
+def prepare(adapter: ChannelAdapter[Any], payload: BaseModel, now: datetime,
+            hash_secret: str) -> Prepared:
+    case_id = new_case_id(now)
+    external_id = adapter.external_id(payload) or case_id
+    receipt = Receipt(case_id=case_id, external_id=external_id, received_at=now,
+                      hash_secret=hash_secret)
+    return Prepared(external_id=external_id, fingerprint=content_fingerprint(payload),
+                    case=adapter.to_case(payload, receipt),
+                    native=payload.model_dump(mode="json"))
+
+
+def firsts(reports: Sequence[Prepared]) -> list[Prepared]:
+    """The first report of each external id, in external id order: those worth inserting.
+    (Inserting in one global order keeps concurrent batches from deadlocking.)"""
+    seen: dict[str, Prepared] = {}
+    for report in reports:
+        seen.setdefault(report.external_id, report)
+    return [seen[key] for key in sorted(seen)]
+
+
+def settle(reports: Sequence[Prepared], inserted: set[str],
+           stored: dict[str, Stored]) -> list[Submission]:
+    """Each report's outcome, once the firsts were inserted where their id was free.
+
+    `inserted` holds the case ids inserted just now; `stored` what intake holds for every
+    external id after the insert. A later report of an id (in the same batch or sent
+    again) is a duplicate when its content equals the stored one, else a conflict.
+    """
+    outcomes = []
+    for report in reports:
+        if report.case_id in inserted:
+            outcomes.append(Submission(Outcome.ACCEPTED, report.case_id))
+            continue
+        held = stored[report.external_id]
+        same = held.fingerprint == report.fingerprint
+        outcomes.append(Submission(Outcome.DUPLICATE if same else Outcome.CONFLICT,
+                                   held.case_id))
+    return outcomes

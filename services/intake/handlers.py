@@ -1,67 +1,93 @@
-"""Intake's one command: accept a native report exactly once per channel and external id."""
+"""Intake's command: accept native reports exactly once per channel and external id, one or
+a thousand at a time, in the caller's transaction, with their CaseReported in the outbox."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Insert, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.api_intake import ReportLookup
 from contracts.events import CaseReportedEvent
 from contracts.topics import CASE_REPORTED
 from kit.metrics import CASES_RECEIVED
 from kit.outbox import add_to_outbox, outbox_row
-from services.intake.domain import ChannelAdapter, content_fingerprint, new_case_id, to_case
+from services.intake.domain import (
+    ChannelAdapter,
+    Outcome,
+    Stored,
+    Submission,
+    firsts,
+    prepare,
+    settle,
+)
 from services.intake.store import IntakeCase, kit_tables
 
-
-class Outcome(StrEnum):
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    CONFLICT = "conflict"
+cases: Table = IntakeCase.__table__  # type: ignore[attr-defined]
 
 
-@dataclass(frozen=True)
-class Submission:
-    outcome: Outcome
-    case_id: str
-
-
-async def submit(session: AsyncSession, adapter: ChannelAdapter, payload: BaseModel,
-                 hash_secret: str) -> Submission:
-    """Store the report and its CaseReported in the outbox, or find the earlier one.
-
-    Runs in the caller's transaction. The unique (channel, external_id) constraint decides
-    races: of concurrent posts of one order, exactly one inserts.
-    """
-    external_id = adapter.external_id(payload)
-    fingerprint = content_fingerprint(payload)
-    now = datetime.now(UTC)
-    case_id = new_case_id(now)
-    case = to_case(adapter.channel, payload, case_id, hash_secret)
-    values = {
-        "case_id": case_id, "channel": adapter.channel.value, "external_id": external_id,
-        "fingerprint": fingerprint, "received_at": case.received_at, "created_at": now,
-        "native": payload.model_dump(mode="json"),
-    }
-    table = IntakeCase.__table__  # type: ignore[attr-defined]
+def insert_ignoring_duplicates(session: AsyncSession, table: Table,
+                               conflict_columns: list[str]) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING for the session's backend."""
     dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
-    result = await session.execute(
-        insert.values(**values).on_conflict_do_nothing(index_elements=["channel", "external_id"]))
-    if result.rowcount == 1:  # type: ignore[attr-defined]
-        event = CaseReportedEvent.wrap(case, source="intake", subject=case_id)
-        await add_to_outbox(session, kit_tables.outbox, [outbox_row(CASE_REPORTED, event)])
-        CASES_RECEIVED.labels(channel=adapter.channel.value).inc()
-        return Submission(Outcome.ACCEPTED, case_id)
-    existing = (await session.execute(
-        select(IntakeCase.case_id, IntakeCase.fingerprint).where(  # type: ignore[call-overload]
-            IntakeCase.channel == adapter.channel.value, IntakeCase.external_id == external_id)
-    )).one()
-    if existing.fingerprint == fingerprint:
-        return Submission(Outcome.DUPLICATE, existing.case_id)
-    return Submission(Outcome.CONFLICT, existing.case_id)
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return insert.on_conflict_do_nothing(index_elements=conflict_columns)
+
+
+async def submit_many(session: AsyncSession, adapter: ChannelAdapter[Any],
+                      payloads: Sequence[BaseModel], hash_secret: str) -> list[Submission]:
+    """Store the new reports and queue their CaseReported; find the earlier ones.
+
+    One bulk insert: the unique (channel, external_id) constraint decides races, so of
+    concurrent posts of one report exactly one inserts, and the others read its case id.
+    """
+    if not payloads:
+        return []
+    now = datetime.now(UTC)
+    reports = [prepare(adapter, payload, now, hash_secret) for payload in payloads]
+    channel = adapter.channel.value
+    rows = [{"case_id": r.case_id, "channel": channel, "external_id": r.external_id,
+             "fingerprint": r.fingerprint, "received_at": r.case.received_at,
+             "created_at": now, "native": r.native} for r in firsts(reports)]
+    statement = insert_ignoring_duplicates(session, cases, ["channel", "external_id"])
+    inserted = set((await session.execute(statement.returning(cases.c.case_id), rows)).scalars())
+    stored = {r.external_id: Stored(r.case_id, r.fingerprint)
+              for r in reports if r.case_id in inserted}
+    earlier = sorted({r.external_id for r in reports} - set(stored))
+    if earlier:
+        found = await session.execute(
+            select(cases.c.external_id, cases.c.case_id, cases.c.fingerprint).where(
+                cases.c.channel == channel, cases.c.external_id.in_(earlier)))
+        stored |= {row.external_id: Stored(row.case_id, row.fingerprint) for row in found}
+    outcomes = settle(reports, inserted, stored)
+    accepted = [r for r, o in zip(reports, outcomes, strict=True)
+                if o.outcome is Outcome.ACCEPTED]
+    await add_to_outbox(session, kit_tables.outbox, [
+        outbox_row(CASE_REPORTED, CaseReportedEvent.wrap(r.case, source="intake",
+                                                         subject=r.case_id))
+        for r in accepted])
+    if accepted:
+        CASES_RECEIVED.labels(channel=channel).inc(len(accepted))
+    return outcomes
+
+
+async def submit(session: AsyncSession, adapter: ChannelAdapter[Any], payload: BaseModel,
+                 hash_secret: str) -> Submission:
+    """One report: accepted, a duplicate of an earlier one, or in conflict with it."""
+    return (await submit_many(session, adapter, [payload], hash_secret))[0]
+
+
+async def find_report(session: AsyncSession, channel: str, external_id: str
+                      ) -> ReportLookup | None:
+    row = (await session.execute(
+        select(cases.c.case_id, cases.c.received_at).where(
+            cases.c.channel == channel, cases.c.external_id == external_id))).first()
+    if row is None:
+        return None
+    return ReportLookup(channel=channel, external_id=external_id, case_id=row.case_id,
+                        received_at=row.received_at)

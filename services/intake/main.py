@@ -1,22 +1,29 @@
-"""Intake wiring: REST and Kafka-native entry points, both through handlers.submit."""
+"""Intake wiring: REST, batch and Kafka-native entry points, all through handlers.submit_many;
+Open311 routes; and the lifecycle consumer that keeps Open311 statuses current."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.topics import intake_topic
+from contracts.events import CaseLifecycleEvent
+from contracts.topics import CASE_LIFECYCLE, intake_topic
 from kit.app import create_app
 from kit.consumer import Delivery, Handler, PoisonMessage, Subscription
 from kit.runtime import Runtime
 from kit.settings import Settings
 from services.intake.api import build_router
-from services.intake.domain import ADAPTERS, ChannelAdapter
-from services.intake.handlers import Outcome, submit
+from services.intake.domain import ADAPTERS, ChannelAdapter, Outcome
+from services.intake.handlers import submit
+from services.intake.open311.api import Open311Failure, open311_error
+from services.intake.open311.api import router as open311_router
+from services.intake.open311.handlers import follow_lifecycle
 from services.intake.store import IntakeBase, kit_tables
 
 
-def _kafka_handler(runtime: Runtime, adapter: ChannelAdapter) -> Handler:
+def _kafka_handler(runtime: Runtime, adapter: ChannelAdapter[Any]) -> Handler:
     async def handle(session: AsyncSession, delivery: Delivery) -> None:
         result = await submit(session, adapter, delivery.message, runtime.settings.hash_secret)
         if result.outcome is Outcome.CONFLICT:
@@ -29,10 +36,16 @@ def _kafka_handler(runtime: Runtime, adapter: ChannelAdapter) -> Handler:
 def create(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings(service="intake")
     runtime = Runtime(settings, IntakeBase.metadata, kit_tables)
+    # Native payloads published to Kafka: the loop dead-letters what fails validation.
     runtime.consume("intake", [
         Subscription(intake_topic(a.channel.value), a.native, _kafka_handler(runtime, a))
         for a in ADAPTERS.values()])
-    return create_app(
+    runtime.consume("intake-open311-status", [
+        Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, follow_lifecycle)])
+    app = create_app(
         runtime, title="fengqiao intake",
-        description="Reports from every channel, in their native formats, become cases.",
-        routers=[build_router()])
+        description="Reports from every channel, in their native formats, become cases: "
+        "REST one by one or in batches, Kafka-native topics, and Open311 GeoReport v2.",
+        routers=[build_router(), open311_router])
+    app.add_exception_handler(Open311Failure, open311_error)
+    return app

@@ -1,12 +1,13 @@
 """Intake's tables: every accepted report with its native payload (phone and id numbers in
-clear live only here), unique per channel and external id, and intake's outbox."""
+clear live only here), unique per channel and external id; the public face of Open311
+requests; and intake's outbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, MetaData, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, MetaData, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from kit.db import UtcDateTime
@@ -29,6 +30,34 @@ class IntakeCase(IntakeBase, table=True):
     received_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     created_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     native: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class Open311Row(IntakeBase, table=True):
+    """An Open311 request as GET requests.json may show it: no name, phone, email or device
+    id (those stay in intake_cases.native), and the description with numbers masked."""
+
+    __tablename__ = "intake_open311_requests"
+    __table_args__ = (Index("ix_intake_open311_requests_requested", "requested_datetime"),
+                      UniqueConstraint("token", name="uq_intake_open311_requests_token"))
+
+    service_request_id: str = Field(primary_key=True, max_length=64,
+                                    description="The case id")
+    token: str = Field(max_length=64)
+    service_code: str = Field(max_length=64)
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    lat: float | None = None
+    long: float | None = None
+    address: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    address_id: str | None = Field(default=None, max_length=64)
+    media_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    status: str = Field(default="open", max_length=16)
+    status_notes: str | None = Field(default=None, max_length=256)
+    agency_responsible: str | None = Field(default=None, max_length=64)
+    # The case version the status reflects (from case.lifecycle.v1), so that a replayed or
+    # late event never moves the status backwards.
+    case_version: int = 0
+    requested_datetime: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    updated_datetime: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
 metadata = IntakeBase.metadata
