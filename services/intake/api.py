@@ -6,9 +6,10 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Request
+from fastapi import APIRouter, Body, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy import select
 
 from contracts.api_intake import (
     MAX_BATCH_ITEMS,
@@ -20,12 +21,14 @@ from contracts.api_intake import (
     ItemStatus,
     ReportLookup,
 )
+from contracts.api_notify import CaseContact
 from contracts.channels import ExternalId
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, FieldError, error_responses, field_errors
 from kit.runtime import Runtime
-from services.intake.domain import ADAPTERS, ChannelAdapter, Outcome, Submission
+from services.intake.domain import ADAPTERS, ChannelAdapter, Outcome, Submission, contact_phone
 from services.intake.handlers import find_report, submit, submit_many
+from services.intake.store import IntakeCase
 
 ERRORS = error_responses(401, 403, 409, 422)
 _EXTERNAL_ID = TypeAdapter(ExternalId)
@@ -187,8 +190,30 @@ def _lookup_route(router: APIRouter, adapter: ChannelAdapter[Any]) -> None:
         return found
 
 
+def _contact_route(router: APIRouter) -> None:
+    @router.get(
+        "/v1/intake/cases/{case_id}/contact", response_model=CaseContact,
+        summary="The reporting citizen's phone, for notify's SMS (personal data)",
+        description="Scope `personal_data:read`. The number is never published in an event; "
+        "this is the one place it can be read. 404 when the case is unknown or has no phone.",
+        responses=error_responses(401, 403, 404), operation_id="case_contact")
+    async def contact(request: Request, case_id: Annotated[str, Path(max_length=64)],
+                      _: Principal = require(Scope.PERSONAL_DATA_READ)) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        async with runtime.sessions() as session:
+            row = (await session.execute(
+                select(IntakeCase.channel, IntakeCase.native).where(  # type: ignore[call-overload]
+                    IntakeCase.case_id == case_id))).first()
+        phone = contact_phone(row.channel, row.native) if row else None
+        if phone is None:
+            raise ApiError(404, "not_found", f"no case {case_id} with a contact phone")
+        return Response(CaseContact(case_id=case_id, phone=phone).model_dump_json(),
+                        media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
 def build_router() -> APIRouter:
     router = APIRouter(tags=["intake"])
+    _contact_route(router)
     for adapter in ADAPTERS.values():
         _submit_route(router, adapter)
         _batch_route(router, adapter)

@@ -282,3 +282,19 @@ def settle(reports: Sequence[Prepared], inserted: set[str],
         outcomes.append(Submission(Outcome.DUPLICATE if same else Outcome.CONFLICT,
                                    held.case_id))
     return outcomes
+
+
+def contact_phone(channel: str, native: dict[str, Any]) -> str | None:
+    """The reporting citizen's phone in a stored native payload, for the SMS that tells them
+    their case number and outcome. Grid, police and court reports are filed by staff, so
+    they name no citizen to text."""
+    if channel == Channel.HOTLINE_12345:
+        return native.get("caller_phone")
+    if channel == Channel.OPEN311:
+        return native.get("phone")
+    if channel == Channel.WALK_IN:
+        return (native.get("visitor") or {}).get("phone")
+    if channel == Channel.PETITION:
+        return next((p["phone"] for p in native.get("petitioners") or [] if p.get("phone")),
+                    None)
+    return None

@@ -407,3 +407,30 @@ async def test_health_readiness_and_metrics(intake: str) -> None:
                                                                    "broker": True}
     assert 'fq_cases_received_total{channel="grid"}' in metrics.text
     assert 'fq_http_requests_total{method="POST",route="/v1/intake/{channel}"' not in metrics.text
+
+
+async def test_the_contact_phone_is_readable_only_with_the_personal_data_scope(
+        intake: str, database_url: str, run_dir: Path, unique: str) -> None:
+    from kit.auth import KeyStore
+    from kit.db import create_engine
+
+    url = service_settings("intake", "", database_url, run_dir).effective_auth_database_url()
+    engine = create_engine(url)
+    try:
+        _, directory_key = await KeyStore(engine).create("notify", ["personal_data:read"])
+        _, writer_key = await KeyStore(engine).create("hotline", ["intake:write"])
+    finally:
+        await engine.dispose()
+    async with httpx.AsyncClient(base_url=intake) as client:
+        posted = await client.post("/v1/intake/hotline_12345", json=order(f"CT{unique}"),
+                                   headers=AUTH)
+        case_id = posted.json()["case_id"]
+        path = f"/v1/intake/cases/{case_id}/contact"
+        allowed = await client.get(path, headers={"Authorization": f"Bearer {directory_key}"})
+        refused = await client.get(path, headers={"Authorization": f"Bearer {writer_key}"})
+        unknown = await client.get("/v1/intake/cases/FQ-NONE/contact", headers=AUTH)
+    assert allowed.status_code == 200
+    assert allowed.json() == {"case_id": case_id, "phone": "13912345678"}
+    assert allowed.headers["cache-control"] == "no-store"
+    assert refused.status_code == 403
+    assert unknown.status_code == 404
