@@ -35,3 +35,16 @@ def test_log_lines_never_carry_a_phone_number() -> None:
     line = JsonFormatter("test").format(record)
     assert "13912345678" not in line
     assert "139****5678" in line
+
+
+def test_a_repeated_log_message_is_let_through_once_per_window() -> None:
+    from kit.logs import RepeatFilter
+
+    repeat = RepeatFilter(window=60)
+
+    def record(msg: str) -> logging.LogRecord:
+        return logging.makeLogRecord({"name": "aiokafka", "msg": msg, "levelname": "ERROR"})
+
+    passed = [repeat.filter(record("Unable connect to node")) for _ in range(50)]
+    assert passed.count(True) == 1
+    assert repeat.filter(record("another message"))
