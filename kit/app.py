@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.routing import Match
 
-from kit.errors import install_error_handlers
+from kit.errors import ErrorBody, install_error_handlers
+from kit.http_metrics import HttpMetrics
 from kit.limits import BodySizeLimit
 from kit.logs import configure_logging
-from kit.metrics import HTTP_DURATION, HTTP_REQUESTS
 from kit.runtime import Runtime
-
-UNTRACKED = {"/metrics", "/healthz", "/readyz"}
 
 
 def create_app(runtime: Runtime, *, title: str, description: str,
@@ -44,7 +40,9 @@ def create_app(runtime: Runtime, *, title: str, description: str,
     app.state.keys = runtime.keys
     app.state.ready = False
     install_error_handlers(app)
+    _document_error_format(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetrics, service=runtime.service)
     for router in routers:
         app.include_router(router)
 
@@ -64,35 +62,40 @@ def create_app(runtime: Runtime, *, title: str, description: str,
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        # An exception escaping a route passes through here and becomes a 500 only in
-        # Starlette's outermost middleware: count it as the 500 the client receives, or
-        # the error-rate panels and alerts would never see a crashing route.
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = _route_template(app, request)
-            if route not in UNTRACKED:
-                method = request.method
-                HTTP_REQUESTS.labels(runtime.service, route, method, str(status)).inc()
-                HTTP_DURATION.labels(runtime.service, route, method).observe(
-                    time.perf_counter() - started)
-
     return app
 
 
-def _route_template(app: FastAPI, request: Request) -> str:
-    """The route's path template, so that label values stay few (not one per case id)."""
-    route = request.scope.get("route")
-    if route is not None and hasattr(route, "path"):
-        return str(route.path)
-    for candidate in app.router.routes:
-        match, _ = candidate.matches(request.scope)
-        if match == Match.FULL and hasattr(candidate, "path"):
-            return str(candidate.path)
-    return "<unmatched>"
+def _document_error_format(app: FastAPI) -> None:
+    """FastAPI documents its own 422 body (HTTPValidationError) on every route with
+    parameters; ours answer with ErrorBody, so the document says that instead."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "ErrorBody" not in components:
+            error_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(error_schema.pop("$defs", {}))
+            components["ErrorBody"] = error_schema
+        ours = "#/components/schemas/ErrorBody"
+
+        def replace(node: Any) -> Any:
+            if isinstance(node, dict):
+                if node.get("$ref") == "#/components/schemas/HTTPValidationError":
+                    return {**node, "$ref": ours}
+                return {k: replace(v) for k, v in node.items()}
+            if isinstance(node, list):
+                return [replace(v) for v in node]
+            return node
+
+        schema["paths"] = replace(schema.get("paths", {}))
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+

@@ -26,8 +26,9 @@ from contracts.channels import ExternalId
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, FieldError, error_responses, field_errors
 from kit.runtime import Runtime
+from services.intake.committer import GroupCommitter
 from services.intake.domain import ADAPTERS, ChannelAdapter, Outcome, Submission, contact_phone
-from services.intake.handlers import find_report, submit, submit_many
+from services.intake.handlers import find_report, submit_many
 from services.intake.store import IntakeCase
 
 ERRORS = error_responses(401, 403, 409, 422)
@@ -72,12 +73,8 @@ def _with_idempotency_key(payload: BaseModel, field: str, key: str | None) -> Ba
 
 async def _submit_one(request: Request, adapter: ChannelAdapter[Any], payload: BaseModel
                       ) -> JSONResponse:
-    runtime: Runtime = request.app.state.runtime
-    async with runtime.sessions() as session, session.begin():
-        result = await submit(session, adapter, payload, runtime.settings.hash_secret)
-    if result.outcome is Outcome.ACCEPTED:
-        runtime.relay.wake()
-    return _answer(adapter, payload, result)
+    committer: GroupCommitter = request.app.state.committer
+    return _answer(adapter, payload, await committer.submit(adapter, payload))
 
 
 def _submit_route(router: APIRouter, adapter: ChannelAdapter[Any]) -> None:

@@ -15,6 +15,7 @@ from kit.consumer import Delivery, Handler, PoisonMessage, Subscription
 from kit.runtime import Runtime
 from kit.settings import Settings
 from services.intake.api import build_router
+from services.intake.committer import GroupCommitter
 from services.intake.domain import ADAPTERS, ChannelAdapter, Outcome
 from services.intake.handlers import submit
 from services.intake.open311.api import Open311Failure, open311_error
@@ -48,4 +49,5 @@ def create(settings: Settings | None = None) -> FastAPI:
         "REST one by one or in batches, Kafka-native topics, and Open311 GeoReport v2.",
         routers=[build_router(), open311_router])
     app.add_exception_handler(Open311Failure, open311_error)
+    app.state.committer = GroupCommitter(runtime)
     return app
