@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from contracts.enums import Category, Channel
 from services.router.domain.reading import Reading
 from services.router.domain.rules import RoutingRules
-from services.router.domain.text import longest_hits
+from services.router.domain.text import Hit, longest_hits
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,40 @@ def choose_category(channel: Channel, channel_category: str | None, reading: Rea
 
 
 def _scores(reading: Reading) -> dict[str, tuple[int, list[str]]]:
-    """Per category: the sum of its distinct terms' weights, and those terms in text order."""
+    """Per category: the sum of its distinct terms' weights, and those terms in text order.
+
+    A term inside a longer term of another category is part of that word, not a word of its
+    own: 物业公司 is property management, not also 公司 (labour); 土地补偿 is not also 土地.
+    """
+    by_category = reading.category_hits
+    if len(by_category) > 1:
+        by_category = _without_parts_of_longer_words(by_category)
     scores: dict[str, tuple[int, list[str]]] = {}
-    for category, hits in reading.category_hits.items():
+    for category, hits in by_category.items():
         weights: dict[str, int] = {}
-        for hit in longest_hits(hits):
-            weights[hit.term] = max(hit.weight, weights.get(hit.term, 0))
-        scores[category] = (sum(weights.values()), list(weights))
+        for hit in longest_hits(hits) if len(hits) > 1 else hits:
+            if weights.get(hit.term, 0) < hit.weight:
+                weights[hit.term] = hit.weight
+        if weights:
+            scores[category] = (sum(weights.values()), list(weights))
     return scores
+
+
+def _without_parts_of_longer_words(by_category: dict[str, list[Hit]]) -> dict[str, list[Hit]]:
+    # Only a listed word contains another; a pattern's match (欠...钱) may span several words.
+    spans = sorted(((hit.start, hit.end, category, hit.literal)
+                    for category, hits in by_category.items() for hit in hits),
+                   key=lambda span: (span[0], -span[1]))
+    inside: set[tuple[str, int, int]] = set()
+    for i, (start, end, category, literal) in enumerate(spans):
+        if not literal:
+            continue
+        for other_start, other_end, other, _ in spans[i + 1:]:
+            if other_start >= end:
+                break
+            if other != category and other_end <= end and other_end - other_start < end - start:
+                inside.add((other, other_start, other_end))
+    if not inside:
+        return by_category
+    return {category: [hit for hit in hits if (category, hit.start, hit.end) not in inside]
+            for category, hits in by_category.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 _DIGITS = {
     "零": 0, "〇": 0, "一": 1, "壹": 1, "二": 2, "贰": 2, "两": 2, "三": 3, "叁": 3,
@@ -33,6 +34,14 @@ _MONEY_SUFFIXES = ("元", "块", "圆", "人民币")
 # After a bare 万/千 these make it something other than money (十八万 is money, 两万亩 is not).
 _NOT_MONEY_AFTER = frozenset("人名位户家口个亩平方米斤吨公里字次件头只株棵年月日天岁号层台辆间套元块圆")
 _PEOPLE_UNITS = frozenset("名人位户家口")
+# 五个月, 三个小时: 个 counting time, not people.
+_NOT_PEOPLE_AFTER_GE = ("月", "小时", "钟头", "星期", "礼拜", "工作日", "季度", "半月", "多月")
+# 二十余人均未受伤, 5名乘客均无大碍, 3人受伤: people counted as hurt or unhurt are not a side.
+_COUNTED_AS_HURT = re.compile(
+    r"[^\d,。;]{0,4}?(?:均|都|全部|全都)(?:未|没有?|无)(?:受伤|伤亡|大碍)"
+    r"|(?:受伤|死亡|遇难|伤亡|身亡)")
+# 1958年出生, 1962年5月生: an age from the year of birth.
+_BORN = re.compile(r"((?:19|20)\d\d)年(?:\d{1,2}月(?:\d{1,2}日)?)?(?:出生|生人|生(?=[,，。;)）]))")
 
 
 def parse_number(numeral: str) -> float | None:
@@ -113,11 +122,23 @@ class Quantities:
         return max(self.head_counts) if self.head_counts else None
 
 
-def read_quantities(text: str, people_nouns: Collection[str] = ()) -> Quantities:
-    """Money (元), head counts (名/人/户/..., or 个 + a people noun) and ages (岁) in normalised text."""
+@lru_cache(maxsize=16)
+def _people_after_ge(people_nouns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """个 + a people noun, with up to three words before it: 五个工人, 五六个快递员, 十几个工友."""
+    if not people_nouns:
+        return None
+    nouns = "|".join(sorted(map(re.escape, people_nouns), key=len, reverse=True))
+    return re.compile(rf"个(?:[^\W\d的了地得和与及]{{0,3}}?)(?:{nouns})")
+
+
+def read_quantities(text: str, people_nouns: Collection[str] = (),
+                    year: int | None = None) -> Quantities:
+    """Money (元), head counts (名/人/户/..., or 个 + a people noun) and ages (岁, or a year of
+    birth when the report's `year` is known) in normalised text."""
     amounts: list[float] = []
     head_counts: list[int] = []
     ages: list[int] = []
+    people_after_ge = _people_after_ge(tuple(people_nouns))
     for match in QUANTITY.finditer(text):
         start, end = match.span()
         if start and text[start - 1] == "第":
@@ -133,7 +154,11 @@ def read_quantities(text: str, people_nouns: Collection[str] = ()) -> Quantities
         elif rest.startswith(("岁", "周岁")):
             counts = "age"
         elif rest[:1] in _PEOPLE_UNITS or (
-                rest.startswith("个") and any(rest.startswith(noun, 1) for noun in people_nouns)):
+                rest.startswith("个") and people_after_ge is not None
+                and not rest.startswith(_NOT_PEOPLE_AFTER_GE, 1)
+                and people_after_ge.match(text, end) is not None):
+            if _COUNTED_AS_HURT.match(text, end + 1):
+                continue
             counts = "people"
         else:
             continue
@@ -150,6 +175,11 @@ def read_quantities(text: str, people_nouns: Collection[str] = ()) -> Quantities
             ages.append(int(value))
         else:
             head_counts.append(int(value))
+    if year is not None and "年" in text:
+        for born in _BORN.finditer(text):
+            age = year - int(born.group(1))
+            if 0 <= age < 130:
+                ages.append(age)
     return Quantities(amounts, head_counts, ages)
 
 

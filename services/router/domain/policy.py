@@ -36,7 +36,7 @@ def route_case(report: CaseReported, rules: RoutingRules, tree: JurisdictionTree
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    text = reading.read(report.text, rules)
+    text = reading.read(report.text, rules, year=report.received_at.year)
     category = choose_category(report.channel, report.channel_category, text, rules)
     signals = dict(text.signals)
     if report.injuries is not None:

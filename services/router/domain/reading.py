@@ -23,18 +23,28 @@ class Reading:
     quantities: Quantities
 
 
-def read(text: str, rules: RoutingRules) -> Reading:
-    normalised = normalise(text)
+def read(text: str, rules: RoutingRules, *, year: int | None = None) -> Reading:
+    """Read a report's text; `year` (of receipt) turns a year of birth into an age."""
+    normalised = rules.respell(normalise(text))
     hits = rules.lexicon.find(normalised)
     category_hits: dict[str, list[Hit]] = {}
     signals: dict[str, list[str]] = {}
+    # What a threat says someone will do is not what happened: no category term and no
+    # other signal counts inside it.
+    aside_names = {SIGNAL_LIST + name for name in rules.text.aside_signals}
+    aside = [(hit.start, hit.end) for name in aside_names for hit in hits.get(name, ())]
     for name, found in hits.items():
+        if aside and name not in aside_names:
+            found = [hit for hit in found
+                     if not any(start <= hit.start and hit.end <= end for start, end in aside)]
+            if not found:
+                continue
         if name.startswith(CATEGORY_LIST):
             category_hits[name.removeprefix(CATEGORY_LIST)] = found
         elif name.startswith(SIGNAL_LIST):
             signals[name.removeprefix(SIGNAL_LIST)] = _distinct(
                 hit.term for hit in longest_hits(found))
-    quantities = read_quantities(normalised, rules.text.people_nouns)
+    quantities = read_quantities(normalised, rules.text.people_nouns, year)
     limits = rules.text.vulnerable_age
     for age in quantities.ages:
         if age < limits.under or age >= limits.at_least:

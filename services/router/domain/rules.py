@@ -26,7 +26,7 @@ from pydantic import (
 from contracts.enums import Category, Channel, Department, Risk, Tier
 from services.router.domain.datafile import DataFileError, describe, read_yaml, require_mapping
 from services.router.domain.facts import Test, test_of
-from services.router.domain.text import Lexicon, WordList, normalise
+from services.router.domain.text import Intent, Lexicon, WordList, normalise
 
 # How much one term of a category's list counts towards choosing that category.
 TERM_WEIGHTS = {"strong": 3, "normal": 2, "weak": 1}
@@ -109,6 +109,20 @@ class CategoryTerms(_Rules):
     patterns: list[WeightedPattern] = Field(default_factory=list)
 
 
+class IntentCues(_Rules):
+    """Acts that count only when said as an intent: 扬言/威胁/要/就 ... 砍死/泼汽油/跳下去.
+
+    An act (a regular expression) counts when one of the `markers` stands at most `window`
+    characters before it in the same sentence, with no negator (不, 没 ...) between that
+    nearest marker and the act nor just before the marker (不会去砍他, 没说要砍人).
+    """
+
+    markers: list[Term] = Field(min_length=1)
+    acts: list[Regex] = Field(min_length=1)
+    window: int = Field(default=16, ge=1, le=60)
+    negators: list[Term] = Field(default_factory=list)
+
+
 class SignalWords(_Rules):
     """Words that raise a risk or call in a department (threats, deaths, 上访 ...)."""
 
@@ -116,6 +130,7 @@ class SignalWords(_Rules):
     en: str
     terms: list[Term] = Field(default_factory=list)
     patterns: list[Regex] = Field(default_factory=list)
+    intent: IntentCues | None = None
     exceptions: list[Regex] = Field(
         default_factory=list, description="Phrases inside which a term does not count")
 
@@ -126,6 +141,12 @@ class VulnerableAge(_Rules):
 
 
 class TextReading(_Rules):
+    aside_signals: list[str] = Field(
+        default_factory=list, description="No category term or other signal counts inside "
+        "what these signals matched (扬言开车撞死他 is no traffic accident and no death)")
+    spellings: dict[Term, Term] = Field(
+        default_factory=dict, description="Common misspellings read as the word meant: "
+        "瞻养 → 赡养, 补尝 → 补偿")
     whole_words: list[Term] = Field(
         default_factory=list, description="Terms that count only as a word of their own "
         "(checked with jieba)")
@@ -237,9 +258,9 @@ class RoutingRules:
     per load, so routing a case does no more than it must.
     """
 
-    __slots__ = ("_channel_cache", "_channel_map", "category_rank", "cooperation",
-                 "departments", "document", "lexicon", "raises", "risk_levels", "scoring",
-                 "sla", "text", "tiers", "version")
+    __slots__ = ("_channel_cache", "_channel_map", "_spellings", "category_rank",
+                 "cooperation", "departments", "document", "lexicon", "raises", "risk_levels",
+                 "scoring", "sla", "text", "tiers", "version")
 
     def __init__(self, document: RulesFile) -> None:
         self.document = document
@@ -250,6 +271,11 @@ class RoutingRules:
         self.departments = document.departments
         self.sla = document.sla
         self.lexicon = Lexicon(_word_lists(document))
+        spellings = document.text.spellings
+        # Longest first, so that a misspelling inside a longer one is not replaced first.
+        self._spellings = (re.compile("|".join(map(re.escape, sorted(spellings, key=len,
+                                                                      reverse=True))))
+                           if spellings else None)
         # A category's place in the file breaks ties between equal scores.
         self.category_rank = {category.value: i for i, category in enumerate(document.categories)}
         self.risk_levels: tuple[tuple[Risk, tuple[tuple[RiskRule, Test], ...]], ...] = tuple(
@@ -265,6 +291,13 @@ class RoutingRules:
             for channel, names in document.channel_categories.items()
         }
         self._channel_cache: dict[tuple[Channel, str], Category | None] = {}
+
+    def respell(self, normalised: str) -> str:
+        """Normalised text with the file's common misspellings read as the words meant."""
+        if self._spellings is None:
+            return normalised
+        spellings = self.text.spellings
+        return self._spellings.sub(lambda match: spellings[match.group()], normalised)
 
     def channel_category(self, channel: Channel, classification: str) -> Category | None:
         """The category a channel's own classification maps to; tries 矛盾纠纷/邻里纠纷 part by part."""
@@ -304,9 +337,13 @@ def _word_lists(document: RulesFile) -> list[WordList]:
             patterns=tuple((p.regex, p.weight) for p in terms.patterns),
             whole_words=whole_words))
     for name, signal in document.signals.items():
+        intent = None
+        if signal.intent is not None:
+            intent = Intent(tuple(signal.intent.markers), tuple(signal.intent.acts),
+                            signal.intent.window, tuple(signal.intent.negators))
         lists.append(WordList(
             name=SIGNAL_LIST + name, terms=dict.fromkeys(signal.terms, 1),
-            patterns=tuple((regex, 1) for regex in signal.patterns),
+            patterns=tuple((regex, 1) for regex in signal.patterns), intent=intent,
             exceptions=tuple(signal.exceptions), whole_words=whole_words))
     return lists
 
@@ -351,6 +388,10 @@ def _policy_problems(rules: RulesFile) -> list[str]:
             path = f"risk.{level}[{i}]"
             check_id(path, risk_rule.id)
             check_when(path, risk_rule.when)
+    for i, name in enumerate(rules.text.aside_signals):
+        if name not in rules.signals:
+            problems.append(f"text.aside_signals[{i}]: {name!r} is not a signal "
+                            f"(known: {', '.join(known_signals)})")
     for i, raise_rule in enumerate(rules.tiers.raises):
         path = f"tiers.raise[{i}]"
         check_id(path, raise_rule.id)

@@ -1,4 +1,10 @@
-"""The default rules against the hand-labelled reports: ≥95% per field, every red caught."""
+"""The default rules against the hand-labelled reports: ≥95% per field, every red caught.
+
+The held-out sets (tests/data/heldout_reports*.yaml) were written later, each measured
+before the router changed in answer to it; docs/routing.md records those first scores,
+the honest estimate for reports the router has not seen. Here each set is held to what
+it can fairly be held to, and its accuracy is printed (pytest -s to see it).
+"""
 
 from __future__ import annotations
 
@@ -45,3 +51,41 @@ def test_the_held_out_reports_also_pass(evaluation: Evaluation) -> None:
     assert len(held_out.outcomes) >= 40
     for field in FIELDS:
         assert held_out.accuracy(field) >= 0.9, field
+
+
+# file, the per-field floor, whether every red must be caught and none be wrongly red
+HELD_OUT = [
+    # Set 1 was measured, then the word lists were improved on it: a tuned set.
+    ("heldout_reports.yaml", 0.95, True),
+    # Set 2 was measured untouched (88/91/95/87%, 4 of 11 reds missed); only general threat
+    # fixes for its missed reds followed. It is held to its reds and a modest floor.
+    ("heldout_reports_2.yaml", 0.85, True),
+    # Set 3 likewise (90.5/83.8/90.5/87.8%, 5 of 8 reds missed), then general threat fixes.
+    ("heldout_reports_3.yaml", 0.85, True),
+    # Set 4, written last (91.2/95.6/95.6/89.7%, 2 of 7 reds missed); then only those two.
+    ("heldout_reports_4.yaml", 0.85, True),
+]
+
+
+@pytest.mark.parametrize(("name", "floor", "reds"), HELD_OUT, ids=[h[0] for h in HELD_OUT])
+def test_held_out_reports(name: str, floor: float, reds: bool, rules: RoutingRules,
+                          tree: JurisdictionTree) -> None:
+    held_out = evaluate(load_labelled(DATA / name), rules, tree)
+    scores = {field: held_out.accuracy(field) for field in FIELDS}
+    print(f"\n{name}: {len(held_out.outcomes)} reports, "
+          + ", ".join(f"{field} {score:.1%}" for field, score in scores.items()))
+    assert not held_out.false_reds(), [o.labelled.id for o in held_out.false_reds()]
+    if reds:
+        assert not held_out.missed_reds(), [o.labelled.id for o in held_out.missed_reds()]
+    for field, score in scores.items():
+        wrong = [f"{o.labelled.id}: {o.got(field)} (want {o.wanted(field)})"
+                 for o in held_out.outcomes if o.got(field) != o.wanted(field)]
+        assert score >= floor, (field, wrong)
+
+
+@pytest.mark.parametrize("name", [h[0] for h in HELD_OUT])
+def test_each_held_out_set_covers_every_category_channel_and_risk(name: str) -> None:
+    labelled = load_labelled(DATA / name)
+    assert {item.expect["category"] for item in labelled} == {c.value for c in Category}
+    assert {item.report.channel for item in labelled} == set(Channel)
+    assert {item.expect["risk"] for item in labelled} == {r.value for r in Risk}

@@ -26,7 +26,7 @@ def problems_of(data: dict[str, Any]) -> list[str]:
 
 
 def test_the_default_rules_load_with_a_version(rules: RoutingRules) -> None:
-    assert rules.version == "2026.11.1"
+    assert rules.version == "2026.11.2"
 
 
 def test_an_unknown_department_is_named_with_its_path(data: dict[str, Any]) -> None:
@@ -56,6 +56,29 @@ def test_a_bad_regular_expression_is_named(data: dict[str, Any]) -> None:
     [problem] = problems_of(data)
     assert problem.startswith("signals.threat.patterns[0]: '打断(.{0,4}腿' is not a valid "
                               "regular expression")
+
+
+def test_a_bad_intent_act_is_named(data: dict[str, Any]) -> None:
+    data["signals"]["threat"]["intent"]["acts"][0] = "砍(死"
+    [problem] = problems_of(data)
+    assert problem.startswith("signals.threat.intent.acts[0]: '砍(死' is not a valid regular "
+                              "expression")
+
+
+def test_an_unknown_aside_signal_is_named(data: dict[str, Any]) -> None:
+    data["text"]["aside_signals"] = ["threats"]
+    [problem] = problems_of(data)
+    assert problem.startswith("text.aside_signals[0]: 'threats' is not a signal (known: ")
+
+
+def test_an_intent_needs_markers_and_acts(data: dict[str, Any]) -> None:
+    data["signals"]["threat"]["intent"]["markers"] = []
+    [problem] = problems_of(data)
+    assert problem.startswith("signals.threat.intent.markers: ")
+
+
+def test_misspellings_are_read_as_the_word_meant(rules: RoutingRules) -> None:
+    assert rules.respell("两个儿子都不愿瞻养她,补尝款以经到了") == "两个儿子都不愿赡养她,补偿款已经到了"
 
 
 def test_a_raise_needs_exactly_one_of_to_and_steps(data: dict[str, Any]) -> None:
