@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: run test install uv system-deps lint typecheck contracts bench chaos clean help
+.PHONY: run test install uv system-deps lint typecheck contracts bench clean help
 
 help:
 	@echo "make run    start the whole platform (Tansu + SQLite + four services)"
@@ -40,6 +40,17 @@ contracts: install
 
 test: install system-deps lint
 	@$(UV) run pytest $(PYTEST_ARGS)
+
+# Benchmarks print tables and, last, one JSON line each (see docs/performance.md).
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = "0" ] && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@for db in postgres sqlite; do \
+		$(UV) run python -m bench.router --db $$db --cases 20000 || exit 1; \
+		$(UV) run python -m bench.intake_http --db $$db --seconds 10 || exit 1; \
+		$(UV) run python -m bench.pipeline --db $$db --rate 500 --seconds 20 --cases 20000 \
+			|| exit 1; \
+	done
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
