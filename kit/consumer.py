@@ -175,15 +175,20 @@ class ConsumerLoop:
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         deliveries: list[Delivery] = []
+        undecodable: list[tuple[ConsumerRecord, str]] = []
         for records in batch.values():
             for record in records:
                 decoded = self._decode(record)
                 if isinstance(decoded, str):
-                    await self._dead_letter(record, decoded)
+                    undecodable.append((record, decoded))
                 else:
                     deliveries.append(decoded)
         if deliveries:
             await self._apply(deliveries)
+        # After the effects: a batch retried after a transient failure would otherwise
+        # dead-letter its undecodable messages once per attempt.
+        for record, reason in undecodable:
+            await self._dead_letter(record, reason)
         for tp, records in batch.items():
             MESSAGES_CONSUMED.labels(group=self.group, topic=tp.topic).inc(len(records))
         await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
