@@ -37,9 +37,14 @@ COURT_MEDIATION_PERIOD = timedelta(days=30)
 NativeT = TypeVar("NativeT", bound=BaseModel)
 
 
+# Letters only, without I and O: easy to read out, and no run of digits that could pass
+# for a phone or id number (log scrubbing would mask part of such a case id).
+_CASE_ID_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
 def new_case_id(now: datetime) -> str:
-    """FQ + receipt date + 64 random bits: short enough to read out in an SMS, never reused."""
-    return f"FQ{now:%Y%m%d}-{secrets.token_hex(8).upper()}"
+    """FQ + receipt date + 14 letters (64 random bits): short enough for an SMS, never reused."""
+    return f"FQ{now:%Y%m%d}-" + "".join(secrets.choice(_CASE_ID_LETTERS) for _ in range(14))
 
 
 def content_fingerprint(payload: BaseModel) -> str:

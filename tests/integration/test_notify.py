@@ -357,11 +357,12 @@ async def test_retries_after_a_500_and_a_timeout_then_succeeds(
         world: World, api: httpx.AsyncClient, unique: str) -> None:
     name, juris = f"retry-{unique}", jurisdiction()
     world.receivers.plans[name] = [500, "slow"]
-    await subscribe(api, world, name, jurisdictions=[juris])
+    sub = await subscribe(api, world, name, jurisdictions=[juris])
     await publish(world, routed(f"FQR{unique}", juris))
     await received(world, name, 1)
+    # Only this subscription's: other tests' catch-all subscriptions may match the case too.
     [delivery] = await eventually(
-        lambda: deliveries_of(api, case_id=f"FQR{unique}"),
+        lambda: deliveries_of(api, case_id=f"FQR{unique}", subscription_id=sub["id"]),
         lambda items: len(items) == 1 and items[0]["status"] == "succeeded", within=10)
     assert delivery["attempts"] == 3
     detail = (await api.get(f"/v1/deliveries/{delivery['id']}")).json()
@@ -381,8 +382,9 @@ async def test_dead_after_the_last_attempt_goes_to_the_dlq_and_is_redelivered_fr
     world.receivers.always[name] = 503
     sub = await subscribe(api, world, name, jurisdictions=[juris])
     await publish(world, routed(case_id, juris))
-    [dead] = await eventually(lambda: deliveries_of(api, case_id=case_id),
-                              lambda items: len(items) == 1 and items[0]["status"] == "dead")
+    [dead] = await eventually(
+        lambda: deliveries_of(api, case_id=case_id, subscription_id=sub["id"]),
+        lambda items: len(items) == 1 and items[0]["status"] == "dead")
     assert (dead["attempts"], dead["last_status_code"], dead["last_error"]) == (3, 503,
                                                                                 "HTTP 503")
     assert len(world.receivers.hits[name]) == 3
