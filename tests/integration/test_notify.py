@@ -390,7 +390,8 @@ async def test_dead_after_the_last_attempt_goes_to_the_dlq_and_is_redelivered_fr
     assert len(world.receivers.hits[name]) == 3
 
     record = await first_record(broker.bootstrap, NOTIFY_DELIVERIES_DLQ,
-                                lambda r: r["data"]["case_id"] == case_id)
+                                lambda r: r["data"]["case_id"] == case_id
+                                and r["data"]["subscription_id"] == sub["id"])
     assert record["type"] == "cn.fengqiao.notify.delivery.dead.v1"
     data = record["data"]
     assert (data["delivery_id"], data["subscription_id"], data["reason"], data["attempts"]) == (
