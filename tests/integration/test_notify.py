@@ -484,6 +484,10 @@ async def test_the_delivery_log_pages_with_a_cursor_and_answers_clear_errors(
     sub = await subscribe(api, world, f"page-{unique}", jurisdictions=[juris])
     await publish(world, *(routed(f"FQP{i}{unique}", juris) for i in range(5)))
     await received(world, f"page-{unique}", 5)
+    # The receiver has them; the log records each result just after the answer arrives.
+    await eventually(lambda: deliveries_of(api, subscription_id=sub["id"]),
+                     lambda items: len(items) == 5
+                     and all(d["status"] == "succeeded" for d in items))
     first = (await api.get("/v1/deliveries", params={"subscription_id": sub["id"],
                                                      "limit": 3})).json()
     second = (await api.get("/v1/deliveries", params={"subscription_id": sub["id"], "limit": 3,
