@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: run test install uv system-deps lint typecheck contracts bench clean help
+.PHONY: run test install uv system-deps lint typecheck contracts bench chaos clean help
 
 help:
 	@echo "make run    start the whole platform (Tansu + SQLite + four services)"
@@ -47,10 +47,18 @@ bench: install
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	@for db in postgres sqlite; do \
 		$(UV) run python -m bench.router --db $$db --cases 20000 || exit 1; \
+		$(UV) run python -m bench.consumers --db $$db --stage mediation --cases 5000 || exit 1; \
+		$(UV) run python -m bench.consumers --db $$db --stage notify --cases 5000 || exit 1; \
 		$(UV) run python -m bench.intake_http --db $$db --seconds 10 || exit 1; \
-		$(UV) run python -m bench.pipeline --db $$db --rate 500 --seconds 20 --cases 20000 \
+		$(UV) run python -m bench.pipeline --db $$db --rate 500 --seconds 10 --cases 6000 \
 			|| exit 1; \
 	done
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+
+# The fault-injection suite, full run (docs/reliability.md): 10,000 cases, 20 faults; needs a
+# local PostgreSQL it may restart. tests/e2e/test_chaos.py is its short form in `make test`.
+CHAOS_ARGS ?=
+chaos: install
+	@$(UV) run python -m chaos.run --cases 10000 --faults 20 $(CHAOS_ARGS)

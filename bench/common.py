@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -17,10 +18,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from contracts.topics import all_topic_names
-from kit.bus import create_topics, wait_for_broker
+from kit.bus import create_topics
 from tests.infra import (
     Broker,
+    ServiceProcess,
     create_pg_database,
     drop_pg_database,
     free_port,
@@ -50,8 +51,7 @@ async def start_infra(db: str, partitions: int = 4) -> Infra:
     workdir = Path(tempfile.mkdtemp(prefix="fq-bench-"))
     broker = Broker(workdir)
     broker.start()
-    await wait_for_broker(broker.bootstrap)
-    await create_topics(broker.bootstrap, all_topic_names(), partitions)
+    await broker.ready_with_topics(within=30, partitions=partitions)
     if db == "postgres":
         if not postgres_available():
             raise SystemExit("no PostgreSQL on 127.0.0.1:5432 (or FQ_TEST_DATABASE_URL)")
@@ -60,13 +60,31 @@ async def start_infra(db: str, partitions: int = 4) -> Infra:
     return Infra(broker, f"sqlite+aiosqlite:///{workdir}/bench.db", None, workdir)
 
 
-def start_service(infra: Infra, name: str, **env_extra: str) -> str:
-    """Run one service as its own process; returns its base URL once it is ready."""
+def service_database_url(infra: Infra, service: str) -> str:
+    """Where `service` keeps its tables: the shared PostgreSQL database, or on SQLite its own
+    file in the work directory (as kit.settings places it)."""
+    if infra.pg_name:
+        return infra.database_url
+    return f"sqlite+aiosqlite:///{infra.workdir / (service + '.db')}"
+
+
+def start_service(infra: Infra, name: str, **env_extra: str) -> ServiceProcess:
+    """Run one service as its own process; returns it (its .url, .process) once it is ready."""
     context = service_processes({name: free_port()}, bootstrap=infra.broker.bootstrap,
                                 database_url=infra.database_url, var=infra.workdir,
                                 env={"FQ_LOG_LEVEL": "WARNING", **env_extra})
     started = infra.stack.enter_context(context)
-    return started[name].url
+    return started[name]
+
+
+def cpu_seconds(*services: ServiceProcess) -> float:
+    """CPU time (user + system) the services' processes have used so far. Per case, it is
+    the figure that other work on the machine disturbs least: it counts only this work."""
+    total = 0
+    for service in services:
+        fields = Path(f"/proc/{service.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def produce(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> None:
@@ -137,3 +155,44 @@ def report(title: str, rows: list[tuple[str, str]], figures: dict[str, Any]) -> 
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     print(json.dumps(figures, ensure_ascii=False))
+
+
+async def passthrough(infra: Infra, items: list[tuple[bytes, bytes]]) -> float:
+    """A consumer→producer loop with no logic: the physical limit of this broker and client."""
+    src, dst = "bench.passthrough.in", "bench.passthrough.out"
+    await create_topics(infra.broker.bootstrap, [src, dst], 4)
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+
+    async def pump() -> None:
+        consumer = AIOKafkaConsumer(src, bootstrap_servers=infra.broker.bootstrap,
+                                    group_id="bench-passthrough", auto_offset_reset="earliest",
+                                    enable_auto_commit=False, max_poll_records=5000)
+        producer = AIOKafkaProducer(bootstrap_servers=infra.broker.bootstrap, acks="all",
+                                    linger_ms=5, max_batch_size=1 << 20)
+        await consumer.start()
+        await producer.start()
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=100, max_records=5000)
+                if consumer.assignment():
+                    ready.set()
+                futures = [await producer.send(dst, r.value, key=r.key)
+                           for records in batch.values() for r in records]
+                if futures:
+                    await asyncio.gather(*futures)
+                    await consumer.commit()
+        finally:
+            await producer.stop()
+            await consumer.stop()
+
+    task = asyncio.create_task(pump())
+    await asyncio.wait_for(ready.wait(), 30)
+    started = time.time()
+    await produce(infra.broker.bootstrap, src, items)
+    got = await collect(infra.broker.bootstrap, dst, len(items), 300,
+                        progress("passthrough", len(items)))
+    stop.set()
+    await task
+    # Record timestamps are the producers' send times (same clock): last out − first in.
+    return max(ts for _, ts in got) / 1000 - started

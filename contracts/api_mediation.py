@@ -178,3 +178,28 @@ class StatsReport(BaseModel):
     received_to: datetime | None
     rows: list[StatsRow]
     total: StatsRow
+
+
+class AuditAction(StrEnum):
+    """What a key did with cases: read one, listed some, or moved one along its lifecycle."""
+
+    READ = "read"
+    LIST = "list"
+    TRANSITION = "transition"
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    key_id: str = Field(description="The API key that made the request")
+    key_name: str
+    action: AuditAction
+    case_id: str | None = Field(description="The case read or moved; none for a list")
+    detail: dict[str, Any] = Field(
+        description="read: {}; list: the filters given and how many cases were answered; "
+        "transition: from_status, to_status, the version reached and the actor named")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: int | None = Field(description="Pass as `cursor` for the next (older) page")

@@ -56,7 +56,7 @@ class SubscriptionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00]*$")
     url: AnyHttpUrl = Field(description="Where events are POSTed (http or https)")
     kinds: list[EventKind] = Field(
         default=[KIND_ROUTED], min_length=1, max_length=len(EVENT_KINDS),

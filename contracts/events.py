@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -173,3 +173,7 @@ class CaseLifecycleEvent(CloudEvent[CaseLifecycle]):
 class CaseSupervisionEvent(CloudEvent[CaseSupervision]):
     event_type: ClassVar[str] = "cn.fengqiao.case.supervision.v1"
 
+
+def case_id_of(event: Any) -> str:
+    """The case a case event (any of the four above) is about: each one's data names it."""
+    return str(event.data.case_id)

@@ -15,6 +15,7 @@ from kit.errors import ErrorBody, install_error_handlers
 from kit.http_metrics import HttpMetrics
 from kit.limits import BodySizeLimit
 from kit.logs import configure_logging
+from kit.ratelimit import RateLimiter
 from kit.runtime import Runtime
 
 
@@ -38,6 +39,8 @@ def create_app(runtime: Runtime, *, title: str, description: str,
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.runtime = runtime
     app.state.keys = runtime.keys
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second,
+                                         settings.rate_limit_burst)
     app.state.ready = False
     install_error_handlers(app)
     _document_error_format(app)

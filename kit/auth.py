@@ -46,6 +46,7 @@ class Scope(StrEnum):
     DELIVERIES_READ = "deliveries:read"
     STATS_READ = "stats:read"
     PERSONAL_DATA_READ = "personal_data:read"
+    AUDIT_READ = "audit:read"
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,21 @@
-"""Kafka plumbing written once: encoding, the producer, topic creation and dead letters."""
+"""Kafka plumbing written once: encoding, the producer, topic creation, dead letters, and the
+broker epoch that tells when a memory-only broker came back empty."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from pydantic import BaseModel
 
+from contracts.topics import all_topic_names
 from kit.metrics import DLQ_MESSAGES
 
 log = logging.getLogger(__name__)
@@ -20,6 +23,12 @@ log = logging.getLogger(__name__)
 CE_CONTENT_TYPE = b"application/cloudevents+json"
 DLQ_REASON_HEADER = "fq-dlq-reason"
 MAX_REASON_BYTES = 2000
+# A dead letter keeps at most this much of the original value, so that it fits under the
+# producer's max request size (1 MB) whatever a hostile producer sent.
+MAX_DEAD_LETTER_BYTES = 512 * 1024
+# The kit's own bookkeeping topics (one partition each), beside the platform's.
+EPOCH_TOPIC = "_fengqiao.epoch"
+REPLAY_MARK_PREFIX = "_fengqiao.replay-from."
 
 
 def encode(model: BaseModel) -> bytes:
@@ -35,6 +44,7 @@ class Record:
     value: bytes
     key: str | None = None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    partition: int | None = None  # None: by key, as every event is
 
 
 class Producer:
@@ -45,6 +55,7 @@ class Producer:
         self.bootstrap = bootstrap
         self.client_id = client_id
         self._instance: AIOKafkaProducer | None = None
+        self.epoch = BrokerEpoch(self)
 
     @property
     def _producer(self) -> AIOKafkaProducer:
@@ -67,6 +78,7 @@ class Producer:
             raise
 
     async def stop(self) -> None:
+        await self.epoch.close()
         if self._instance is not None:
             await self._instance.stop()
             self._instance = None
@@ -82,7 +94,7 @@ class Producer:
         """Publish records in order and wait until the broker acknowledged every one."""
         futures = [
             await self._producer.send(r.topic, r.value, key=r.key.encode() if r.key else None,
-                                      headers=r.headers or None)
+                                      headers=r.headers or None, partition=r.partition)
             for r in records
         ]
         if futures:
@@ -95,6 +107,9 @@ class Producer:
         reason_bytes = reason.encode()[:MAX_REASON_BYTES]
         all_headers = [h for h in headers if h[0] != DLQ_REASON_HEADER]
         all_headers += [(DLQ_REASON_HEADER, reason_bytes), ("fq-dlq-source-topic", topic.encode())]
+        if value is not None and len(value) > MAX_DEAD_LETTER_BYTES:
+            all_headers.append(("fq-dlq-original-bytes", str(len(value)).encode()))
+            value = value[:MAX_DEAD_LETTER_BYTES]
         fut = await self._producer.send(dlq_topic, value or b"", key=key, headers=all_headers)
         await fut
         DLQ_MESSAGES.labels(topic=dlq_topic).inc()
@@ -135,3 +150,122 @@ async def wait_for_broker(bootstrap: str, within: float = 30.0) -> None:
             await asyncio.sleep(0.5)
         finally:
             await admin.close()
+
+
+class BrokerEpoch:
+    """Which incarnation of the broker this process talks to.
+
+    The embedded broker keeps everything in memory: restarted, it is empty (no topics, no
+    messages, no committed offsets), and it even acknowledges writes to a topic that does not
+    exist yet and then loses them. The first client to find `_fengqiao.epoch` empty creates
+    every topic (before anyone else writes) and writes one record there; the broker's
+    timestamp of that record names the incarnation. When the epoch changes, outbox relays
+    publish their kept rows again and consumers start over; with a durable Kafka it never
+    changes. A check is one ListOffsets request."""
+
+    def __init__(self, producer: Producer, timeout: float = 5.0) -> None:
+        self.producer = producer
+        self.timeout = timeout
+        self._reader: AIOKafkaConsumer | None = None
+        self._reader_lock = asyncio.Lock()
+        self._lock = asyncio.Lock()
+
+    async def current(self) -> int:
+        """The epoch of the broker now; on a new or emptied broker, create the topics first."""
+        epoch = await self._read()
+        if epoch is not None:
+            return epoch
+        async with self._lock:
+            epoch = await self._read()
+            if epoch is None:
+                log.warning("the broker has no epoch (new, or restarted empty): creating topics")
+                await create_topics(self.producer.bootstrap, all_topic_names())
+                await create_topics(self.producer.bootstrap, [EPOCH_TOPIC], partitions=1)
+                await self.producer.send_all(
+                    [Record(EPOCH_TOPIC, uuid.uuid4().bytes, partition=0)])
+                epoch = await self._read()
+        if epoch is None:
+            raise KafkaError("the broker epoch could not be read back")
+        return epoch
+
+    async def mark_replay_start(self, topics: Iterable[str]) -> None:
+        """Remember on this broker where each topic ends now, before a relay publishes its
+        kept rows again: whatever is already there (a send that crossed the restart) is
+        published again by the replay, in order, so consumers may start from the mark. The
+        first mark of a topic on a broker stands."""
+        reader = await self._started_reader()
+        for topic in sorted(set(topics)):
+            mark = REPLAY_MARK_PREFIX + topic
+            if await self._first_value(mark) is not None:
+                continue
+            known = await self._topics()
+            partitions = [TopicPartition(topic, p) for p in
+                          sorted(reader.partitions_for_topic(topic) or ())] if topic in known else []
+            ends = (await asyncio.wait_for(reader.end_offsets(partitions), self.timeout)
+                    if partitions else {})
+            await create_topics(self.producer.bootstrap, [mark], partitions=1)
+            await self.producer.send_all([Record(mark, orjson.dumps(
+                {str(tp.partition): ends[tp] for tp in partitions}), partition=0)])
+
+    async def replay_starts(self, topic: str) -> dict[int, int]:
+        """Where the replay into `topic` began on this broker, by partition; empty if none."""
+        value = await self._first_value(REPLAY_MARK_PREFIX + topic)
+        return {int(p): int(o) for p, o in orjson.loads(value).items()} if value else {}
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.stop()
+            self._reader = None
+
+    async def _started_reader(self) -> AIOKafkaConsumer:
+        # Every loop of the process asks at once when it starts: make one reader, not several.
+        async with self._reader_lock:
+            if self._reader is None:
+                reader = AIOKafkaConsumer(
+                    bootstrap_servers=self.producer.bootstrap, group_id=None,
+                    client_id=f"{self.producer.client_id}-epoch",
+                    request_timeout_ms=int(self.timeout * 1000) + 1000)
+                try:
+                    await reader.start()
+                except BaseException:
+                    await reader.stop()
+                    raise
+                self._reader = reader
+            return self._reader
+
+    async def _read(self) -> int | None:
+        reader = await self._started_reader()
+        epoch_tp = TopicPartition(EPOCH_TOPIC, 0)
+        try:
+            found = await asyncio.wait_for(reader.offsets_for_times({epoch_tp: 0}), self.timeout)
+        except UnknownTopicOrPartitionError:
+            return None
+        except TimeoutError:
+            # A broker that does not create topics on demand (Kafka's default) and has never
+            # had ours: create it, and ask again next time.
+            await create_topics(self.producer.bootstrap, [EPOCH_TOPIC], partitions=1)
+            raise
+        at = found.get(epoch_tp)
+        # Kafka answers None for an empty partition, Tansu a timestamp of -1.
+        return at.timestamp if at is not None and at.timestamp >= 0 else None
+
+    async def _topics(self) -> set[str]:
+        reader = await self._started_reader()
+        return set(await asyncio.wait_for(reader.topics(), self.timeout))
+
+    async def _first_value(self, topic: str) -> bytes | None:
+        if topic not in await self._topics():
+            return None
+        tp = TopicPartition(topic, 0)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.producer.bootstrap, group_id=None,
+                                    enable_auto_commit=False)
+        try:
+            await consumer.start()
+            consumer.assign([tp])
+            if (await asyncio.wait_for(consumer.end_offsets([tp]), self.timeout))[tp] == 0:
+                return None
+            await consumer.seek_to_beginning(tp)
+            record = await asyncio.wait_for(consumer.getone(tp), self.timeout)
+            return bytes(record.value) if record.value is not None else None
+        finally:
+            await consumer.stop()

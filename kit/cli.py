@@ -25,9 +25,11 @@ def _serve(args: argparse.Namespace) -> int:
         settings.host = args.host
     module = importlib.import_module(f"services.{args.service}.main")
     app = module.create(settings)
+    # Idle connections stay open longer than callers' pools keep them (httpx 5 s, proxies
+    # 60 s): a server closing first races a client reusing the connection (a reset request).
     config = uvicorn.Config(app, host=settings.host, port=settings.effective_port(),
                             loop="uvloop", log_config=None, access_log=False,
-                            timeout_graceful_shutdown=15)
+                            timeout_graceful_shutdown=15, timeout_keep_alive=75)
     DrainingServer(config, app, settings.shutdown_grace_seconds).run()
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import DateTime, Dialect, TypeDecorator, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -19,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+log = logging.getLogger(__name__)
 
 
 def is_sqlite(url: str) -> bool:
@@ -84,8 +87,17 @@ async def advisory_lock(conn: AsyncConnection, name: str) -> AsyncIterator[bool]
     try:
         yield bool(got)
     finally:
-        if got:
-            await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:n))"), {"n": name})
+        if got and not conn.invalidated:
+            try:
+                await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:n))"),
+                                   {"n": name})
+            except (DBAPIError, PendingRollbackError):
+                # The connection broke (a database restart). Close it rather than return it
+                # to the pool: the lock goes with its session. Raising here would hide why
+                # the block ended.
+                log.warning("advisory lock not released: closing its connection",
+                            extra={"lock": name})
+                await conn.invalidate()
 
 
 class UtcDateTime(TypeDecorator[datetime]):

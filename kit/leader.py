@@ -7,7 +7,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kit.consumer import TRANSIENT_ERRORS
 from kit.db import advisory_lock
@@ -16,25 +17,57 @@ log = logging.getLogger(__name__)
 
 
 async def run_as_leader(engine: AsyncEngine, name: str, job: Callable[[], Awaitable[None]],
-                        stopping: asyncio.Event, retry_seconds: float = 2.0) -> None:
-    """Run `job` while holding lock `name`; retry after transient failures until `stopping`."""
+                        stopping: asyncio.Event, retry_seconds: float = 2.0,
+                        check_seconds: float = 1.0) -> None:
+    """Run `job` while holding lock `name`; retry after transient failures until `stopping`.
+    The lock lives as long as its connection: if that drops (a database restart), the job
+    is stopped within `check_seconds`, since another replica may be leader by then."""
     backoff = 0.2
     while not stopping.is_set():
         try:
             async with engine.connect() as lock_conn, advisory_lock(lock_conn, name) as leader:
                 if leader:
-                    await job()
+                    await _while_holding(lock_conn, job, check_seconds)
                     backoff = 0.2
                     continue
-            await _sleep_unless(stopping, retry_seconds)
+            await sleep_unless(stopping, retry_seconds)
         except TRANSIENT_ERRORS as exc:
             log.warning("leader job failed, retrying", extra={"job": name,
                                                               "error": repr(exc)[:300]})
-            await _sleep_unless(stopping, backoff)
+            await sleep_unless(stopping, backoff)
             backoff = min(backoff * 2, 10.0)
 
 
-async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
+async def _while_holding(lock_conn: AsyncConnection, job: Callable[[], Awaitable[None]],
+                         check_seconds: float) -> None:
+    """Run `job` and check the lock's connection meanwhile; whichever ends first ends both."""
+    job_ended = asyncio.Event()
+
+    async def watch() -> None:
+        # Ends between two checks, never in the middle of one: a query cancelled half-way
+        # would leave the connection (and the lock on it) in an unknown state.
+        while not job_ended.is_set():
+            await sleep_unless(job_ended, check_seconds)
+            if not job_ended.is_set():
+                await lock_conn.execute(text("SELECT 1"))
+
+    work = asyncio.ensure_future(job())
+    watchdog = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({work, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        job_ended.set()
+        work.cancel()
+        # Wait for both to end, and take both outcomes (none is left "never retrieved").
+        outcomes = await asyncio.gather(work, watchdog, return_exceptions=True)
+    # The job's own failure says more than the lost connection that often comes with it.
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+
+
+async def sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less if `stopping` is set meanwhile."""
     try:
         await asyncio.wait_for(stopping.wait(), timeout=seconds)
     except TimeoutError:

@@ -54,3 +54,15 @@ async def revision(engine: AsyncEngine, component: str, metadata: MetaData, mess
     """Autogenerate a new revision for `component` against an up-to-date scratch database."""
     async with engine.begin() as conn:
         await conn.run_sync(_revision, component, metadata, message)
+
+
+def create_kit_table(service: str, which: str) -> None:
+    """In a service's migration: create one of the kit's tables (`outbox`, `published`,
+    `processed`) for that service, as kit/tables.py defines it, so the kit's tables are
+    defined in one place. A later change to a kit table gets its own migration in every
+    service, calling an alembic operation of its own, not this."""
+    from alembic import op
+
+    from kit.tables import KitTables
+
+    getattr(KitTables.define(MetaData(), service), which).create(op.get_bind())

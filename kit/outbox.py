@@ -1,5 +1,7 @@
 """Transactional outbox: events are written in the same transaction as the state they
-describe, and a relay publishes them in order and deletes them once the broker has them."""
+describe, and a relay publishes them in order. Published rows are kept for a while with the
+broker epoch they went to, so that a broker which lost its data (the embedded Tansu after a
+restart) gets every one of them again, in the original order, before anything newer."""
 
 from __future__ import annotations
 
@@ -10,16 +12,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Row, Table, delete, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.envelope import CloudEvent
 from kit.bus import CE_CONTENT_TYPE, Producer, Record, encode
 from kit.consumer import TRANSIENT_ERRORS
-from kit.leader import run_as_leader
+from kit.leader import run_as_leader, sleep_unless
 from kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
+
+PRUNE_CHUNK = 5000
+Publishable = Row[Any, Any, Any, Any]  # id, topic, key, value
 
 
 def outbox_row(topic: str, event: CloudEvent, key: str | None = None,
@@ -40,11 +45,19 @@ async def add_to_outbox(session: AsyncSession, outbox: Table,
 
 class OutboxRelay:
     """Publishes a service's outbox. One relay per service holds the lock, so rows of one
-    case are published in the order they were written, whatever the number of replicas."""
+    case are published in the order they were written, whatever the number of replicas.
+
+    Before each batch it reads the broker's epoch (kit.bus.BrokerEpoch). When the epoch is not
+    the one its kept rows went to, the broker has lost them: it marks where the replay starts
+    and publishes every kept row again, oldest first, then carries on with new rows. Consumers
+    are idempotent, so a replay of what they already had costs time, never a double effect.
+    With `retention_seconds` 0 (or no `published` table) rows are deleted once published, as a
+    durable Kafka allows."""
 
     def __init__(self, *, service: str, engine: AsyncEngine,
                  sessions: async_sessionmaker[AsyncSession], outbox: Table, producer: Producer,
-                 batch: int = 500, poll_seconds: float = 0.5) -> None:
+                 batch: int = 500, poll_seconds: float = 0.5, published: Table | None = None,
+                 retention_seconds: float = 0.0, prune_every_seconds: float = 30.0) -> None:
         self.service = service
         self.engine = engine
         self.sessions = sessions
@@ -52,8 +65,17 @@ class OutboxRelay:
         self.producer = producer
         self.batch = batch
         self.poll_seconds = poll_seconds
+        self.published = published if retention_seconds > 0 else None
+        self.retention_seconds = retention_seconds
+        self.prune_every_seconds = prune_every_seconds
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        # The epoch this process last published to, whether this leader term has looked for
+        # kept rows to replay, and how far a replay has come.
+        self._epoch: int | None = None
+        self._looked = False
+        self._replayed_up_to: int | None = None
+        self._pruned_at = 0.0
 
     def wake(self) -> None:
         """Publish now rather than at the next poll: call after committing outbox rows."""
@@ -68,8 +90,11 @@ class OutboxRelay:
                             self._stopping)
 
     async def _relay(self) -> None:
+        # Another replica may have led meanwhile: the kept rows' epochs tell what to replay.
+        self._looked = False
         while not self._stopping.is_set():
             published = await self.publish_once()
+            await self._prune_when_due()
             if published < self.batch:
                 await self._sleep(self.poll_seconds)
 
@@ -81,26 +106,103 @@ class OutboxRelay:
                 await self._update_gauges()
             except TRANSIENT_ERRORS as exc:
                 log.warning("outbox gauges not updated", extra={"error": repr(exc)[:200]})
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=every)
-            except TimeoutError:
-                pass
+            await sleep_unless(self._stopping, every)
 
     async def publish_once(self) -> int:
-        """Publish up to one batch of the oldest rows; returns how many were published."""
-        async with self.sessions() as session:
-            rows = (await session.execute(
-                select(self.outbox).order_by(self.outbox.c.id).limit(self.batch))).all()
+        """Publish up to one batch, replayed rows first; returns how many were published."""
+        epoch = await self.producer.epoch.current()
+        if epoch != self._epoch or not self._looked:
+            await self._enter(epoch)
+        replaying, rows = await self._next_rows(epoch)
         if not rows:
             return 0
         await self.producer.send_all([
             Record(topic=r.topic, value=r.value, key=r.key,
                    headers=[("content-type", CE_CONTENT_TYPE)]) for r in rows])
+        if await self.producer.epoch.current() != epoch:
+            # The broker was replaced while these were on their way: they may have reached
+            # the new one ahead of older rows. Leave them as they were; the replay sends them
+            # again after those, and consumers start where the replay begins.
+            return 0
+        ids = [r.id for r in rows]
         async with self.sessions() as session, session.begin():
-            await session.execute(delete(self.outbox).where(
-                self.outbox.c.id.in_([r.id for r in rows])))
+            if replaying:
+                assert self.published is not None
+                await session.execute(update(self.published).where(
+                    self.published.c.id.in_(ids)).values(broker_epoch=epoch))
+            else:
+                if self.published is not None:
+                    await session.execute(self.published.insert().from_select(
+                        [*(c.name for c in self.outbox.c), "published_at", "broker_epoch"],
+                        select(*self.outbox.c, literal(time.time()), literal(epoch))
+                        .where(self.outbox.c.id.in_(ids))))
+                await session.execute(delete(self.outbox).where(self.outbox.c.id.in_(ids)))
+        if replaying:
+            self._replayed_up_to = ids[-1]
         OUTBOX_PUBLISHED.labels(service=self.service).inc(len(rows))
         return len(rows)
+
+    async def _enter(self, epoch: int) -> None:
+        """Start publishing to the broker of `epoch`: if kept rows went to another one, replay
+        them from the oldest. If this relay was itself publishing to another broker just now,
+        its last sends may have crossed the restart: first mark where the replay starts."""
+        crossed = self._epoch is not None and self._epoch != epoch
+        stale = 0
+        if self.published is not None:
+            async with self.sessions() as session:
+                stale = (await session.execute(
+                    select(func.count()).select_from(self.published)
+                    .where(self.published.c.broker_epoch != epoch))).scalar_one()
+                topics = set() if not stale else set((await session.execute(
+                    select(self.published.c.topic).distinct().union(
+                        select(self.outbox.c.topic).distinct()))).scalars())
+            if stale:
+                log.warning("the broker lost published events: publishing them again",
+                            extra={"service": self.service, "rows": stale})
+                if crossed:
+                    await self.producer.epoch.mark_replay_start(topics)
+        self._replayed_up_to = 0 if stale else None
+        self._epoch = epoch
+        self._looked = True
+
+    async def _next_rows(self, epoch: int) -> tuple[bool, Sequence[Publishable]]:
+        """(replaying, rows): kept rows not yet on this broker, else the oldest new rows."""
+        async with self.sessions() as session:
+            if self._replayed_up_to is not None and self.published is not None:
+                kept = self.published
+                rows = (await session.execute(
+                    select(kept.c.id, kept.c.topic, kept.c.key, kept.c.value)
+                    .where(kept.c.id > self._replayed_up_to, kept.c.broker_epoch != epoch)
+                    .order_by(kept.c.id).limit(self.batch))).all()
+                if rows:
+                    return True, rows
+                log.info("replay to the new broker finished", extra={"service": self.service})
+                self._replayed_up_to = None
+            new = self.outbox
+            return False, (await session.execute(
+                select(new.c.id, new.c.topic, new.c.key, new.c.value)
+                .order_by(new.c.id).limit(self.batch))).all()
+
+    async def _prune_when_due(self) -> None:
+        """Delete kept rows older than the retention, oldest first, a chunk at a time."""
+        if self.published is None or time.monotonic() - self._pruned_at < self.prune_every_seconds:
+            return
+        self._pruned_at = time.monotonic()
+        kept = self.published
+        cutoff = time.time() - self.retention_seconds
+        while not self._stopping.is_set():
+            # Rows are published in id order, so the oldest ids are the oldest rows: look at a
+            # chunk of them through the primary key rather than scanning the whole table.
+            async with self.sessions() as session, session.begin():
+                chunk = (await session.execute(
+                    select(kept.c.id, kept.c.published_at).order_by(kept.c.id)
+                    .limit(PRUNE_CHUNK))).all()
+                old = [row.id for row in chunk if row.published_at < cutoff]
+                if old:
+                    await session.execute(delete(kept).where(
+                        kept.c.id <= old[-1], kept.c.published_at < cutoff))
+            if len(chunk) < PRUNE_CHUNK or not old or old[-1] != chunk[-1].id:
+                return
 
     async def _update_gauges(self) -> None:
         now = time.time()

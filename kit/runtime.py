@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import MetaData
@@ -15,7 +16,9 @@ from kit.auth import KeyStore, auth_metadata
 from kit.bus import Producer
 from kit.consumer import ConsumerLoop, Subscription
 from kit.db import create_engine, ping, session_factory
+from kit.errors import database_unavailable
 from kit.outbox import OutboxRelay
+from kit.processed import ProcessedKeyPruner
 from kit.settings import Settings
 from kit.tables import KitTables
 
@@ -38,7 +41,11 @@ class Runtime:
         self.relay = OutboxRelay(service=self.service, engine=self.engine,
                                  sessions=self.sessions, outbox=tables.outbox,
                                  producer=self.producer, batch=settings.outbox_batch,
-                                 poll_seconds=settings.outbox_poll_seconds)
+                                 poll_seconds=settings.outbox_poll_seconds,
+                                 published=tables.published,
+                                 retention_seconds=settings.outbox_retention_seconds)
+        self.pruner = ProcessedKeyPruner(self.engine, self.sessions, tables.processed,
+                                         settings.processed_retention_days * 86400)
         self.producer_ready = asyncio.Event()
         self.broker_reachable = False
         self.loops: list[ConsumerLoop] = []
@@ -62,6 +69,7 @@ class Runtime:
             sessions=self.sessions, processed=self.tables.processed, producer=self.producer,
             max_records=self.settings.consumer_max_records, poll_ms=self.settings.consumer_poll_ms,
             session_timeout_ms=self.settings.consumer_session_timeout_ms,
+            max_message_bytes=self.settings.consumer_max_message_bytes,
             after_commit=woken)
         self.loops.append(loop)
         return loop
@@ -74,21 +82,41 @@ class Runtime:
             self._stoppers.append(stop)
 
     async def start(self) -> None:
-        await migrate.upgrade(self.engine, self.service, self.metadata)
-        await migrate.upgrade(self.auth_engine, "auth", auth_metadata)
+        await self._migrate()
         self._spawn("producer", self._start_producer)
         self._spawn("outbox-relay", self._after_producer(self.relay.run))
         self._spawn("outbox-gauges", self.relay.watch_backlog)
         for loop in self.loops:
             self._spawn(f"consumer-{loop.group}", self._after_producer(loop.run))
+        if self.loops:
+            self._spawn("processed-keys-pruner", self.pruner.run)
         for name, run in self._jobs:
             self._spawn(name, run)
+
+    async def _migrate(self) -> None:
+        """Bring the tables up to date, waiting for a database that is (re)starting: a
+        service started during a database restart should start late, not exit."""
+        deadline = time.monotonic() + self.settings.startup_database_wait_seconds
+        backoff = 0.5
+        while True:
+            try:
+                await migrate.upgrade(self.engine, self.service, self.metadata)
+                await migrate.upgrade(self.auth_engine, "auth", auth_metadata)
+                return
+            except Exception as exc:
+                if not database_unavailable(exc) or time.monotonic() >= deadline:
+                    raise
+                log.warning("database not reachable yet; retrying",
+                            extra={"error": repr(exc)[:300]})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     async def stop(self) -> None:
         self._stopping = True
         for loop in self.loops:
             loop.stop()
         self.relay.stop()
+        self.pruner.stop()
         for stop in self._stoppers:
             stop()
         if self._tasks:
@@ -137,7 +165,14 @@ class Runtime:
                     await run()
                     return
                 except asyncio.CancelledError:
-                    raise
+                    task = asyncio.current_task()
+                    if self._stopping or (task is not None and task.cancelling()):
+                        raise
+                    # Not us: a client library's own task cancelled under it (aiokafka does
+                    # that when the broker goes away). A job that ends so would never return.
+                    log.error("background job was cancelled from inside; restarting",
+                              extra={"job": name})
+                    await asyncio.sleep(1.0)
                 except Exception:
                     log.exception("background job crashed; restarting", extra={"job": name})
                     await asyncio.sleep(1.0)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_PORTS = {"intake": 8001, "router": 8002, "mediation": 8003, "notify": 8004}
+
+
+# Where notify never sends by default: loopback, "this host", link-local (169.254.169.254 is
+# the metadata service of most clouds), multicast and broadcast: never a department's receiver.
+DEFAULT_DENIED_NETWORKS = (
+    "127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "255.255.255.255/32",
+    "::1/128", "::/128", "fe80::/10", "ff00::/8")
 
 
 class Settings(BaseSettings):
@@ -41,8 +49,22 @@ class Settings(BaseSettings):
     consumer_poll_ms: int = 200
     consumer_session_timeout_ms: int = Field(
         default=10000, description="How long a dead consumer holds its partitions")
+    consumer_max_message_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Larger messages go to <topic>.dlq unread")
     outbox_batch: int = 500
     outbox_poll_seconds: float = 0.5
+    outbox_retention_seconds: float = Field(
+        default=900.0, ge=0, description="How long published outbox rows are kept, to publish "
+        "them again if the broker loses its data (the embedded Tansu keeps it in memory only); "
+        "0 deletes them at once, enough with a durable Kafka")
+    startup_database_wait_seconds: float = Field(
+        default=60.0, ge=0, description="How long a starting service waits for an unreachable "
+        "database (one restarting) before it gives up and exits")
+    processed_retention_days: float = Field(
+        default=30.0, ge=0, description="How long a consumer remembers the events it handled "
+        "(their keys make a redelivery harmless). Must exceed the longest a message can come "
+        "again: the broker's retention (Kafka: 7 days by default) and "
+        "FQ_OUTBOX_RETENTION_SECONDS. 0 keeps them forever")
     # Webhook deliveries (notify)
     delivery_timeout_seconds: float = 5.0
     # 16 attempts with a 2 s base doubling to a 1 h cap: retries span about 3 to 5 hours.
@@ -54,6 +76,11 @@ class Settings(BaseSettings):
     delivery_max_in_flight_per_receiver: int = Field(
         default=8, ge=1, description="In flight to one subscription (or to the hotline, or the "
         "SMS gateway), so one slow receiver cannot take every slot")
+    webhook_denied_networks: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DENIED_NETWORKS),
+        description="Networks notify never sends to (webhooks, hotline callbacks), as a JSON "
+        "list of CIDRs: by default loopback, link-local (cloud metadata), multicast. [] allows "
+        "all, e.g. for receivers on the same machine in development")
     hotline_callback_secret: str = Field(
         default="whsec_ZmVuZ3FpYW8tZGV2LWhvdGxpbmUtY2FsbGJhY2sta2V5",
         description="Standard Webhooks secret signing hotline result feedback (办结反馈)")
@@ -84,6 +111,18 @@ class Settings(BaseSettings):
     supervision_batch: int = Field(default=500, ge=1, description="Cases per supervision step")
     case_gauges_interval_seconds: float = Field(
         default=15.0, gt=0, description="How often the leader recounts open and overdue cases")
+    # Rate limits per API key on intake's POST routes (admin keys are not limited)
+    rate_limit_per_second: float = Field(
+        default=50.0, ge=0, description="Requests per second a key may keep up; 0: no limit")
+    rate_limit_burst: int = Field(
+        default=200, ge=1, description="Requests a key may send at once before the rate applies")
+
+    @field_validator("webhook_denied_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ip_network(network, strict=False)  # ValueError names the bad one
+        return value
 
     def effective_port(self) -> int:
         return self.port or SERVICE_PORTS.get(self.service, 8000)

@@ -1,4 +1,5 @@
-"""The kit's own tables, created inside each service's metadata: its outbox and the keys
+"""The kit's own tables, created inside each service's metadata: its outbox, the rows it
+published lately (kept for a while, to publish again to a broker that lost them), and the keys
 of the events it has processed (so a redelivered event has no second effect)."""
 
 from __future__ import annotations
@@ -20,21 +21,34 @@ from sqlalchemy import (
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+def _record_columns() -> list[Column[object]]:
+    """What an outbox row holds besides its id: the record to publish, and when it was made."""
+    return [Column("topic", String(255), nullable=False),
+            Column("key", String(255), nullable=True),
+            Column("value", LargeBinary, nullable=False),
+            Column("headers", JSON, nullable=True),
+            Column("created_at", Float, nullable=False)]
+
+
 @dataclass(frozen=True)
 class KitTables:
     outbox: Table
+    published: Table
     processed: Table
 
     @classmethod
     def define(cls, metadata: MetaData, service: str) -> KitTables:
         outbox = Table(
             f"{service}_outbox", metadata,
-            Column("id", BigId, primary_key=True, autoincrement=True),
-            Column("topic", String(255), nullable=False),
-            Column("key", String(255), nullable=True),
-            Column("value", LargeBinary, nullable=False),
-            Column("headers", JSON, nullable=True),
-            Column("created_at", Float, nullable=False),
+            Column("id", BigId, primary_key=True, autoincrement=True), *_record_columns())
+        # Published rows move here with the broker epoch they were published to, until
+        # outbox_retention_seconds have passed: if the broker loses its data (a restarted
+        # memory-only broker), the relay publishes every row not yet on the new one again.
+        published = Table(
+            f"{service}_outbox_published", metadata,
+            Column("id", BigId, primary_key=True, autoincrement=False), *_record_columns(),
+            Column("published_at", Float, nullable=False),
+            Column("broker_epoch", BigInteger, nullable=False),
         )
         processed = Table(
             f"{service}_processed_events", metadata,
@@ -42,4 +56,4 @@ class KitTables:
             Column("event_id", String(255), primary_key=True),
             Column("processed_at", Float, nullable=False),
         )
-        return cls(outbox=outbox, processed=processed)
+        return cls(outbox=outbox, published=published, processed=processed)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from contracts.topics import all_topic_names
-from kit.bus import create_topics, wait_for_broker
 from tests.infra import (
     IN_CI,
     Broker,
+    Isolated,
     create_pg_database,
     drop_pg_database,
+    isolated_infrastructure,
     postgres_available,
 )
 
@@ -36,11 +36,7 @@ def broker(run_dir: Path) -> Iterator[Broker]:
             pytest.fail(f"the Tansu broker could not start under CI: {exc}")
         pytest.skip(f"no broker: {exc}")
 
-    async def setup() -> None:
-        await wait_for_broker(b.bootstrap, within=20)
-        await create_topics(b.bootstrap, all_topic_names())
-
-    asyncio.run(setup())
+    asyncio.run(b.ready_with_topics())
     yield b
     b.stop()
 
@@ -69,3 +65,12 @@ def database_url(run_dir: Path) -> Iterator[str]:
 def unique() -> str:
     """A short unique suffix so tests sharing the broker and database never collide."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="module")
+async def isolated(request: pytest.FixtureRequest, run_dir: Path, database_url: str
+                   ) -> AsyncIterator[Isolated]:
+    """A broker and a database for this test module alone (see tests/infra.py)."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    async with isolated_infrastructure(run_dir / name, database_url) as own:
+        yield own

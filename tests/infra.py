@@ -21,6 +21,8 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from contracts.topics import all_topic_names
+from kit.bus import create_topics, wait_for_broker
 from kit.settings import Settings
 from kit.tansu import port_open, start_tansu
 
@@ -73,6 +75,11 @@ class Broker:
     def start(self) -> None:
         self.proc = start_tansu("127.0.0.1", self.port, self.log)
 
+    async def ready_with_topics(self, within: float = 20.0, partitions: int = 4) -> None:
+        """Once started: wait until it answers, then create every topic of the platform."""
+        await wait_for_broker(self.bootstrap, within=within)
+        await create_topics(self.bootstrap, all_topic_names(), partitions)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -84,12 +91,45 @@ class Broker:
         self.proc = None
 
 
+@dataclass(frozen=True)
+class Isolated:
+    """A broker and a database of a test module's own (see `isolated_infrastructure`)."""
+
+    broker: Broker
+    database_url: str
+    directory: Path
+
+
+@asynccontextmanager
+async def isolated_infrastructure(directory: Path, session_database_url: str
+                                  ) -> AsyncIterator[Isolated]:
+    """A Tansu broker with every topic, and a fresh PostgreSQL database (on SQLite: each
+    service's file in `directory`), for a test module whose traffic must not meet other
+    modules': one that floods a stage, searches every topic, or leaves subscriptions behind."""
+    directory.mkdir(parents=True, exist_ok=True)
+    broker = Broker(directory)
+    broker.start()
+    name = ""
+    try:
+        await broker.ready_with_topics()
+        url = session_database_url
+        if not session_database_url.startswith("sqlite"):
+            url, name = await create_pg_database()
+        yield Isolated(broker, url, directory)
+    finally:
+        broker.stop()
+        if name:
+            await drop_pg_database(name)
+
+
 @asynccontextmanager
 async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     """Run `app` with uvicorn on loopback in this event loop; yields its base URL."""
     port = port or free_port()
+    # Keep idle connections open longer than httpx keeps them (5 s): otherwise a client may
+    # reuse a connection at the moment the server closes it (a ReadError no test means).
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                            access_log=False, lifespan="on")
+                            access_log=False, lifespan="on", timeout_keep_alive=60)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(400):
@@ -118,7 +158,8 @@ def service_settings(service: str, bootstrap: str, database_url: str, run_dir: P
         "service": service, "kafka_bootstrap": bootstrap, "database_url": url,
         "auth_database_url": url, "var_dir": run_dir, "dev_api_key": DEV_KEY,
         "consumer_poll_ms": 50, "consumer_session_timeout_ms": 6000,
-        "outbox_poll_seconds": 0.1, **overrides}
+        "outbox_poll_seconds": 0.1, "outbox_retention_seconds": 0,
+        "webhook_denied_networks": [], **overrides}
     return Settings(**values)  # type: ignore[arg-type]
 
 
@@ -129,8 +170,12 @@ AUTH = {"Authorization": f"Bearer {DEV_KEY}"}
 ROOT = Path(__file__).resolve().parents[1]
 
 # Fast settings for services under test: short polls, quick group rebalances.
+# No outbox replay window: tests share one database across several brokers, and a service
+# meeting a broker it has not published to would replay every kept row (the chaos suite
+# turns it on). Receivers here are on loopback, which notify refuses by default.
 FAST_ENV = {"FQ_CONSUMER_POLL_MS": "50", "FQ_CONSUMER_SESSION_TIMEOUT_MS": "6000",
-            "FQ_OUTBOX_POLL_SECONDS": "0.1"}
+            "FQ_OUTBOX_POLL_SECONDS": "0.1", "FQ_OUTBOX_RETENTION_SECONDS": "0",
+            "FQ_WEBHOOK_DENIED_NETWORKS": "[]"}
 
 
 @dataclass

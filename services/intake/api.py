@@ -25,13 +25,14 @@ from contracts.api_notify import CaseContact
 from contracts.channels import ExternalId
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, FieldError, error_responses, field_errors
+from kit.ratelimit import require_within_rate
 from kit.runtime import Runtime
 from services.intake.committer import GroupCommitter
 from services.intake.domain import ADAPTERS, ChannelAdapter, Outcome, Submission, contact_phone
 from services.intake.handlers import find_report, submit_many
 from services.intake.store import IntakeCase
 
-ERRORS = error_responses(401, 403, 409, 422)
+ERRORS = error_responses(401, 403, 409, 422, 429)
 _EXTERNAL_ID = TypeAdapter(ExternalId)
 _STATUS = {Outcome.ACCEPTED: ItemStatus.ACCEPTED, Outcome.DUPLICATE: ItemStatus.DUPLICATE,
            Outcome.CONFLICT: ItemStatus.CONFLICT}
@@ -96,7 +97,8 @@ def _submit_route(router: APIRouter, adapter: ChannelAdapter[Any]) -> None:
                     alias="Idempotency-Key", description=f"Optional, instead of "
                     f"`{adapter.external_id_field}`: retries with the same key are not doubled",
                 )] = None,
-                principal: Principal = require(Scope.INTAKE_WRITE)) -> JSONResponse:
+                principal: Principal = require_within_rate(Scope.INTAKE_WRITE)
+                ) -> JSONResponse:
             _admit(principal, channel)
             keyed = _with_idempotency_key(payload, adapter.external_id_field, idempotency_key)
             return await _submit_one(request, adapter, keyed)
@@ -105,7 +107,8 @@ def _submit_route(router: APIRouter, adapter: ChannelAdapter[Any]) -> None:
     @route
     async def submit_report(request: Request,
                             payload: Annotated[native, Body()],  # type: ignore[valid-type]
-                            principal: Principal = require(Scope.INTAKE_WRITE)) -> JSONResponse:
+                            principal: Principal = require_within_rate(Scope.INTAKE_WRITE)
+                            ) -> JSONResponse:
         _admit(principal, channel)
         return await _submit_one(request, adapter, payload)
 
@@ -134,9 +137,10 @@ def _batch_route(router: APIRouter, adapter: ChannelAdapter[Any]) -> None:
         "accepted (a new case), duplicate (the first case's id), conflict (the external id "
         "was received with different content) or invalid (with the fields at fault). Valid "
         "items are stored in one transaction. More items is 422.",
-        responses=error_responses(401, 403, 422), operation_id=f"submit_{channel}_batch")
+        responses=error_responses(401, 403, 422, 429), operation_id=f"submit_{channel}_batch")
     async def submit_batch(request: Request, batch: IntakeBatch,
-                           principal: Principal = require(Scope.INTAKE_WRITE)) -> BatchResult:
+                           principal: Principal = require_within_rate(Scope.INTAKE_WRITE)
+                           ) -> BatchResult:
         _admit(principal, channel)
         runtime: Runtime = request.app.state.runtime
         checked = [_validate_item(adapter, raw) for raw in batch.items]
@@ -192,15 +196,22 @@ def _contact_route(router: APIRouter) -> None:
         "/v1/intake/cases/{case_id}/contact", response_model=CaseContact,
         summary="The reporting citizen's phone, for notify's SMS (personal data)",
         description="Scope `personal_data:read`. The number is never published in an event; "
-        "this is the one place it can be read. 404 when the case is unknown or has no phone.",
+        "this is the one place it can be read. 404 when the case is unknown or has no phone "
+        "(or is from a channel a channel-limited key may not see). Intake knows no case's "
+        "department or jurisdiction, so keys limited to those get 403.",
         responses=error_responses(401, 403, 404), operation_id="case_contact")
     async def contact(request: Request, case_id: Annotated[str, Path(max_length=64)],
-                      _: Principal = require(Scope.PERSONAL_DATA_READ)) -> Response:
+                      principal: Principal = require(Scope.PERSONAL_DATA_READ)) -> Response:
+        if principal.departments or principal.jurisdictions:
+            raise ApiError(403, "forbidden", "Personal data is not given to keys limited to "
+                           "departments or jurisdictions: intake cannot check those limits.")
         runtime: Runtime = request.app.state.runtime
         async with runtime.sessions() as session:
             row = (await session.execute(
                 select(IntakeCase.channel, IntakeCase.native).where(  # type: ignore[call-overload]
                     IntakeCase.case_id == case_id))).first()
+        if row is not None and principal.channels and row.channel not in principal.channels:
+            row = None  # outside the key's channels: as if there were no such case
         phone = contact_phone(row.channel, row.native) if row else None
         if phone is None:
             raise ApiError(404, "not_found", f"no case {case_id} with a contact phone")

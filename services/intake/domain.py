@@ -42,9 +42,20 @@ NativeT = TypeVar("NativeT", bound=BaseModel)
 _CASE_ID_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
+_CASE_ID_LENGTH = 14
+_CASE_ID_CHOICES = len(_CASE_ID_LETTERS) ** _CASE_ID_LENGTH
+
+
 def new_case_id(now: datetime) -> str:
-    """FQ + receipt date + 14 letters (64 random bits): short enough for an SMS, never reused."""
-    return f"FQ{now:%Y%m%d}-" + "".join(secrets.choice(_CASE_ID_LETTERS) for _ in range(14))
+    """FQ + receipt date + 14 letters (64 random bits): short enough for an SMS, never reused.
+    One draw from the system's random source spelled in base 24, not one per letter (the
+    draws were a visible share of a single post's cost)."""
+    number = secrets.randbelow(_CASE_ID_CHOICES)
+    letters = []
+    for _ in range(_CASE_ID_LENGTH):
+        number, digit = divmod(number, len(_CASE_ID_LETTERS))
+        letters.append(_CASE_ID_LETTERS[digit])
+    return f"FQ{now:%Y%m%d}-" + "".join(letters)
 
 
 def content_fingerprint(payload: BaseModel) -> str:

@@ -11,12 +11,17 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.encoders import jsonable_encoder as jsonable
+from pydantic import BeforeValidator
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from contracts.api_mediation import (
     PERIODS,
+    AuditAction,
+    AuditEntry,
+    AuditPage,
     CasePage,
     CaseSummary,
     CaseView,
@@ -49,7 +54,7 @@ from services.mediation.domain.lifecycle import (
 )
 from services.mediation.domain.time_limits import is_overdue
 from services.mediation.handlers import transition_case
-from services.mediation.store import SV, C, Case, CaseHistory, H, SupervisionRecord
+from services.mediation.store import AU, SV, AuditRecord, C, Case, CaseHistory, H, SupervisionRecord
 
 # Dates and naive times in queries are China Standard Time, as the centres read them.
 CHINA = timezone(timedelta(hours=8), "CST")
@@ -136,7 +141,19 @@ async def _visible_case(session: AsyncSession, case_id: str, principal: Principa
     return case
 
 
-DateParam = Annotated[datetime | None, Query(
+def _not_a_number(value: object) -> object:
+    # Pydantic would read "0" or "-1470" as seconds since 1970: a date, not what anyone meant
+    # (found by fuzzing). Dates are ISO 8601 here, as documented.
+    if not isinstance(value, str):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return value
+    raise ValueError("not an ISO 8601 date or time")
+
+
+DateParam = Annotated[datetime | None, BeforeValidator(_not_a_number), Query(
     description="ISO 8601 date or time; without an offset it is China Standard Time (+08:00)")]
 
 TRANSITIONS_DESCRIPTION = """\
@@ -187,6 +204,8 @@ def build_router() -> APIRouter:
             supervision = (await session.execute(
                 select(SupervisionRecord).where(SV.case_id == case_id)
                 .order_by(SV.emitted_at, SV.id))).scalars().all()
+            session.add(store.audit(principal, AuditAction.READ, case_id))
+            await session.commit()
         summary = _summary(case, datetime.now(UTC))
         return CaseView(
             **summary.model_dump(), text=case.text, decision=case.decision,
@@ -249,9 +268,18 @@ def build_router() -> APIRouter:
             query = query.where(or_(C.received_at < at,
                                     and_(C.received_at == at, C.case_id < case_id)))
         query = query.order_by(C.received_at.desc(), C.case_id.desc())
+        filters = {name: value for name, value in (
+            ("status", status), ("channel", channel), ("category", category), ("risk", risk),
+            ("tier", tier), ("department", department), ("lead_department", lead_department),
+            ("jurisdiction", jurisdiction), ("overdue", overdue),
+            ("received_from", received_from), ("received_to", received_to), ("text", text),
+            ("external_id", external_id), ("cursor", cursor)) if value is not None}
         async with runtime.sessions() as session:
             cases = (await session.execute(query.limit(limit + 1))).scalars().all()
-        page = cases[:limit]
+            page = cases[:limit]
+            session.add(store.audit(principal, AuditAction.LIST, query=jsonable(filters),
+                                    count=len(page)))
+            await session.commit()
         return CasePage(items=[_summary(c, now) for c in page],
                         next_cursor=_encode_cursor(page[-1]) if len(cases) > limit else None)
 
@@ -270,7 +298,12 @@ def build_router() -> APIRouter:
                 if not _may_act(principal, case):
                     raise ApiError(403, "forbidden", "this key may read the case but only its "
                                    "lead department's keys may move it")
+                from_status = case.status
                 steps = await transition_case(session, case, body, now)
+                session.add(store.audit(
+                    principal, AuditAction.TRANSITION, case_id, from_status=from_status,
+                    to_status=[str(step.to_status) for step in steps],
+                    version=case.version, actor=steps[0].actor))
                 result = TransitionResult(case=_summary(case, now),
                                           transitions=[_history(s) for s in steps])
         except StepDataInvalid as exc:
@@ -339,6 +372,50 @@ def build_router() -> APIRouter:
                 "Content-Disposition": f'attachment; filename="fengqiao-stats-'
                                        f'{date.today().isoformat()}.csv"'})
         return report
+
+    @router.get("/v1/audit", response_model=AuditPage, tags=["audit"],
+                responses=error_responses(401, 403, 422),
+                summary="Who read or changed which case, newest first",
+                description="One entry per case read (GET /v1/cases/{case_id}), per list of "
+                "cases (its filters and how many cases it answered) and per transition, "
+                "with the API key that made the request. Scope `audit:read` (or admin); a key "
+                "limited to departments, jurisdictions or channels sees the entries of the "
+                "cases it may see, and no lists.")
+    async def audit_log(
+        request: Request,
+        case_id: Annotated[str | None, Query(max_length=64, pattern=TEXT_PATTERN)] = None,
+        key_id: Annotated[str | None, Query(max_length=32, pattern=TEXT_PATTERN)] = None,
+        action: AuditAction | None = None,
+        at_from: DateParam = None,
+        at_to: DateParam = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        cursor: Annotated[int | None, Query(ge=1, le=2**63 - 1,
+                                            description="next_cursor of the page before")
+                          ] = None,
+        principal: Principal = require(Scope.AUDIT_READ),
+    ) -> AuditPage:
+        runtime: Runtime = request.app.state.runtime
+        query = select(AuditRecord)
+        for column, value in ((AU.case_id, case_id), (AU.key_id, key_id),
+                              (AU.action, action)):
+            if value is not None:
+                query = query.where(column == value)
+        if (since := _aware(at_from, "at_from")) is not None:
+            query = query.where(AU.at >= since)
+        if (until := _aware(at_to, "at_to")) is not None:
+            query = query.where(AU.at < until)
+        if cursor is not None:
+            query = query.where(AU.id < cursor)
+        visible = store.visible_to(principal)
+        if visible is not None:
+            query = query.where(AU.case_id.in_(select(C.case_id).where(visible)))
+        async with runtime.sessions() as session:
+            rows = (await session.execute(
+                query.order_by(AU.id.desc()).limit(limit + 1))).scalars().all()
+        page = rows[:limit]
+        return AuditPage(items=[AuditEntry.model_validate(r, from_attributes=True)
+                                for r in page],
+                         next_cursor=page[-1].id if len(rows) > limit else None)
 
     return router
 

@@ -21,8 +21,8 @@ def create(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime(settings, metadata, kit_tables)
     events = CaseEvents(settings)
     runtime.consume("mediation", [
-        Subscription(CASE_REPORTED, CaseReportedEvent, events.on_reported),
-        Subscription(CASE_ROUTED, CaseRoutedEvent, events.on_routed),
+        Subscription(CASE_REPORTED, CaseReportedEvent, handle_batch=events.handle_batch),
+        Subscription(CASE_ROUTED, CaseRoutedEvent, handle_batch=events.handle_batch),
     ])
     supervisor = Supervisor(runtime)
     runtime.job("supervision", supervisor.run, supervisor.stop)

@@ -3,7 +3,7 @@ history; the supervision emitted) and the queries on them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import Field, SQLModel, col
 
-from contracts.api_mediation import StatsDimension
+from contracts.api_mediation import AuditAction, StatsDimension
 from contracts.enums import Channel, Risk, SlaKind
 from kit.auth import Principal
 from kit.db import UtcDateTime
@@ -129,6 +129,24 @@ class SupervisionRecord(MediationBase, table=True):
     emitted_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
+class AuditRecord(MediationBase, table=True):
+    """Who read or changed which case: one row per case read, per list of cases and per
+    transition, written with the read or in the transition's own transaction."""
+
+    __tablename__ = "mediation_audit"
+    __table_args__ = (Index("ix_mediation_audit_case", "case_id", "at"),
+                      Index("ix_mediation_audit_key", "key_id", "at"))
+
+    id: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True))
+    at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    key_id: str = Field(max_length=32)
+    key_name: str = Field(max_length=128)
+    action: str = Field(max_length=16)
+    case_id: str | None = Field(default=None, max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
 metadata = MediationBase.metadata
 kit_tables = KitTables.define(metadata, "mediation")
 
@@ -136,6 +154,7 @@ kit_tables = KitTables.define(metadata, "mediation")
 C = Case.__table__.c  # type: ignore[attr-defined]
 H = CaseHistory.__table__.c  # type: ignore[attr-defined]
 SV = SupervisionRecord.__table__.c  # type: ignore[attr-defined]
+AU = AuditRecord.__table__.c  # type: ignore[attr-defined]
 
 
 # --- writes -------------------------------------------------------------------------------
@@ -161,6 +180,14 @@ async def record_supervision_once(session: AsyncSession, row: dict[str, Any]) ->
         index_elements=["case_id", "routing_round", "sla_kind", "level"])
     result = await session.execute(statement)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def audit(principal: Principal, action: AuditAction, case_id: str | None = None,
+          **detail: Any) -> AuditRecord:
+    """The audit row of what `principal` did; add it to the session that does it."""
+    return AuditRecord(at=datetime.now(UTC), key_id=principal.key_id[:32],
+                       key_name=principal.name[:128], action=action.value, case_id=case_id,
+                       detail=detail)
 
 
 # --- reads ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +28,7 @@ from contracts.api_notify import (
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, FieldError, error_responses
 from kit.runtime import Runtime
+from services.notify.destinations import Destinations
 from services.notify.domain import SECRET_OVERLAP, new_secret
 from services.notify.handlers import SubscriptionBook
 from services.notify.store import (
@@ -40,6 +41,13 @@ from services.notify.store import (
     deliveries,
     subscriptions,
 )
+
+# Delivery ids are BIGINT: a larger number in a request is refused, not sent to the database.
+MAX_ID = 2**63 - 1
+DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID)]
+# No database stores NUL in text: such a value is refused here, not sent to PostgreSQL (500).
+NO_NUL = r"^[^\x00]*$"
+SubscriptionId = Annotated[str, Path(max_length=32, pattern=NO_NUL)]
 
 
 def _check_within_limits(body: SubscriptionIn, principal: Principal) -> None:
@@ -116,6 +124,12 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
                                   ) -> SubscriptionCreated:
         _check_within_limits(body, principal)
         runtime: Runtime = request.app.state.runtime
+        refusal = Destinations(runtime.settings.webhook_denied_networks).refusal_of_literal(
+            str(body.url))
+        if refusal:
+            raise ApiError(422, "validation_failed", "notify may not send to this URL",
+                           [FieldError(field="url", reason=f"{refusal} "
+                                       "(FQ_WEBHOOK_DENIED_NETWORKS)")])
         sub = Subscription(
             id="sub_" + secrets.token_hex(8), name=body.name, url=str(body.url),
             secret=new_secret(), kinds=sorted(set(body.kinds)),
@@ -144,7 +158,7 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
 
     @router.get("/v1/subscriptions/{subscription_id}", response_model=SubscriptionOut,
                 responses=error_responses(401, 403, 404))
-    async def get_subscription(subscription_id: str, request: Request,
+    async def get_subscription(subscription_id: SubscriptionId, request: Request,
                                principal: Principal = require(Scope.SUBSCRIPTIONS)
                                ) -> SubscriptionOut:
         runtime: Runtime = request.app.state.runtime
@@ -155,7 +169,7 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
     @router.post("/v1/subscriptions/{subscription_id}/rotate-secret",
                  response_model=SecretRotated, responses=error_responses(401, 403, 404),
                  summary="New signing secret; the old one keeps signing for 24 hours")
-    async def rotate_secret(subscription_id: str, request: Request,
+    async def rotate_secret(subscription_id: SubscriptionId, request: Request,
                             principal: Principal = require(Scope.SUBSCRIPTIONS)
                             ) -> SecretRotated:
         runtime: Runtime = request.app.state.runtime
@@ -173,7 +187,7 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
     @router.delete("/v1/subscriptions/{subscription_id}", status_code=204,
                    responses=error_responses(401, 403, 404),
                    summary="Unsubscribe; its pending deliveries are dropped (dead)")
-    async def delete_subscription(subscription_id: str, request: Request,
+    async def delete_subscription(subscription_id: SubscriptionId, request: Request,
                                   principal: Principal = require(Scope.SUBSCRIPTIONS)
                                   ) -> Response:
         runtime: Runtime = request.app.state.runtime
@@ -193,14 +207,15 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
                 summary="The delivery log, newest first")
     async def list_deliveries(
         request: Request,
-        subscription_id: Annotated[str | None, Query(max_length=32)] = None,
-        case_id: Annotated[str | None, Query(max_length=64)] = None,
-        event_id: Annotated[str | None, Query(max_length=64)] = None,
+        subscription_id: Annotated[str | None, Query(max_length=32, pattern=NO_NUL)] = None,
+        case_id: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+        event_id: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
         status: DeliveryStatus | None = None,
         target: DeliveryTarget | None = None,
-        kind: Annotated[str | None, Query(max_length=64)] = None,
+        kind: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        cursor: Annotated[int | None, Query(ge=0, description="next_cursor of the page before")
+        cursor: Annotated[int | None, Query(ge=0, le=MAX_ID,
+                                            description="next_cursor of the page before")
                           ] = None,
         principal: Principal = require(Scope.DELIVERIES_READ),
     ) -> DeliveryPage:
@@ -226,7 +241,7 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
     @router.get("/v1/deliveries/{delivery_id}", response_model=DeliveryDetail,
                 responses=error_responses(401, 403, 404),
                 summary="One delivery with every attempt made")
-    async def get_delivery(delivery_id: int, request: Request,
+    async def get_delivery(delivery_id: DeliveryId, request: Request,
                            principal: Principal = require(Scope.DELIVERIES_READ)
                            ) -> DeliveryDetail:
         runtime: Runtime = request.app.state.runtime
@@ -240,7 +255,7 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
     @router.post("/v1/deliveries/{delivery_id}/redeliver", status_code=202,
                  response_model=DeliveryOut, responses=error_responses(401, 403, 404, 409),
                  summary="Send a dead or succeeded delivery again, from attempt 1")
-    async def redeliver(delivery_id: int, request: Request,
+    async def redeliver(delivery_id: DeliveryId, request: Request,
                         principal: Principal = require(Scope.SUBSCRIPTIONS)) -> DeliveryOut:
         runtime: Runtime = request.app.state.runtime
         async with runtime.sessions() as session, session.begin():

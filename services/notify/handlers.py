@@ -6,7 +6,7 @@ later, in the sender."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from contracts.events import (
     CaseReportedEvent,
     CaseRoutedEvent,
     CaseSupervisionEvent,
+    case_id_of,
 )
 from kit.bus import encode
 from kit.consumer import Delivery
@@ -44,7 +45,6 @@ from services.notify.store import (
     PENDING,
     SMS,
     WEBHOOK,
-    CaseRecord,
     cases,
     deliveries,
     insert_new,
@@ -93,92 +93,129 @@ def pending_delivery(target: str, receiver: str, event_id: str, case_id: str, ki
             "next_attempt_at": time.time(), "created_at": datetime.now(UTC)}
 
 
-async def load_facts(session: AsyncSession, case_id: str) -> CaseFacts:
-    row = await session.get(CaseRecord, case_id)
-    if row is None:
-        return CaseFacts(case_id=case_id)
-    return CaseFacts(**{f.name: getattr(row, f.name) for f in fields(CaseFacts)})
+class CaseBook:
+    """The facts of the cases one run of events is about: read once, changed in memory in the
+    events' order (so each event sees its case as the events before it left it), and written
+    at the end with one upsert per case. Each upsert names only the columns the run's events
+    set, as one upsert per event would: events about one case arrive on several topics and
+    may be handled by different processes, each setting just the facts it knows."""
+
+    def __init__(self) -> None:
+        self.facts: dict[str, CaseFacts] = {}
+        self._changed: dict[str, dict[str, Any]] = {}
+
+    async def load(self, session: AsyncSession, case_ids: set[str]) -> None:
+        names = [f.name for f in fields(CaseFacts)]
+        rows = (await session.execute(select(*(cases.c[n] for n in names)).where(
+            cases.c.case_id.in_(sorted(case_ids))))).all()
+        self.facts = {case_id: CaseFacts(case_id=case_id) for case_id in case_ids}
+        for row in rows:
+            self.facts[row.case_id] = CaseFacts(**dict(zip(names, row, strict=True)))
+
+    def remember(self, case_id: str, facts: dict[str, Any]) -> CaseFacts:
+        self.facts[case_id] = replace(self.facts[case_id], **facts)
+        self._changed.setdefault(case_id, {}).update(facts)
+        return self.facts[case_id]
+
+    async def save(self, session: AsyncSession) -> None:
+        now = datetime.now(UTC)
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for case_id, changed in self._changed.items():
+            by_columns.setdefault(tuple(sorted(changed)), []).append(
+                {"case_id": case_id, **changed, "updated_at": now})
+        for rows in by_columns.values():
+            await upsert(session, cases, rows, key=["case_id"])
 
 
 class NotifyHandlers:
+    """Turns a run of case events into facts and pending deliveries with a handful of
+    statements: the cases read once, the facts written once per case, every delivery in one
+    insert (per event, one by one, notify could not keep up with the router)."""
+
     def __init__(self, settings: Settings, book: SubscriptionBook) -> None:
         self.settings = settings
         self.book = book
 
-    async def on_reported(self, session: AsyncSession, delivery: Delivery) -> None:
-        event = delivery.message
-        assert isinstance(event, CaseReportedEvent)
+    async def handle_batch(self, session: AsyncSession, batch: list[Delivery]) -> None:
+        cases_of_run = CaseBook()
+        await cases_of_run.load(session, {case_id_of(d.message) for d in batch})
+        active = await self.book.active(session)
+        queued: list[dict[str, Any]] = []
+        for delivery in batch:
+            event = delivery.message
+            if isinstance(event, CaseReportedEvent):
+                queued += self._on_reported(cases_of_run, event)
+            elif isinstance(event, CaseRoutedEvent):
+                queued += self._on_routed(cases_of_run, active, event)
+            elif isinstance(event, CaseLifecycleEvent):
+                queued += self._on_lifecycle(cases_of_run, active, event)
+            elif isinstance(event, CaseSupervisionEvent):
+                queued += self._on_supervision(cases_of_run, active, event)
+        await cases_of_run.save(session)
+        await insert_new(session, deliveries, queued, unique=["subscription_id", "event_id"])
+
+    def _on_reported(self, book: CaseBook, event: CaseReportedEvent) -> list[dict[str, Any]]:
         report = event.data
-        await self._remember(session, report.case_id, reported_facts(report))
+        book.remember(report.case_id, reported_facts(report))
         if self.settings.sms_enabled and wants_sms_on_receipt(report):
             text = sms_text(self.settings.sms_template_received, case_id=report.case_id,
                             external_id=report.external_id)
-            await self._queue_sms(session, event.id, report.case_id, SMS_RECEIVED, text)
+            return [self._sms(event.id, report.case_id, SMS_RECEIVED, text)]
+        return []
 
-    async def on_routed(self, session: AsyncSession, delivery: Delivery) -> None:
-        event = delivery.message
-        assert isinstance(event, CaseRoutedEvent)
+    def _on_routed(self, book: CaseBook, active: list[ActiveSubscription],
+                   event: CaseRoutedEvent) -> list[dict[str, Any]]:
         decision = event.data.decision
         departments = [decision.lead_department.value,
                        *(d.value for d in decision.cooperating_departments)]
         jurisdiction = decision.jurisdiction.code if decision.jurisdiction else None
-        await self._remember(session, event.data.case_id, {
+        book.remember(event.data.case_id, {
             "category": decision.category.value, "risk": decision.risk.value,
             "tier": decision.tier.value, "lead_department": decision.lead_department.value,
             "cooperating_departments": departments[1:], "jurisdiction": jurisdiction})
         notice = Notice(KIND_ROUTED, frozenset(departments), decision.tier.value,
                         decision.risk.value, decision.category.value, jurisdiction)
-        await self._queue_webhooks(session, event.id, event.data.case_id, notice, encode(event))
+        return self._webhooks(active, event.id, event.data.case_id, notice, encode(event))
 
-    async def on_lifecycle(self, session: AsyncSession, delivery: Delivery) -> None:
-        event = delivery.message
-        assert isinstance(event, CaseLifecycleEvent)
+    def _on_lifecycle(self, book: CaseBook, active: list[ActiveSubscription],
+                      event: CaseLifecycleEvent) -> list[dict[str, Any]]:
         step = event.data
-        await self._remember(session, step.case_id, lifecycle_facts(step))
-        facts = await load_facts(session, step.case_id)
+        facts = book.remember(step.case_id, lifecycle_facts(step))
         notice = facts.notice(lifecycle_kind(step.to_status),
                               departments=[step.lead_department.value if step.lead_department
                                            else None],
                               tier=step.tier.value if step.tier else None)
         body = encode(event.model_copy(update={"data": redact_lifecycle(step)}))
-        await self._queue_webhooks(session, event.id, step.case_id, notice, body)
+        queued = self._webhooks(active, event.id, step.case_id, notice, body)
         feedback = hotline_feedback(facts, step)
         if feedback is not None:
-            await insert_new(session, deliveries, [pending_delivery(
+            queued.append(pending_delivery(
                 HOTLINE_FEEDBACK, HOTLINE_FEEDBACK, event.id, step.case_id, notice.kind,
-                orjson.dumps(feedback.model_dump(mode="json")), url=facts.callback_url)],
-                unique=["subscription_id", "event_id"])
+                orjson.dumps(feedback.model_dump(mode="json")), url=facts.callback_url))
         if self.settings.sms_enabled and wants_sms_on_closure(facts, step):
             text = sms_text(self.settings.sms_template_closed, case_id=step.case_id,
                             external_id=step.external_id, result=outcome_summary(facts))
-            await self._queue_sms(session, event.id, step.case_id, SMS_CLOSED, text)
+            queued.append(self._sms(event.id, step.case_id, SMS_CLOSED, text))
+        return queued
 
-    async def on_supervision(self, session: AsyncSession, delivery: Delivery) -> None:
-        event = delivery.message
-        assert isinstance(event, CaseSupervisionEvent)
+    def _on_supervision(self, book: CaseBook, active: list[ActiveSubscription],
+                        event: CaseSupervisionEvent) -> list[dict[str, Any]]:
         notice_of = event.data
-        facts = await load_facts(session, notice_of.case_id)
+        facts = book.facts[notice_of.case_id]
         notice = facts.notice(supervision_kind(notice_of.level),
                               departments=[notice_of.lead_department.value
                                            if notice_of.lead_department else None],
                               tier=notice_of.tier.value)
-        await self._queue_webhooks(session, event.id, notice_of.case_id, notice, encode(event))
+        return self._webhooks(active, event.id, notice_of.case_id, notice, encode(event))
 
-    async def _remember(self, session: AsyncSession, case_id: str, facts: dict[str, Any]
-                        ) -> None:
-        await upsert(session, cases, {"case_id": case_id, **facts,
-                                      "updated_at": datetime.now(UTC)}, key=["case_id"])
+    @staticmethod
+    def _webhooks(active: list[ActiveSubscription], event_id: str, case_id: str,
+                  notice: Notice, body: bytes) -> list[dict[str, Any]]:
+        return [pending_delivery(WEBHOOK, sub.id, event_id, case_id, notice.kind, body)
+                for sub in active if sub.filter.admits(notice)]
 
-    async def _queue_webhooks(self, session: AsyncSession, event_id: str, case_id: str,
-                              notice: Notice, body: bytes) -> None:
-        rows = [pending_delivery(WEBHOOK, sub.id, event_id, case_id, notice.kind, body)
-                for sub in await self.book.active(session) if sub.filter.admits(notice)]
-        await insert_new(session, deliveries, rows, unique=["subscription_id", "event_id"])
-
-    async def _queue_sms(self, session: AsyncSession, event_id: str, case_id: str,
-                         template: str, text: str) -> None:
+    @staticmethod
+    def _sms(event_id: str, case_id: str, template: str, text: str) -> dict[str, Any]:
         # The number is looked up only when sending: the stored message has none.
         body = orjson.dumps({"case_id": case_id, "template": template, "text": text})
-        await insert_new(session, deliveries, [pending_delivery(
-            SMS, SMS, event_id, case_id, f"sms.{template}", body)],
-            unique=["subscription_id", "event_id"])
+        return pending_delivery(SMS, SMS, event_id, case_id, f"sms.{template}", body)

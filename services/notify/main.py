@@ -60,10 +60,10 @@ def create(settings: Settings | None = None) -> FastAPI:
     book = SubscriptionBook()
     handlers = NotifyHandlers(settings, book)
     runtime.consume("notify", [
-        Subscription(CASE_REPORTED, CaseReportedEvent, handlers.on_reported),
-        Subscription(CASE_ROUTED, CaseRoutedEvent, handlers.on_routed),
-        Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, handlers.on_lifecycle),
-        Subscription(CASE_SUPERVISION, CaseSupervisionEvent, handlers.on_supervision),
+        Subscription(topic, model, handle_batch=handlers.handle_batch)
+        for topic, model in ((CASE_REPORTED, CaseReportedEvent), (CASE_ROUTED, CaseRoutedEvent),
+                             (CASE_LIFECYCLE, CaseLifecycleEvent),
+                             (CASE_SUPERVISION, CaseSupervisionEvent))
     ], after_commit=sender.wake)
     runtime.job("delivery-sender", sender.run, stop=sender.stop)
     return create_app(

@@ -32,6 +32,7 @@ from kit.metrics import DELIVERIES, DELIVERY_ATTEMPT_DURATION, DLQ_MESSAGES
 from kit.outbox import add_to_outbox, outbox_row
 from kit.privacy import scrub
 from kit.settings import Settings
+from services.notify.destinations import Destinations
 from services.notify.domain import (
     ContactDirectory,
     DeliveryFailed,
@@ -98,6 +99,7 @@ class DeliverySender:
         self.outbox = outbox
         self.sms = sms
         self.directory = directory
+        self.destinations = Destinations(settings.webhook_denied_networks)
         self.on_dead = on_dead
         self.timeout = settings.delivery_timeout_seconds
         self.poll_seconds = min(0.5, settings.delivery_backoff_base_seconds)
@@ -254,6 +256,10 @@ class DeliverySender:
             body = orjson.dumps(with_contact(orjson.loads(body), phone))
         if not due.url:
             raise DeliveryFailed("no URL to deliver to", permanent=True)
+        refusal = await self.destinations.refusal(due.url)
+        if refusal:
+            raise DeliveryFailed(f"destination not allowed: {refusal} "
+                                 "(FQ_WEBHOOK_DENIED_NETWORKS)", permanent=True)
         headers = webhook_headers(due.secrets, message_id(due.event_id), int(time.time()), body)
         try:
             response = await client.post(due.url, content=body, headers=headers)

@@ -171,11 +171,14 @@ async def insert_new(session: AsyncSession, table: Table, rows: Sequence[dict[st
             index_elements=list(unique)), list(rows))
 
 
-async def upsert(session: AsyncSession, table: Table, row: dict[str, Any],
+async def upsert(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]],
                  key: Sequence[str]) -> None:
-    """INSERT the row, or UPDATE only the columns it names: events about one case arrive on
-    several topics in no common order, and each sets just the facts it knows."""
-    statement = _insert(session, table).values(**row)
-    updates = {c: statement.excluded[c] for c in row if c not in key}
+    """INSERT the rows, or UPDATE only the columns they name (every row names the same ones):
+    events about one case arrive on several topics in no common order, and each sets just
+    the facts it knows. One key at most once in `rows`."""
+    if not rows:
+        return
+    statement = _insert(session, table)
+    updates = {c: statement.excluded[c] for c in rows[0] if c not in key}
     await session.execute(statement.on_conflict_do_update(index_elements=list(key),
-                                                          set_=updates))
+                                                          set_=updates), list(rows))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from contracts.events import CaseReported, RoutingDecision
 from kit.auth import Principal, Scope, require
@@ -25,6 +25,15 @@ class PreviewRequest(CaseReported):
     text: str = Field(min_length=1, max_length=10000)
     prior_related: int = Field(default=0, ge=0, le=1000,
                                description="Prior related cases to assume (repeat detection)")
+
+    @field_validator("received_at", "occurred_at", "deadline", mode="before")
+    @classmethod
+    def _iso_times_only(cls, value: Any) -> Any:
+        # Pydantic would read a number as seconds since 1970; the schema says ISO 8601
+        # (found by fuzzing).
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError("an ISO 8601 time with offset, not a number")
+        return value
 
 
 class RulesView(BaseModel):

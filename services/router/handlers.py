@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.enums import Status, Tier
+from contracts.envelope import SOURCE_PREFIX
 from contracts.events import (
     CaseLifecycleEvent,
     CaseReported,
@@ -68,13 +70,24 @@ class PriorCases:
         return cls([(r[0], r[1], r[2]) for r in rows])
 
 
+def _routed_event(report: CaseReported, decision: RoutingDecision, routing_round: int,
+                  now: datetime) -> CaseRoutedEvent:
+    """The CaseRouted event, assembled without validating again: its parts are a validated
+    report and decision and values made here (validating them anew was a tenth of the
+    router's per-case cost)."""
+    routed = CaseRouted.model_construct(
+        case_id=report.case_id, channel=report.channel, external_id=report.external_id,
+        received_at=report.received_at, routed_at=now, routing_round=routing_round,
+        decision=decision)
+    return CaseRoutedEvent.model_construct(
+        id=str(uuid.uuid4()), source=SOURCE_PREFIX + "router", type=CaseRoutedEvent.event_type,
+        subject=report.case_id, time=now, data=routed)
+
+
 def _routed_rows(report: CaseReported, decision: RoutingDecision, routing_round: int,
                  now: datetime) -> tuple[dict[str, object], dict[str, object]]:
     """The decision row and the outbox row that publishes it."""
-    event = CaseRoutedEvent.wrap(CaseRouted(
-        case_id=report.case_id, channel=report.channel, external_id=report.external_id,
-        received_at=report.received_at, routed_at=now, routing_round=routing_round,
-        decision=decision), source="router", subject=report.case_id)
+    event = _routed_event(report, decision, routing_round, now)
     CASES_ROUTED.labels(decision.tier.value, decision.lead_department.value,
                         decision.risk.value).inc()
     if routing_round == 1:

@@ -29,7 +29,23 @@ def services(broker: Broker, database_url: str, run_dir: Path) -> Iterator[dict[
     with service_processes(ports, bootstrap=broker.bootstrap, database_url=database_url,
                            var=run_dir / "e2e",
                            env={"FQ_DELIVERY_BACKOFF_BASE_SECONDS": "0.2"}) as started:
-        yield {name: s.url for name, s in started.items()}
+        urls = {name: s.url for name, s in started.items()}
+        _wait_until_consuming(urls)
+        yield urls
+
+
+def _wait_until_consuming(urls: dict[str, str], within: float = 90.0) -> None:
+    """Ready is not yet consuming: each group must first (re)join on the session's broker,
+    where earlier tests' members of the same groups may still have to time out."""
+    deadline = time.monotonic() + within
+    waiting = set(urls)  # each service's consumer group is named after it
+    while waiting and time.monotonic() < deadline:
+        for name in sorted(waiting):
+            metrics = httpx.get(urls[name] + "/metrics", timeout=5).text
+            if f'fq_consumer_lag_messages{{group="{name}"' in metrics:
+                waiting.discard(name)
+        time.sleep(0.2)
+    assert not waiting, f"consumer groups without partitions after {within}s: {waiting}"
 
 
 class Receiver:
@@ -129,7 +145,8 @@ async def test_work_order_is_routed_stored_and_notified(
         assert b"13800138000" not in raw
 
         deliveries = await client.get(services["notify"] + "/v1/deliveries",
-                                      params={"case_id": case_id, "target": "webhook"})
+                                      params={"case_id": case_id, "target": "webhook",
+                                              "subscription_id": sub.json()["id"]})
         [delivery] = deliveries.json()["items"]
         assert (delivery["status"], delivery["attempts"]) == ("succeeded", 2)
     print(f"\nE2E: routed case readable {routed_after:.2f}s after the post")

@@ -16,8 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import func, select
 
-from contracts.topics import CASE_REPORTED, all_topic_names
-from kit.bus import create_topics, wait_for_broker
+from contracts.topics import CASE_REPORTED
 from kit.runtime import Runtime
 from services.intake.main import create
 from services.intake.store import kit_tables
@@ -30,14 +29,9 @@ OUTAGE_SECONDS = 17.0
 
 async def start_broker(broker: Broker) -> None:
     broker.start()
-    await wait_for_broker(broker.bootstrap, within=20)
-    await create_topics(broker.bootstrap, all_topic_names())
+    await broker.ready_with_topics()
 
 
-# Known race, to fix in the next session: when Tansu comes back empty, the relay can
-# publish before the topics are re-created, and Tansu drops what it took for the phantom
-# topic (seen once in three full runs: 10 of 152 cases missing). Real Kafka keeps topics.
-@pytest.mark.xfail(strict=False, reason="Tansu restart race between relay and topic creation")
 async def test_with_the_broker_down_intake_answers_202_and_publishes_all_once_it_is_back(
         database_url: str, run_dir: Path, unique: str) -> None:
     log_dir = run_dir / f"outage-{unique}"

@@ -20,9 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from contracts.topics import all_topic_names
-from kit.bus import create_topics, wait_for_broker
-from tests.infra import AUTH, DEV_KEY, Broker, free_port
+from tests.infra import AUTH, DEV_KEY, Isolated, free_port
 from tests.integration.test_intake import order
 
 pytestmark = pytest.mark.integration
@@ -32,28 +30,10 @@ CONNECTIONS = 16
 
 
 @pytest.fixture(scope="module")
-def own_broker(run_dir: Path) -> Iterator[Broker]:
-    """A broker of its own, so that thousands of cases do not queue up in front of the
-    routers of later tests on the session's broker."""
-    log_dir = run_dir / "throughput-broker"
-    log_dir.mkdir(exist_ok=True)
-    broker = Broker(log_dir)
-    broker.start()
-
-    async def topics() -> None:
-        await wait_for_broker(broker.bootstrap, within=20)
-        await create_topics(broker.bootstrap, all_topic_names())
-
-    try:
-        asyncio.run(topics())
-        yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture(scope="module")
-def intake_process(own_broker: Broker, database_url: str, run_dir: Path) -> Iterator[str]:
-    broker = own_broker
+def intake_process(isolated: Isolated, run_dir: Path) -> Iterator[str]:
+    """Intake on a broker of its own, so that thousands of cases do not queue up in front of
+    the routers of later tests on the session's broker."""
+    broker, database_url = isolated.broker, isolated.database_url
     port = free_port()
     var = run_dir / "throughput"
     var.mkdir(exist_ok=True)

@@ -108,8 +108,9 @@ async def seed(sessions: async_sessionmaker[AsyncSession], events: CaseEvents,
     """Reported and routed, through mediation's own handlers, in one transaction."""
     async with sessions() as session, session.begin():
         for spec in specs:
-            await events.on_reported(session, _delivery(CASE_REPORTED, reported_event(spec)))
-            await events.on_routed(session, _delivery(CASE_ROUTED, routed_event(spec)))
+            await events.handle_batch(session, [
+                _delivery(CASE_REPORTED, reported_event(spec))])
+            await events.handle_batch(session, [_delivery(CASE_ROUTED, routed_event(spec))])
 
 
 async def walk(sessions: async_sessionmaker[AsyncSession], case_id: str,

@@ -63,15 +63,17 @@ from contracts.topics import (
 from kit.bus import Producer, Record, encode
 from services.notify.domain import new_secret
 from services.notify.main import create
-from tests.infra import AUTH, Broker, serve, service_settings
+from tests.infra import AUTH, Isolated, serve, service_settings
 
 pytestmark = pytest.mark.integration
 
 PHONE = "13912345678"
-PHONE_PATTERN = re.compile(r"1[3-9]\d{9}")
+# Not inside a longer run of digits (the tests' jurisdiction codes are twelve digits).
+PHONE_PATTERN = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 DIRECTORY_KEY = "fq_test_directory_key"
 TIMEOUT = 1.0  # per attempt; the slow receiver takes longer
 SLOW_SECONDS = 2.5
+METADATA_NETWORK = "169.254.0.0/16"
 T = TypeVar("T")
 
 
@@ -164,18 +166,22 @@ class World:
 
 
 @pytest.fixture(scope="module")
-async def world(broker: Broker, database_url: str, run_dir: Path) -> AsyncIterator[World]:
+async def world(isolated: Isolated) -> AsyncIterator[World]:
+    """Notify on a broker and database of its own: other modules' subscriptions to receivers
+    long gone would otherwise share its sender with these tests."""
     receivers = Receivers()
     hotline_secret = new_secret()
-    producer = Producer(broker.bootstrap, "notify-test")
+    producer = Producer(isolated.broker.bootstrap, "notify-test")
     await producer.start()
     async with serve(receivers.app()) as hooks:
         settings = service_settings(
-            "notify", broker.bootstrap, database_url, run_dir,
+            "notify", isolated.broker.bootstrap, isolated.database_url, isolated.directory,
             delivery_backoff_base_seconds=0.1, delivery_backoff_max_seconds=1.0,
             delivery_max_attempts=3, delivery_timeout_seconds=TIMEOUT,
             delivery_max_in_flight_per_receiver=2, intake_url=hooks,
             contact_directory_api_key=DIRECTORY_KEY, sms_gateway_url=hooks + "/sms",
+            # The receivers here are on loopback: deny only the metadata range.
+            webhook_denied_networks=[METADATA_NETWORK],
             hotline_callback_secret=hotline_secret)
         app = create(settings)
         logs = RawLogs()
@@ -183,7 +189,7 @@ async def world(broker: Broker, database_url: str, run_dir: Path) -> AsyncIterat
         try:
             async with serve(app) as url:
                 yield World(url, hooks, receivers, producer, app, logs, hotline_secret,
-                            run_dir / "sms.log")
+                            isolated.directory / "sms.log")
         finally:
             logging.getLogger().removeHandler(logs)
             await producer.stop()
@@ -357,12 +363,11 @@ async def test_retries_after_a_500_and_a_timeout_then_succeeds(
         world: World, api: httpx.AsyncClient, unique: str) -> None:
     name, juris = f"retry-{unique}", jurisdiction()
     world.receivers.plans[name] = [500, "slow"]
-    sub = await subscribe(api, world, name, jurisdictions=[juris])
+    await subscribe(api, world, name, jurisdictions=[juris])
     await publish(world, routed(f"FQR{unique}", juris))
     await received(world, name, 1)
-    # Only this subscription's: other tests' catch-all subscriptions may match the case too.
     [delivery] = await eventually(
-        lambda: deliveries_of(api, case_id=f"FQR{unique}", subscription_id=sub["id"]),
+        lambda: deliveries_of(api, case_id=f"FQR{unique}"),
         lambda items: len(items) == 1 and items[0]["status"] == "succeeded", within=10)
     assert delivery["attempts"] == 3
     detail = (await api.get(f"/v1/deliveries/{delivery['id']}")).json()
@@ -377,21 +382,19 @@ async def test_retries_after_a_500_and_a_timeout_then_succeeds(
 
 
 async def test_dead_after_the_last_attempt_goes_to_the_dlq_and_is_redelivered_from_it(
-        world: World, api: httpx.AsyncClient, broker: Broker, unique: str) -> None:
+        world: World, api: httpx.AsyncClient, isolated: Isolated, unique: str) -> None:
     name, juris, case_id = f"dead-{unique}", jurisdiction(), f"FQD{unique}"
     world.receivers.always[name] = 503
     sub = await subscribe(api, world, name, jurisdictions=[juris])
     await publish(world, routed(case_id, juris))
-    [dead] = await eventually(
-        lambda: deliveries_of(api, case_id=case_id, subscription_id=sub["id"]),
-        lambda items: len(items) == 1 and items[0]["status"] == "dead")
+    [dead] = await eventually(lambda: deliveries_of(api, case_id=case_id),
+                              lambda items: len(items) == 1 and items[0]["status"] == "dead")
     assert (dead["attempts"], dead["last_status_code"], dead["last_error"]) == (3, 503,
                                                                                 "HTTP 503")
     assert len(world.receivers.hits[name]) == 3
 
-    record = await first_record(broker.bootstrap, NOTIFY_DELIVERIES_DLQ,
-                                lambda r: r["data"]["case_id"] == case_id
-                                and r["data"]["subscription_id"] == sub["id"])
+    record = await first_record(isolated.broker.bootstrap, NOTIFY_DELIVERIES_DLQ,
+                                lambda r: r["data"]["case_id"] == case_id)
     assert record["type"] == "cn.fengqiao.notify.delivery.dead.v1"
     data = record["data"]
     assert (data["delivery_id"], data["subscription_id"], data["reason"], data["attempts"]) == (
@@ -484,10 +487,9 @@ async def test_the_delivery_log_pages_with_a_cursor_and_answers_clear_errors(
     sub = await subscribe(api, world, f"page-{unique}", jurisdictions=[juris])
     await publish(world, *(routed(f"FQP{i}{unique}", juris) for i in range(5)))
     await received(world, f"page-{unique}", 5)
-    # The receiver has them; the log records each result just after the answer arrives.
+    # The receiver has them; the sender records each result just after.
     await eventually(lambda: deliveries_of(api, subscription_id=sub["id"]),
-                     lambda items: len(items) == 5
-                     and all(d["status"] == "succeeded" for d in items))
+                     lambda items: [d["status"] for d in items] == ["succeeded"] * 5)
     first = (await api.get("/v1/deliveries", params={"subscription_id": sub["id"],
                                                      "limit": 3})).json()
     second = (await api.get("/v1/deliveries", params={"subscription_id": sub["id"], "limit": 3,
@@ -580,6 +582,29 @@ async def test_the_hotline_hears_the_outcome_on_closure_visit_and_rating(
     assert (closed["satisfaction"], feedback["rated"]["satisfaction"]) == (None, 5)
     assert feedback["rated"]["visited_at"] is not None
     assert not any(PHONE_PATTERN.search(h.body.decode()) for h in hits)
+
+
+async def test_no_webhook_or_hotline_callback_reaches_a_denied_network(
+        world: World, api: httpx.AsyncClient, unique: str) -> None:
+    refused = await api.post("/v1/subscriptions", json={
+        "name": f"ssrf-{unique}", "url": "http://169.254.169.254/latest/meta-data/"})
+    assert refused.status_code == 422, refused.text
+    [field] = refused.json()["fields"]
+    assert field["field"] == "url" and METADATA_NETWORK in field["reason"]
+
+    # A citizen's work order names the callback: checked at every attempt, never sent.
+    case_id = f"FQS{unique}"
+    await publish(world, reported(case_id, callback_url="http://169.254.169.254/hook"),
+                  routed(case_id, jurisdiction()))
+    # The report (with the callback) is known before the case closes, as in life.
+    await eventually(lambda: deliveries_of(api, case_id=case_id, kind="sms.received"),
+                     lambda items: len(items) == 1)
+    await publish(world, step(case_id, Status.CLOSED, 3))
+    [dead] = await eventually(
+        lambda: deliveries_of(api, case_id=case_id, target="hotline_feedback"),
+        lambda items: len(items) == 1 and items[0]["status"] == "dead")
+    assert dead["attempts"] == 1
+    assert dead["last_error"].startswith("destination not allowed: 169.254.169.254 is in")
 
 
 async def test_the_citizen_is_texted_the_case_number_on_receipt_and_the_outcome_on_closure(

@@ -25,6 +25,7 @@ from contracts.channels import Open311Request
 from contracts.enums import Channel
 from kit.auth import KeyStore, Principal, Scope
 from kit.errors import field_errors
+from kit.ratelimit import retry_after
 from kit.runtime import Runtime
 from services.intake.open311.domain import (
     SERVICES,
@@ -42,16 +43,19 @@ FORM = "application/x-www-form-urlencoded"
 class Open311Failure(Exception):
     """An answer in the spec's error format: HTTP `status`, one entry per description."""
 
-    def __init__(self, status: int, *descriptions: str) -> None:
+    def __init__(self, status: int, *descriptions: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__("; ".join(descriptions))
         self.status = status
         self.descriptions = descriptions or ("error",)
+        self.headers = headers
 
 
 async def open311_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Open311Failure)
     return JSONResponse([Open311Error(code=exc.status, description=d).model_dump()
-                         for d in exc.descriptions], status_code=exc.status)
+                         for d in exc.descriptions], status_code=exc.status,
+                        headers=exc.headers)
 
 
 def _json(models: Sequence[BaseModel], status: int = 200) -> JSONResponse:
@@ -146,7 +150,7 @@ async def service_definition(service_code: str, fmt: str) -> JSONResponse:
 @router.post("/requests.{fmt}", status_code=201, response_model=list[Open311Created],
              summary="File an Open311 service request (form-encoded, api_key required)",
              openapi_extra=_form_schema(),
-             responses=_errors(403))
+             responses=_errors(403, 429))
 async def create_request(request: Request, fmt: str) -> JSONResponse:
     _json_only(fmt)
     fields = await _form(request)
@@ -156,6 +160,9 @@ async def create_request(request: Request, fmt: str) -> JSONResponse:
     if not principal.allows(Scope.INTAKE_WRITE) or (
             principal.channels and Channel.OPEN311.value not in principal.channels):
         raise Open311Failure(403, "this api_key may not file Open311 requests")
+    if wait := retry_after(request, principal):
+        raise Open311Failure(429, f"this api_key sends requests too fast; retry in {wait} s",
+                             headers={"Retry-After": str(wait)})
     try:
         filed = Open311Request.model_validate(fields)
     except ValidationError as exc:

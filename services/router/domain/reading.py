@@ -9,6 +9,12 @@ from services.router.domain.numerals import Quantities, read_quantities
 from services.router.domain.rules import CATEGORY_LIST, SIGNAL_LIST, RoutingRules
 from services.router.domain.text import Hit, longest_hits, normalise
 
+# Readings remembered per rules object. The same text comes again and again (a complaint
+# repeated by several callers, a channel's template wording); reading it was the largest
+# share of the router's per-case cost (segmentation and lexicon matching). A reading keeps
+# about 2 KB, so at most about 20 MB; when full the cache starts afresh.
+READINGS_KEPT = 10_000
+
 # Signals the code fills from more than words: ages make a party vulnerable, and a
 # channel's `injuries` field overrides what the text says about injuries.
 VULNERABLE = "vulnerable"
@@ -24,7 +30,18 @@ class Reading:
 
 
 def read(text: str, rules: RoutingRules, *, year: int | None = None) -> Reading:
-    """Read a report's text; `year` (of receipt) turns a year of birth into an age."""
+    """Read a report's text; `year` (of receipt) turns a year of birth into an age.
+    The answer may be shared with other reports of the same text: never change it."""
+    key = (text, year)
+    known: Reading | None = rules.readings.get(key)
+    if known is None:
+        if len(rules.readings) >= READINGS_KEPT:
+            rules.readings.clear()
+        known = rules.readings[key] = _read(text, rules, year)
+    return known
+
+
+def _read(text: str, rules: RoutingRules, year: int | None) -> Reading:
     normalised = rules.respell(normalise(text))
     hits = rules.lexicon.find(normalised)
     category_hits: dict[str, list[Hit]] = {}

@@ -259,8 +259,8 @@ class RoutingRules:
     """
 
     __slots__ = ("_channel_cache", "_channel_map", "_spellings", "category_rank",
-                 "cooperation", "departments", "document", "lexicon", "raises", "risk_levels",
-                 "scoring", "sla", "text", "tiers", "version")
+                 "cooperation", "departments", "document", "lexicon", "raises", "readings",
+                 "risk_levels", "scoring", "sla", "text", "tiers", "version")
 
     def __init__(self, document: RulesFile) -> None:
         self.document = document
@@ -291,6 +291,9 @@ class RoutingRules:
             for channel, names in document.channel_categories.items()
         }
         self._channel_cache: dict[tuple[Channel, str], Category | None] = {}
+        # reading.read's answers for these rules, by (text, year): kept here so that a
+        # reload, which makes new rules, starts afresh.
+        self.readings: dict[tuple[str, int | None], Any] = {}
 
     def respell(self, normalised: str) -> str:
         """Normalised text with the file's common misspellings read as the words meant."""

@@ -1,0 +1,262 @@
+"""The count after the storm: every accepted case, stage by stage, in the services' databases
+and on the final broker's topics. A case is lost at a stage it never reached, doubled where
+an effect exists twice, out of order where its versions or events came in the wrong order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chaos.receiver import Receiver
+from chaos.stream import Report
+from contracts.topics import CASE_LIFECYCLE, CASE_REPORTED, CASE_ROUTED, all_topic_names, dlq
+
+# What notify owes each case: the subscriptions the suite makes, and the kinds they ask for.
+HOOKS = {"routed": ["routed"], "lifecycle": ["lifecycle"]}
+EXPECTED_KINDS = {"routed": ["routed"], "lifecycle": ["lifecycle.reported", "lifecycle.routed"]}
+EXPECTED_HISTORY = [(1, "reported"), (2, "routed")]
+
+
+@dataclass
+class Stage:
+    """One line of the summary table."""
+
+    name: str
+    expected: int = 0
+    reached: int = 0
+    lost: list[str] = field(default_factory=list)
+    doubled: list[str] = field(default_factory=list)
+    out_of_order: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def count(self, case_id: str, found: int, wanted: int = 1) -> None:
+        """Record one expected effect that exists `found` times."""
+        self.expected += 1
+        if found == 0:
+            self.lost.append(case_id)
+        else:
+            self.reached += 1
+            if found > wanted:
+                self.doubled.append(case_id)
+
+    def count_many(self, case_id: str, found: int, wanted: int) -> None:
+        """Record `wanted` expected effects of one case, of which `found` exist."""
+        self.expected += wanted
+        self.reached += min(found, wanted)
+        self.lost += [case_id] * max(0, wanted - found)
+        if found > wanted:
+            self.doubled.append(case_id)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.doubled or self.out_of_order)
+
+
+@dataclass
+class Findings:
+    stages: list[Stage]
+    dead_letters: dict[str, int]
+    republished: dict[str, int]
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.stages) and not any(self.dead_letters.values())
+
+    @property
+    def lost(self) -> int:
+        return sum(len(s.lost) for s in self.stages)
+
+    @property
+    def doubled(self) -> int:
+        return sum(len(s.doubled) for s in self.stages)
+
+    @property
+    def out_of_order(self) -> int:
+        return sum(len(s.out_of_order) for s in self.stages)
+
+    def examples(self, limit: int = 5) -> list[str]:
+        lines = []
+        for stage in self.stages:
+            for label, ids in (("lost", stage.lost), ("doubled", stage.doubled),
+                               ("out of order", stage.out_of_order)):
+                if ids:
+                    lines.append(f"{stage.name}: {label}: {', '.join(ids[:limit])}"
+                                 + (" ..." if len(ids) > limit else ""))
+        return lines
+
+
+async def rows(engine: AsyncEngine, sql: str) -> list[Any]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text(sql))).all())
+
+
+async def check(engine: AsyncEngine, bootstrap: str, reports: list[Report],
+                receiver: Receiver, subscriptions: dict[str, str]) -> Findings:
+    """Count every effect of every case intake accepted (or stored without answering)."""
+    accepted = {r.case_id: r for r in reports if r.case_id is not None}
+    stored: dict[str, Any]
+    stored = {row.case_id: row for row in await rows(
+        engine, "SELECT case_id, channel, external_id FROM intake_cases")}
+    cases = sorted(set(accepted) | set(stored))
+    phones = {case_id for case_id, r in accepted.items() if "caller_phone" in r.payload}
+
+    intake = Stage("intake: case stored")
+    for case_id in cases:
+        intake.count(case_id, 1 if case_id in stored else 0)
+    extra = len(set(stored) - set(accepted))
+    if extra:
+        intake.note = f"{extra} stored without a 2xx reaching the client (retried: 200)"
+
+    decisions = Counter(row.case_id for row in await rows(
+        engine, "SELECT case_id FROM router_decisions WHERE routing_round = 1"))
+    router = Stage("router: decision")
+    for case_id in cases:
+        router.count(case_id, decisions[case_id])
+
+    status = {row.case_id: row.status for row in await rows(
+        engine, "SELECT case_id, status FROM mediation_cases")}
+    history: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for row in await rows(engine, "SELECT case_id, version, to_status FROM "
+                                  "mediation_case_history ORDER BY id"):
+        history[row.case_id].append((row.version, row.to_status))
+    routed = Stage("mediation: case routed")
+    entries = Stage("mediation: history entries")
+    for case_id in cases:
+        routed.count(case_id, 1 if status.get(case_id) == "routed" else 0)
+        steps = history.get(case_id, [])
+        for version, to_status in EXPECTED_HISTORY:
+            entries.count(case_id, steps.count((version, to_status)))
+        if len(steps) > len(EXPECTED_HISTORY) and case_id not in entries.doubled:
+            entries.doubled.append(case_id)
+        versions = [v for v, _ in steps]
+        if versions != sorted(set(versions)):
+            entries.out_of_order.append(case_id)
+
+    deliveries: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for row in await rows(engine, "SELECT subscription_id, case_id, kind, status FROM "
+                                  "notify_deliveries ORDER BY id"):
+        deliveries[(row.subscription_id, row.case_id)].append((row.kind, row.status))
+    notify = Stage("notify: webhook deliveries")
+    undelivered = 0
+    for hook, kinds in EXPECTED_KINDS.items():
+        for case_id in cases:
+            found = deliveries.get((subscriptions[hook], case_id), [])
+            found_kinds = [k for k, _ in found]
+            for kind in kinds:
+                notify.count(case_id, found_kinds.count(kind))
+            undelivered += sum(1 for _, s in found if s != "succeeded")
+            ordered = [k for k in found_kinds if k in kinds]
+            if ordered != [k for k in kinds if k in ordered]:
+                notify.out_of_order.append(case_id)
+    if undelivered:
+        notify.note = f"{undelivered} not (yet) succeeded"
+    sms = Stage("notify: SMS on receipt")
+    for case_id in sorted(phones):
+        sms.count(case_id, [k for k, _ in deliveries.get(("sms", case_id), [])]
+                  .count("sms.received"))
+
+    topics, republished = await topic_stages(bootstrap, cases)
+    webhooks = Stage("webhooks received")
+    for hook, kinds in EXPECTED_KINDS.items():
+        # Distinct messages (webhook-id) per case: copies of one message count once.
+        got = Counter(receiver.events[key][0] for key in receiver.received if key[0] == hook)
+        for case_id in cases:
+            webhooks.count_many(case_id, got[case_id], wanted=len(kinds))
+        copies = receiver.copies(hook)
+        if copies:
+            webhooks.note += f"{hook}: {copies} resent copies (at least once) "
+    # Extra copies at a receiver are the at-least-once promise of webhooks, not a double:
+    # the notify row above is the effect. A missing one is a loss.
+    webhooks.doubled = []
+    dead = await dead_letters(bootstrap)
+    return Findings([intake, router, routed, entries, notify, sms, *topics, webhooks],
+                    dead, republished)
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[tuple[int, int, dict[str, Any]]]:
+    """Every record of `topic` as (partition, offset, JSON value)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False)
+    await consumer.start()
+    out: list[tuple[int, int, dict[str, Any]]] = []
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            await consumer.topics()
+            partitions = [TopicPartition(topic, p)
+                          for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return out
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        idle = 0
+        # Until the end, or until nothing comes for a while (Tansu may count records it
+        # never serves, e.g. after writes to a topic that did not exist yet).
+        while idle < 10 and any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            idle = 0 if batch else idle + 1
+            for tp, records in batch.items():
+                out += [(tp.partition, r.offset, orjson.loads(r.value)) for r in records
+                        if r.value]
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def topic_stages(bootstrap: str, cases: Iterable[str]
+                       ) -> tuple[list[Stage], dict[str, int]]:
+    """Every event of every case is on the final broker (the replay after each broker
+    restart publishes the kept rows again), once per event id, in order per case."""
+    stages = []
+    republished = {}
+    wanted = list(cases)
+    for topic in (CASE_REPORTED, CASE_ROUTED, CASE_LIFECYCLE):
+        records = await read_topic(bootstrap, topic)
+        republished[topic] = len(records) - len({r[2]["id"] for r in records})
+        # The distinct events of each case, in the order they first appear.
+        first_seen: dict[str, dict[str, tuple[int, int, int]]] = defaultdict(dict)
+        for partition, offset, event in sorted(records, key=lambda r: (r[0], r[1])):
+            version = int(event.get("data", {}).get("version") or 0)
+            first_seen[str(event["subject"])].setdefault(event["id"], (partition, offset,
+                                                                       version))
+        stage = Stage(f"topic {topic}")
+        for case_id in wanted:
+            events = sorted(first_seen.get(case_id, {}).values())
+            if topic == CASE_LIFECYCLE:
+                versions = [v for _, _, v in events]
+                for version, _ in EXPECTED_HISTORY:
+                    stage.count(case_id, versions.count(version))
+                if versions != sorted(versions):
+                    stage.out_of_order.append(case_id)
+            else:
+                stage.count(case_id, len(events))
+        stages.append(stage)
+    return stages, republished
+
+
+async def dead_letters(bootstrap: str) -> dict[str, int]:
+    """How many messages each dead-letter topic holds (none is expected: no poison here)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        counts = {}
+        for topic in (t for t in all_topic_names() if t.endswith(dlq(""))):
+            partitions = [TopicPartition(topic, p)
+                          for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            if partitions:
+                ends = await asyncio.wait_for(consumer.end_offsets(partitions), 10)
+                counts[topic] = sum(ends.values())
+        return counts
+    finally:
+        await consumer.stop()
