@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chaos.receiver import Receiver
 from chaos.stream import Report
 from contracts.topics import CASE_LIFECYCLE, CASE_REPORTED, CASE_ROUTED, all_topic_names, dlq
+from kit.bus import EPOCH_HEADER, Producer
 
 # What notify owes each case: the subscriptions the suite makes, and the kinds they ask for.
 HOOKS = {"routed": ["routed"], "lifecycle": ["lifecycle"]}
@@ -181,12 +182,26 @@ async def check(engine: AsyncEngine, bootstrap: str, reports: list[Report],
                     dead, republished)
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[tuple[int, int, dict[str, Any]]]:
-    """Every record of `topic` as (partition, offset, JSON value)."""
+async def broker_epoch(bootstrap: str) -> int:
+    producer = Producer(bootstrap, "fengqiao-chaos-check")
+    await producer.start()
+    try:
+        return await producer.epoch.current()
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, epoch: int
+                     ) -> tuple[list[tuple[int, int, dict[str, Any]]], int]:
+    """Every record of `topic` as (partition, offset, JSON value), as consumers take them:
+    without the copies that crossed a broker restart (stamped with an older epoch), which
+    are counted instead."""
+    stamp = (EPOCH_HEADER, str(epoch).encode())
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False)
     await consumer.start()
     out: list[tuple[int, int, dict[str, Any]]] = []
+    crossed = 0
     try:
         partitions = [TopicPartition(topic, p)
                       for p in sorted(consumer.partitions_for_topic(topic) or ())]
@@ -195,7 +210,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[tuple[int, int, dict[st
             partitions = [TopicPartition(topic, p)
                           for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
-            return out
+            return out, crossed
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -206,11 +221,17 @@ async def read_topic(bootstrap: str, topic: str) -> list[tuple[int, int, dict[st
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
             idle = 0 if batch else idle + 1
             for tp, records in batch.items():
-                out += [(tp.partition, r.offset, orjson.loads(r.value)) for r in records
-                        if r.value]
+                taken = [r for r in records if _stamped_with(r.headers, stamp)]
+                crossed += len(records) - len(taken)
+                out += [(tp.partition, r.offset, orjson.loads(r.value)) for r in taken if r.value]
     finally:
         await consumer.stop()
-    return out
+    return out, crossed
+
+
+def _stamped_with(headers: Any, stamp: tuple[str, bytes]) -> bool:
+    epochs = [(name, bytes(value)) for name, value in headers or () if name == stamp[0]]
+    return not epochs or epochs[0] == stamp
 
 
 async def topic_stages(bootstrap: str, cases: Iterable[str]
@@ -220,9 +241,10 @@ async def topic_stages(bootstrap: str, cases: Iterable[str]
     stages = []
     republished = {}
     wanted = list(cases)
+    epoch = await broker_epoch(bootstrap)
     for topic in (CASE_REPORTED, CASE_ROUTED, CASE_LIFECYCLE):
-        records = await read_topic(bootstrap, topic)
-        republished[topic] = len(records) - len({r[2]["id"] for r in records})
+        records, crossed = await read_topic(bootstrap, topic, epoch)
+        republished[topic] = len(records) + crossed - len({r[2]["id"] for r in records})
         # The distinct events of each case, in the order they first appear.
         first_seen: dict[str, dict[str, tuple[int, int, int]]] = defaultdict(dict)
         for partition, offset, event in sorted(records, key=lambda r: (r[0], r[1])):

@@ -98,7 +98,7 @@ class Outcome:
         lines.append("")
         lines.append("dead letters: " + (", ".join(f"{t} {n}" for t, n in f.dead_letters.items()
                                                    if n) or "none"))
-        lines.append("copies republished on topics (deduplicated by consumers): " + ", ".join(
+        lines.append("copies republished on topics (skipped or deduplicated by consumers): " + ", ".join(
             f"{t} {n}" for t, n in f.republished.items()))
         lines.append("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items()))
         lines += f.examples()

@@ -28,7 +28,9 @@ MAX_REASON_BYTES = 2000
 MAX_DEAD_LETTER_BYTES = 512 * 1024
 # The kit's own bookkeeping topics (one partition each), beside the platform's.
 EPOCH_TOPIC = "_fengqiao.epoch"
-REPLAY_MARK_PREFIX = "_fengqiao.replay-from."
+# The epoch an outbox relay believed it was publishing to, on every record it sends: a send
+# that crossed a broker restart lands on the new broker with the old epoch (see BrokerEpoch).
+EPOCH_HEADER = "fq-broker-epoch"
 
 
 def encode(model: BaseModel) -> bytes:
@@ -161,7 +163,12 @@ class BrokerEpoch:
     every topic (before anyone else writes) and writes one record there; the broker's
     timestamp of that record names the incarnation. When the epoch changes, outbox relays
     publish their kept rows again and consumers start over; with a durable Kafka it never
-    changes. A check is one ListOffsets request."""
+    changes. A check is one ListOffsets request.
+
+    Relays stamp each record with the epoch they publish to (EPOCH_HEADER). A send under way
+    when the broker restarted may land on the new one, stamped with the old epoch, ahead of
+    the replay; the relay sees the epoch change after the send and publishes those rows again
+    in order, so consumers skip records stamped with an epoch other than the broker's."""
 
     def __init__(self, producer: Producer, timeout: float = 5.0) -> None:
         self.producer = producer
@@ -187,30 +194,6 @@ class BrokerEpoch:
         if epoch is None:
             raise KafkaError("the broker epoch could not be read back")
         return epoch
-
-    async def mark_replay_start(self, topics: Iterable[str]) -> None:
-        """Remember on this broker where each topic ends now, before a relay publishes its
-        kept rows again: whatever is already there (a send that crossed the restart) is
-        published again by the replay, in order, so consumers may start from the mark. The
-        first mark of a topic on a broker stands."""
-        reader = await self._started_reader()
-        for topic in sorted(set(topics)):
-            mark = REPLAY_MARK_PREFIX + topic
-            if await self._first_value(mark) is not None:
-                continue
-            known = await self._topics()
-            partitions = [TopicPartition(topic, p) for p in
-                          sorted(reader.partitions_for_topic(topic) or ())] if topic in known else []
-            ends = (await asyncio.wait_for(reader.end_offsets(partitions), self.timeout)
-                    if partitions else {})
-            await create_topics(self.producer.bootstrap, [mark], partitions=1)
-            await self.producer.send_all([Record(mark, orjson.dumps(
-                {str(tp.partition): ends[tp] for tp in partitions}), partition=0)])
-
-    async def replay_starts(self, topic: str) -> dict[int, int]:
-        """Where the replay into `topic` began on this broker, by partition; empty if none."""
-        value = await self._first_value(REPLAY_MARK_PREFIX + topic)
-        return {int(p): int(o) for p, o in orjson.loads(value).items()} if value else {}
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -248,24 +231,3 @@ class BrokerEpoch:
         at = found.get(epoch_tp)
         # Kafka answers None for an empty partition, Tansu a timestamp of -1.
         return at.timestamp if at is not None and at.timestamp >= 0 else None
-
-    async def _topics(self) -> set[str]:
-        reader = await self._started_reader()
-        return set(await asyncio.wait_for(reader.topics(), self.timeout))
-
-    async def _first_value(self, topic: str) -> bytes | None:
-        if topic not in await self._topics():
-            return None
-        tp = TopicPartition(topic, 0)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.producer.bootstrap, group_id=None,
-                                    enable_auto_commit=False)
-        try:
-            await consumer.start()
-            consumer.assign([tp])
-            if (await asyncio.wait_for(consumer.end_offsets([tp]), self.timeout))[tp] == 0:
-                return None
-            await consumer.seek_to_beginning(tp)
-            record = await asyncio.wait_for(consumer.getone(tp), self.timeout)
-            return bytes(record.value) if record.value is not None else None
-        finally:
-            await consumer.stop()

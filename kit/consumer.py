@@ -1,7 +1,8 @@
 """The one consumer loop: getmany → decode → effects and processed keys in one transaction
 → dead letters → commit offsets. Offsets are committed only after the effect is durable, and
 only to the broker the batch came from: a broker that lost its data (a new epoch) means a new
-consumer that starts over, where the producers' replay began."""
+consumer that starts over, and takes only the records its producers sent to this broker
+(kit.bus.BrokerEpoch)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.envelope import CloudEvent
 from contracts.topics import dlq
-from kit.bus import Producer
+from kit.bus import EPOCH_HEADER, Producer
 from kit.metrics import CONSUMER_LAG, DLQ_MESSAGES, MESSAGES_CONSUMED
 
 log = logging.getLogger(__name__)
@@ -98,13 +99,12 @@ class Subscription:
 
 
 class _DrainOnRevoke(ConsumerRebalanceListener):
-    """Let an in-flight batch finish and commit before its partitions move elsewhere, drop the
-    lag series of partitions this process no longer owns, and report new assignments."""
+    """Let an in-flight batch finish and commit before its partitions move elsewhere, and drop
+    the lag series of partitions this process no longer owns."""
 
-    def __init__(self, lock: asyncio.Lock, group: str, on_assigned: Callable[[], None]) -> None:
+    def __init__(self, lock: asyncio.Lock, group: str) -> None:
         self._lock = lock
         self._group = group
-        self._on_assigned = on_assigned
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         async with self._lock:
@@ -116,8 +116,7 @@ class _DrainOnRevoke(ConsumerRebalanceListener):
                 pass
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        # Only note it: a request to the broker from here would stall the group's rejoin.
-        self._on_assigned()
+        pass
 
 
 class ConsumerLoop:
@@ -141,9 +140,6 @@ class ConsumerLoop:
         self.session_timeout_ms = session_timeout_ms
         self.max_message_bytes = max_message_bytes
         self._stopping = asyncio.Event()
-        # Where producers' replays began on this broker, by partition; None: to be read after
-        # an assignment (see _skip_what_replays_repeat).
-        self._replay_starts: dict[TopicPartition, int] | None = None
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -180,7 +176,6 @@ class ConsumerLoop:
     async def _consume_from_this_broker(self) -> None:
         """Consume until stop() or until the broker turns out to be a new one (another epoch)."""
         epoch = await self.producer.epoch.current()
-        self._replay_starts = None
         # aiokafka clients must be created inside the running event loop.
         self.consumer = self._new_consumer()
         backoff = 0.2
@@ -188,7 +183,7 @@ class ConsumerLoop:
         try:
             await self.consumer.start()
             self.consumer.subscribe(list(self.subscriptions), listener=_DrainOnRevoke(
-                self._batch_lock, self.group, self._forget_replay_starts))
+                self._batch_lock, self.group))
             while not self._stopping.is_set():
                 batch = await self.consumer.getmany(timeout_ms=self.poll_ms,
                                                     max_records=self.max_records)
@@ -251,24 +246,15 @@ class ConsumerLoop:
                         extra={"group": self.group})
         return replaced
 
-    def _forget_replay_starts(self) -> None:
-        self._replay_starts = None
-
-    async def _skip_what_replays_repeat(self, batch: dict[TopicPartition, list[ConsumerRecord]]
-                                        ) -> dict[TopicPartition, list[ConsumerRecord]]:
-        """On a broker that lost its data, take each partition from where its producer's
-        replay began: what is before it (sends that crossed the restart) comes again in the
-        replay, in order, and taking it first would reorder a case's events."""
-        if self._replay_starts is None:
-            starts: dict[TopicPartition, int] = {}
-            for topic in sorted({tp.topic for tp in self.consumer.assignment()}):
-                for partition, offset in (await self.producer.epoch.replay_starts(topic)).items():
-                    starts[TopicPartition(topic, partition)] = offset
-            self._replay_starts = starts
-        if not self._replay_starts:
-            return batch
-        return {tp: [r for r in records if r.offset >= self._replay_starts.get(tp, 0)]
-                for tp, records in batch.items()}
+    @staticmethod
+    def _sent_to_another_broker(record: ConsumerRecord, epoch: int) -> bool:
+        """A record stamped with another epoch crossed a broker restart: its relay publishes
+        it again after the replay of older rows, and taking this copy first would put it
+        ahead of them. Records without the stamp (other producers) are taken as they come."""
+        for name, value in record.headers or ():
+            if name == EPOCH_HEADER:
+                return bytes(value) != str(epoch).encode()
+        return False
 
     def _rewind(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Go back to the first message of the failed batch (getmany would otherwise move on,
@@ -285,13 +271,20 @@ class ConsumerLoop:
             raise BrokerReplaced
         deliveries: list[Delivery] = []
         undecodable: list[tuple[ConsumerRecord, str]] = []
-        for records in (await self._skip_what_replays_repeat(batch)).values():
+        crossed = 0
+        for records in batch.values():
             for record in records:
+                if self._sent_to_another_broker(record, epoch):
+                    crossed += 1
+                    continue
                 decoded = self._decode(record)
                 if isinstance(decoded, str):
                     undecodable.append((record, decoded))
                 else:
                     deliveries.append(decoded)
+        if crossed:
+            log.warning("skipped records sent before the broker restarted (they come again "
+                        "after the replay)", extra={"group": self.group, "records": crossed})
         if deliveries:
             await self._apply(deliveries)
         # After the effects: a batch retried after a transient failure would otherwise

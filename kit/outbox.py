@@ -16,7 +16,7 @@ from sqlalchemy import Row, Table, delete, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.envelope import CloudEvent
-from kit.bus import CE_CONTENT_TYPE, Producer, Record, encode
+from kit.bus import CE_CONTENT_TYPE, EPOCH_HEADER, Producer, Record, encode
 from kit.consumer import TRANSIENT_ERRORS
 from kit.leader import run_as_leader, sleep_unless
 from kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
@@ -116,13 +116,13 @@ class OutboxRelay:
         replaying, rows = await self._next_rows(epoch)
         if not rows:
             return 0
+        headers = [("content-type", CE_CONTENT_TYPE), (EPOCH_HEADER, str(epoch).encode())]
         await self.producer.send_all([
-            Record(topic=r.topic, value=r.value, key=r.key,
-                   headers=[("content-type", CE_CONTENT_TYPE)]) for r in rows])
+            Record(topic=r.topic, value=r.value, key=r.key, headers=headers) for r in rows])
         if await self.producer.epoch.current() != epoch:
-            # The broker was replaced while these were on their way: they may have reached
-            # the new one ahead of older rows. Leave them as they were; the replay sends them
-            # again after those, and consumers start where the replay begins.
+            # The broker was replaced while these were on their way: some may have reached
+            # the new one, ahead of older rows. Leave them as they were: they go again after
+            # the replay, and consumers skip the copies stamped with the old epoch.
             return 0
         ids = [r.id for r in rows]
         async with self.sessions() as session, session.begin():
@@ -144,23 +144,16 @@ class OutboxRelay:
 
     async def _enter(self, epoch: int) -> None:
         """Start publishing to the broker of `epoch`: if kept rows went to another one, replay
-        them from the oldest. If this relay was itself publishing to another broker just now,
-        its last sends may have crossed the restart: first mark where the replay starts."""
-        crossed = self._epoch is not None and self._epoch != epoch
+        them from the oldest."""
         stale = 0
         if self.published is not None:
             async with self.sessions() as session:
                 stale = (await session.execute(
                     select(func.count()).select_from(self.published)
                     .where(self.published.c.broker_epoch != epoch))).scalar_one()
-                topics = set() if not stale else set((await session.execute(
-                    select(self.published.c.topic).distinct().union(
-                        select(self.outbox.c.topic).distinct()))).scalars())
             if stale:
                 log.warning("the broker lost published events: publishing them again",
                             extra={"service": self.service, "rows": stale})
-                if crossed:
-                    await self.producer.epoch.mark_replay_start(topics)
         self._replayed_up_to = 0 if stale else None
         self._epoch = epoch
         self._looked = True

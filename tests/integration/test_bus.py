@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from contracts.enums import Channel
 from contracts.events import CaseReported, CaseReportedEvent
-from kit.bus import DLQ_REASON_HEADER, Producer, create_topics, encode
+from kit.bus import DLQ_REASON_HEADER, EPOCH_HEADER, Producer, create_topics, encode
 from kit.consumer import ConsumerLoop, Delivery, PoisonMessage, Subscription
 from kit.db import create_engine, session_factory
 from kit.outbox import OutboxRelay, add_to_outbox, outbox_row
@@ -86,6 +86,9 @@ async def test_outbox_rows_reach_the_topic_in_order_and_leave_the_table(
     got = await read_topic(broker.bootstrap, topic, 5)
     assert [orjson.loads(v)["id"] for _, v, _ in got] == [e.id for e in events]
     assert {k for k, _, _ in got} == {f"C{unique}".encode()}
+    # Stamped with the broker's epoch, so that consumers can tell a send that crossed a restart.
+    epoch = str(await producer.epoch.current()).encode()
+    assert {h[EPOCH_HEADER] for _, _, h in got} == {epoch}
     async with sessions() as session:
         left = (await session.execute(select(func.count()).select_from(tables.outbox).where(
             tables.outbox.c.topic == topic))).scalar_one()
@@ -150,12 +153,13 @@ async def _run_loop(broker: Broker, engine: AsyncEngine, producer: Producer, top
         await asyncio.wait_for(task, 20)
 
 
-async def _publish(bootstrap: str, topic: str, values: list[bytes]) -> None:
+async def _publish(bootstrap: str, topic: str, values: list[bytes],
+                   headers: list[tuple[str, bytes]] | None = None) -> None:
     raw = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await raw.start()
     try:
         for v in values:
-            await raw.send_and_wait(topic, v, key=b"same-key")
+            await raw.send_and_wait(topic, v, key=b"same-key", headers=headers)
     finally:
         await raw.stop()
 
@@ -247,3 +251,26 @@ async def test_a_redelivered_event_has_no_second_effect(
 
     await _run_loop(broker, engine, producer, topic, f"g-{unique}", handler, consumed_three)
     assert await _effect_count(engine, [f"R{unique}"]) == 1
+
+
+async def test_records_stamped_with_another_broker_epoch_are_skipped(
+        broker: Broker, engine: AsyncEngine, producer: Producer, unique: str) -> None:
+    """A relay's send that crossed a broker restart lands on the new broker stamped with the
+    old epoch, ahead of the replay that brings it again: the consumer must not take it."""
+    topic = await _topic(broker, unique)
+    epoch = await producer.epoch.current()
+    crossed, replayed, unstamped = (reported(f"{x}{unique}") for x in "XYZ")
+    await _publish(broker.bootstrap, topic, [encode(crossed)],
+                   headers=[(EPOCH_HEADER, str(epoch - 1).encode())])
+    await _publish(broker.bootstrap, topic, [encode(replayed)],
+                   headers=[(EPOCH_HEADER, str(epoch).encode())])
+    await _publish(broker.bootstrap, topic, [encode(unstamped)])
+
+    async def all_consumed() -> bool:
+        return await _committed(broker.bootstrap, f"g-{unique}", topic) == 3
+
+    await _run_loop(broker, engine, producer, topic, f"g-{unique}", _Flaky(), all_consumed)
+    assert await _committed(broker.bootstrap, f"g-{unique}", topic) == 3
+    assert await _effect_count(engine, [f"X{unique}"]) == 0
+    assert await _effect_count(engine, [f"Y{unique}", f"Z{unique}"]) == 2
+    assert await read_topic(broker.bootstrap, topic + ".dlq", 1, within=1) == []
