@@ -141,13 +141,7 @@ class NotifyHandlers:
         await cases_of_run.load(session, {case_id_of(d.message) for d in batch})
         active = await self.book.active(session)
         queued: list[dict[str, Any]] = []
-        # Reports first: a batch holds several topics, taken partition by partition, so a
-        # case's closure could otherwise be handled before its report (at start-up, or
-        # catching up), when its facts do not yet say it is a 12345 order with a callback,
-        # and the hotline would never hear of the closure. A report is always a case's first
-        # fact; the other topics keep their order.
-        for delivery in sorted(batch, key=lambda d: not isinstance(d.message,
-                                                                    CaseReportedEvent)):
+        for delivery in batch:
             event = delivery.message
             if isinstance(event, CaseReportedEvent):
                 queued += self._on_reported(cases_of_run, event)

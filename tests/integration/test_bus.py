@@ -274,3 +274,27 @@ async def test_records_stamped_with_another_broker_epoch_are_skipped(
     assert await _effect_count(engine, [f"X{unique}"]) == 0
     assert await _effect_count(engine, [f"Y{unique}", f"Z{unique}"]) == 2
     assert await read_topic(broker.bootstrap, topic + ".dlq", 1, within=1) == []
+
+
+async def test_a_batch_is_applied_topic_by_topic_in_the_subscriptions_order(
+        broker: Broker, engine: AsyncEngine, producer: Producer, unique: str) -> None:
+    """A fetch returns partitions in no particular order: a case's later event (another
+    topic) may come first. The loop applies the topics in the order they were subscribed."""
+    first, second = f"test.first.{unique}", f"test.second.{unique}"
+    applied: list[str] = []
+
+    async def record(session: AsyncSession, delivery: Delivery) -> None:
+        applied.append(delivery.topic)
+
+    async def record_run(session: AsyncSession, run: list[Delivery]) -> None:
+        applied.extend(d.topic for d in run)
+
+    loop = ConsumerLoop(bootstrap=broker.bootstrap, group=f"g-{unique}", subscriptions=[
+        Subscription(first, CaseReportedEvent, handle_batch=record_run),
+        Subscription(second, CaseReportedEvent, record)],
+        sessions=session_factory(engine), processed=tables.processed, producer=producer)
+    as_fetched = [(second, reported(f"S{unique}")), (first, reported(f"F{unique}")),
+                  (second, reported(f"T{unique}")), (first, reported(f"G{unique}"))]
+    await loop._apply([Delivery(topic, 0, n, None, event, encode(event))
+                       for n, (topic, event) in enumerate(as_fetched)])
+    assert applied == [first, first, second, second]

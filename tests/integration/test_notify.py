@@ -61,12 +61,8 @@ from contracts.topics import (
     NOTIFY_DELIVERIES_DLQ,
 )
 from kit.bus import Producer, Record, encode
-from kit.consumer import Delivery
-from kit.db import create_engine, session_factory
 from services.notify.domain import new_secret
-from services.notify.handlers import NotifyHandlers, SubscriptionBook
 from services.notify.main import create
-from services.notify.store import HOTLINE_FEEDBACK, SMS, deliveries
 from tests.infra import AUTH, Isolated, serve, service_settings
 
 pytestmark = pytest.mark.integration
@@ -586,31 +582,6 @@ async def test_the_hotline_hears_the_outcome_on_closure_visit_and_rating(
     assert (closed["satisfaction"], feedback["rated"]["satisfaction"]) == (None, 5)
     assert feedback["rated"]["visited_at"] is not None
     assert not any(PHONE_PATTERN.search(h.body.decode()) for h in hits)
-
-
-async def test_a_closure_taken_before_its_report_in_one_batch_still_reaches_the_hotline(
-        world: World, isolated: Isolated, unique: str) -> None:
-    """A batch holds several topics, taken partition by partition: at start-up or catching up,
-    a case's closure can come before its report (which says it is a 12345 order and where
-    its callback is). The hotline and the citizen must hear of the closure all the same."""
-    case_id = f"FQO{unique}"
-    events: list[CloudEvent[Any]] = [step(case_id, Status.CLOSED, 6),
-                                     reported(case_id, callback_url=f"{world.hooks}/hook/x")]
-    batch = [Delivery(TOPIC_OF[type(e)], 0, n, case_id, e, encode(e))
-             for n, e in enumerate(events)]
-    settings = service_settings("notify", isolated.broker.bootstrap, isolated.database_url,
-                                isolated.directory)
-    engine = create_engine(isolated.database_url)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            await NotifyHandlers(settings, SubscriptionBook()).handle_batch(session, batch)
-        async with engine.connect() as conn:
-            queued = {(row.target, row.kind) for row in await conn.execute(
-                deliveries.select().where(deliveries.c.case_id == case_id))}
-    finally:
-        await engine.dispose()
-    assert (HOTLINE_FEEDBACK, "lifecycle.closed") in queued
-    assert (SMS, "sms.closed") in queued
 
 
 async def test_no_webhook_or_hotline_callback_reaches_a_denied_network(
