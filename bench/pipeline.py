@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -33,7 +34,7 @@ from bench.common import (
     start_service,
 )
 from bench.http_load import HttpConnections
-from contracts.topics import CASE_ROUTED
+from contracts.topics import CASE_REPORTED, CASE_ROUTED
 from tests.infra import AUTH, free_port
 
 TEXTS = [
@@ -161,17 +162,37 @@ async def routing_only(args: argparse.Namespace) -> None:
             posted = await offered_load(intake, args.rate, args.seconds, uuid.uuid4().hex[:6])
         finally:
             await intake.close()
-        routed = {orjson.loads(v)["subject"]: ts / 1000 for v, ts in await collect(
+        routed_events = [(orjson.loads(v), ts / 1000) for v, ts in await collect(
             infra.broker.bootstrap, CASE_ROUTED, len(posted), 120,
-            progress("routed", len(posted)))}
+            progress("routed", len(posted)))]
+        routed = {event["subject"]: ts for event, ts in routed_events}
+        # Each hop, from the records' producer timestamps and the router's routed_at (the
+        # start of the batch that routed the case): where the time of a slow case goes.
+        reported = {orjson.loads(v)["subject"]: ts / 1000 for v, ts in await collect(
+            infra.broker.bootstrap, CASE_REPORTED, len(posted) + 1, 30)}
+        routed_at = {event["subject"]: datetime.fromisoformat(event["data"]["routed_at"])
+                     .timestamp() for event, _ in routed_events}
         to_routed = [routed[c] - t for c, t in posted.items() if c in routed]
         p50, p99 = percentile(to_routed, 50) * 1000, percentile(to_routed, 99) * 1000
+        hops = {
+            "post → reported on the topic (intake: group commit, relay)":
+                [reported[c] - t for c, t in posted.items() if c in reported],
+            "reported → router's batch starts (fetch, batch before it)":
+                [routed_at[c] - reported[c] for c in posted if c in reported and c in routed_at],
+            "router's batch starts → routed on the topic (route, commit, relay)":
+                [routed[c] - routed_at[c] for c in posted if c in routed],
+        }
+        rows = [(f"  {hop} p50 / p99 (ms)",
+                 f"{percentile(v, 50) * 1000:,.0f} / {percentile(v, 99) * 1000:,.0f}")
+                for hop, v in hops.items() if v]
         report(f"intake and router only, {args.db}, {args.partitions} partitions", [
             ("offered load (cases/s)", f"{args.rate} for {args.seconds}s"),
             ("post → routed p50 / p99 (ms)", f"{p50:,.0f} / {p99:,.0f}"),
+            *rows,
             ("offered posts routed", f"{len(to_routed)} of {len(posted)}"),
         ], {"bench": "pipeline", "stages": "intake,router", "db": args.db, "rate": args.rate,
             "routed_p50_ms": round(p50), "routed_p99_ms": round(p99),
+            "hops_p99_ms": [round(percentile(v, 99) * 1000) for v in hops.values() if v],
             "offered_accepted": len(posted), "offered_routed": len(to_routed)})
     finally:
         await infra.close()
