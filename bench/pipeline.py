@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import (
     collect,
+    cpu_seconds,
     percentile,
     progress,
     report,
@@ -210,14 +211,16 @@ async def run(args: argparse.Namespace) -> None:
         if args.webhooks_in_flight:
             env["FQ_DELIVERY_MAX_IN_FLIGHT_PER_RECEIVER"] = str(args.webhooks_in_flight)
             env["FQ_DELIVERY_CONCURRENCY"] = str(max(50, args.webhooks_in_flight))
-        urls = {name: start_service(infra, name, **env).url
-                for name in ("intake", "router", "mediation", "notify")}
+        services = {name: start_service(infra, name, **env)
+                    for name in ("intake", "router", "mediation", "notify")}
+        urls = {name: service.url for name, service in services.items()}
         async with httpx.AsyncClient(headers=AUTH, timeout=30) as client:
             sub = await client.post(f"{urls['notify']}/v1/subscriptions", json={
                 "name": "bench", "url": f"http://127.0.0.1:{port}/hook", "kinds": ["routed"]})
             sub.raise_for_status()
         run_id = uuid.uuid4().hex[:6]
         singles = HttpConnections(urls["intake"], 128, AUTH)
+        cpu_before = {name: cpu_seconds(service) for name, service in services.items()}
         batches = HttpConnections(urls["intake"], 4, AUTH)
         try:
             await warm_up(singles, infra.broker.bootstrap)
@@ -236,6 +239,10 @@ async def run(args: argparse.Namespace) -> None:
             await wait_for(lambda: sum(c in receiver.arrived for c in batch_ids),
                            "webhooks (saturation)", len(batch_ids), 600)
             delivered = [receiver.arrived[c] for c in batch_ids if c in receiver.arrived]
+            # Where the CPU of a case goes, service by service, over both phases.
+            cases = len(to_webhook) + len(delivered)
+            cpu_ms = {name: (cpu_seconds(service) - cpu_before[name]) * 1000 / max(1, cases)
+                      for name, service in services.items()}
         finally:
             await singles.close()
             await batches.close()
@@ -261,6 +268,8 @@ async def run(args: argparse.Namespace) -> None:
             ("saturation: sustained (cases/s)", f"{sustained:,.0f}"),
             ("cases stored in mediation", f"{stored}"),
             ("webhooks received", f"{len(receiver.arrived)}"),
+            ("CPU ms per case: " + ", ".join(cpu_ms), " / ".join(f"{v:.2f}"
+                                                               for v in cpu_ms.values())),
         ], {"bench": "pipeline", "db": args.db, "rate": args.rate,
             "accepted_per_s": round(achieved),
             "routed_p50_ms": round(percentile(to_routed, 50) * ms),
@@ -271,7 +280,8 @@ async def run(args: argparse.Namespace) -> None:
             "offered_webhooks": len(to_webhook),
             "saturation_cases": len(batch_ids), "saturation_delivered": len(delivered),
             "sustained_per_s": round(sustained),
-            "stored": stored, "webhooks": len(receiver.arrived)})
+            "stored": stored, "webhooks": len(receiver.arrived),
+            "cpu_ms_per_case": {name: round(v, 2) for name, v in cpu_ms.items()}})
     finally:
         server.should_exit = True
         await server_task
