@@ -94,6 +94,9 @@ class Subscription:
     model: type[BaseModel]
     handle: Handler | None = None
     handle_batch: BatchHandler | None = None
+    # Messages this returns False for have no effect here: they are committed without a
+    # transaction and without a processed key (most lifecycle events, for the router).
+    relevant: Callable[[BaseModel], bool] | None = None
 
     def __post_init__(self) -> None:
         if (self.handle is None) == (self.handle_batch is None):
@@ -283,7 +286,7 @@ class ConsumerLoop:
                 decoded = self._decode(record)
                 if isinstance(decoded, str):
                     undecodable.append((record, decoded))
-                else:
+                elif self._relevant(decoded):
                     deliveries.append(decoded)
         if crossed:
             log.warning("skipped records sent before the broker restarted (they come again "
@@ -303,6 +306,10 @@ class ConsumerLoop:
         await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
         if self.after_commit:
             self.after_commit()
+
+    def _relevant(self, delivery: Delivery) -> bool:
+        relevant = self.subscriptions[delivery.topic].relevant
+        return relevant is None or relevant(delivery.message)
 
     def _decode(self, record: ConsumerRecord) -> Delivery | str:
         """The decoded delivery, or the reason it cannot be decoded."""

@@ -20,7 +20,7 @@ from services.intake.domain import ADAPTERS, ChannelAdapter, Outcome
 from services.intake.handlers import submit
 from services.intake.open311.api import Open311Failure, open311_error
 from services.intake.open311.api import router as open311_router
-from services.intake.open311.handlers import follow_lifecycle
+from services.intake.open311.handlers import follow_lifecycle, is_open311_step
 from services.intake.store import IntakeBase, kit_tables
 
 
@@ -42,7 +42,8 @@ def create(settings: Settings | None = None) -> FastAPI:
         Subscription(intake_topic(a.channel.value), a.native, _kafka_handler(runtime, a))
         for a in ADAPTERS.values()])
     runtime.consume("intake-open311-status", [
-        Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, follow_lifecycle)])
+        Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, follow_lifecycle,
+                     relevant=is_open311_step)])
     app = create_app(
         runtime, title="fengqiao intake",
         description="Reports from every channel, in their native formats, become cases: "

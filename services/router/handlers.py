@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -98,6 +99,11 @@ def _routed_rows(report: CaseReported, decision: RoutingDecision, routing_round:
             outbox_row(CASE_ROUTED, event, dumped=dumped))
 
 
+def is_escalation(event: BaseModel) -> bool:
+    """The only lifecycle step the router acts on: a case escalated, to be routed again."""
+    return isinstance(event, CaseLifecycleEvent) and event.data.to_status is Status.ESCALATED
+
+
 class RouterHandlers:
     """The router's two handlers, deciding with the rulebook's active version."""
 
@@ -149,9 +155,9 @@ class RouterHandlers:
     async def on_lifecycle(self, session: AsyncSession, delivery: Delivery) -> None:
         """An escalated case is routed again, at least one tier above the one that failed."""
         event = delivery.message
-        assert isinstance(event, CaseLifecycleEvent)
-        if event.data.to_status is not Status.ESCALATED:
+        if not is_escalation(event):
             return
+        assert isinstance(event, CaseLifecycleEvent)
         row = (await session.execute(select(reports).where(
             reports.c.case_id == event.data.case_id))).first()
         if row is None:

@@ -11,7 +11,7 @@ from kit.consumer import Subscription
 from kit.runtime import Runtime
 from kit.settings import Settings
 from services.router.api import build_router
-from services.router.handlers import RouterHandlers
+from services.router.handlers import RouterHandlers, is_escalation
 from services.router.rulebook import Rulebook
 from services.router.store import kit_tables, metadata
 
@@ -23,7 +23,8 @@ def create(settings: Settings | None = None) -> FastAPI:
     handlers = RouterHandlers(rulebook)
     runtime.consume("router", [
         Subscription(CASE_REPORTED, CaseReportedEvent, handle_batch=handlers.on_reported),
-        Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, handlers.on_lifecycle),
+        Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, handlers.on_lifecycle,
+                     relevant=is_escalation),
     ])
     return create_app(
         runtime, title="fengqiao router",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -137,10 +138,12 @@ async def _effect_count(engine: AsyncEngine, case_ids: list[str]) -> int:
 
 async def _run_loop(broker: Broker, engine: AsyncEngine, producer: Producer, topic: str,
                     group: str, handler: _Flaky,
-                    until: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
+                    until: Callable[[], Awaitable[bool]], within: float = 20.0,
+                    relevant: Callable[[BaseModel], bool] | None = None) -> None:
     """Run a consumer loop until `until()` is true (or `within` seconds), then stop it."""
     loop = ConsumerLoop(bootstrap=broker.bootstrap, group=group,
-                        subscriptions=[Subscription(topic, CaseReportedEvent, handler)],
+                        subscriptions=[Subscription(topic, CaseReportedEvent, handler,
+                                                    relevant=relevant)],
                         sessions=session_factory(engine), processed=tables.processed,
                         producer=producer, poll_ms=50, session_timeout_ms=6000)
     task = asyncio.create_task(loop.run())
@@ -298,3 +301,25 @@ async def test_a_batch_is_applied_topic_by_topic_in_the_subscriptions_order(
     await loop._apply([Delivery(topic, 0, n, None, event, encode(event))
                        for n, (topic, event) in enumerate(as_fetched)])
     assert applied == [first, first, second, second]
+
+
+async def test_messages_not_relevant_are_committed_without_effect_or_processed_key(
+        broker: Broker, engine: AsyncEngine, producer: Producer, unique: str) -> None:
+    topic = await _topic(broker, unique)
+    wanted, ignored = reported(f"W{unique}"), reported(f"I{unique}")
+    await _publish(broker.bootstrap, topic, [encode(ignored), encode(wanted), encode(ignored)])
+    handler = _Flaky()
+
+    async def all_committed() -> bool:
+        return await _committed(broker.bootstrap, f"g-{unique}", topic) == 3
+
+    await _run_loop(broker, engine, producer, topic, f"g-{unique}", handler, all_committed,
+                    relevant=lambda event: isinstance(event, CaseReportedEvent)
+                    and event.data.case_id.startswith("W"))
+    assert await _committed(broker.bootstrap, f"g-{unique}", topic) == 3
+    assert handler.calls == 1
+    assert await _effect_count(engine, [f"W{unique}", f"I{unique}"]) == 1
+    async with engine.connect() as conn:
+        remembered = set((await conn.execute(select(tables.processed.c.event_id).where(
+            tables.processed.c.consumer == f"g-{unique}"))).scalars())
+    assert remembered == {wanted.id}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
+from pydantic import BaseModel
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,14 +97,19 @@ async def find_token(session: AsyncSession, token: str) -> Open311Token | None:
     return Open311Token(service_request_id=found, token=token) if found else None
 
 
+def is_open311_step(event: BaseModel) -> bool:
+    """A lifecycle step of a case reported through Open311 (the only ones it follows)."""
+    return isinstance(event, CaseLifecycleEvent) and event.data.channel is Channel.OPEN311
+
+
 async def follow_lifecycle(session: AsyncSession, delivery: Delivery) -> None:
     """case.lifecycle.v1 → the request's status (open until closed, visited, rated or
     archived), its note and the lead department as agency_responsible."""
     event = delivery.message
+    if not is_open311_step(event):
+        return
     assert isinstance(event, CaseLifecycleEvent)
     step = event.data
-    if step.channel is not Channel.OPEN311:
-        return
     values: dict[str, object] = {
         "status": open311_status(step.to_status), "status_notes": STATUS_NOTES[step.to_status],
         "case_version": step.version, "updated_datetime": step.at}
