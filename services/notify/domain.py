@@ -270,13 +270,20 @@ def outcome_summary(facts: CaseFacts) -> str:
 
 def hotline_feedback(facts: CaseFacts, step: CaseLifecycle) -> HotlineFeedback | None:
     """The feedback a 12345 work order's callback gets for this step, if any."""
-    if (step.to_status not in FEEDBACK_STATUSES or facts.channel != Channel.HOTLINE_12345
+    return feedback_at(facts, step.to_status, step.external_id)
+
+
+def feedback_at(facts: CaseFacts, status: Status, external_id: str | None = None
+                ) -> HotlineFeedback | None:
+    """The feedback for a case that has reached `status` (a step, or, when the report came
+    after the steps, where the case stands), if its work order has a callback."""
+    if (status not in FEEDBACK_STATUSES or facts.channel != Channel.HOTLINE_12345
             or not facts.callback_url):
         return None
     department = facts.lead_department
     return HotlineFeedback(
-        order_no=facts.external_id or step.external_id, case_id=facts.case_id,
-        status=step.to_status, result=outcome_summary(facts),
+        order_no=facts.external_id or external_id or "", case_id=facts.case_id,
+        status=status, result=outcome_summary(facts),
         handling_department=Department(department) if department else None,
         closed_at=facts.closed_at, satisfaction=facts.satisfaction,
         visited_at=facts.visited_at)
@@ -322,8 +329,11 @@ def wants_sms_on_receipt(report: CaseReported) -> bool:
 
 
 def wants_sms_on_closure(facts: CaseFacts, step: CaseLifecycle) -> bool:
-    return (step.to_status == Status.CLOSED and facts.reporter_phone_masked is not None
-            and facts.channel in CITIZEN_CHANNELS)
+    return step.to_status == Status.CLOSED and texts_the_citizen(facts)
+
+
+def texts_the_citizen(facts: CaseFacts) -> bool:
+    return facts.reporter_phone_masked is not None and facts.channel in CITIZEN_CHANNELS
 
 
 def sms_text(template: str, **values: str) -> str:

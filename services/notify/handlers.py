@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.api_notify import KIND_ROUTED, lifecycle_kind, supervision_kind
+from contracts.enums import Status
 from contracts.events import (
     CaseLifecycleEvent,
     CaseReportedEvent,
@@ -31,12 +32,14 @@ from services.notify.domain import (
     CaseFacts,
     Notice,
     SubscriptionFilter,
+    feedback_at,
     hotline_feedback,
     lifecycle_facts,
     outcome_summary,
     redact_lifecycle,
     reported_facts,
     sms_text,
+    texts_the_citizen,
     wants_sms_on_closure,
     wants_sms_on_receipt,
 )
@@ -156,12 +159,40 @@ class NotifyHandlers:
 
     def _on_reported(self, book: CaseBook, event: CaseReportedEvent) -> list[dict[str, Any]]:
         report = event.data
-        book.remember(report.case_id, reported_facts(report))
+        steps_came_first = book.facts[report.case_id].status is not None
+        facts = book.remember(report.case_id, reported_facts(report))
+        queued = []
         if self.settings.sms_enabled and wants_sms_on_receipt(report):
             text = sms_text(self.settings.sms_template_received, case_id=report.case_id,
                             external_id=report.external_id)
-            return [self._sms(event.id, report.case_id, SMS_RECEIVED, text)]
-        return []
+            queued.append(self._sms(event.id, report.case_id, SMS_RECEIVED, text))
+        if steps_came_first:
+            queued += self._owed_since_the_steps(facts, event)
+        return queued
+
+    def _owed_since_the_steps(self, facts: CaseFacts, event: CaseReportedEvent
+                              ) -> list[dict[str, Any]]:
+        """The case's steps were handled before its report (another topic, an earlier batch:
+        notify catching up): the closure's feedback to the hotline and SMS to the citizen
+        could not be queued then, for want of the callback and the channel. Queued now, as
+        the case stands; their ids derive from the report's, so a redelivery adds nothing."""
+        queued = []
+        # The furthest of the steps the hotline hears of (a case archived since still was
+        # closed); one feedback says all of it: closure, visit and rating.
+        status = (Status.RATED if facts.satisfaction is not None else
+                  Status.VISITED if facts.visited_at is not None else
+                  Status.CLOSED if facts.closed_at is not None else None)
+        feedback = feedback_at(facts, status, event.data.external_id) if status else None
+        if feedback is not None and status is not None:
+            queued.append(pending_delivery(
+                HOTLINE_FEEDBACK, HOTLINE_FEEDBACK, f"{event.id}.{status.value}", facts.case_id,
+                lifecycle_kind(status), orjson.dumps(feedback.model_dump(mode="json")),
+                url=facts.callback_url))
+        if self.settings.sms_enabled and facts.closed_at is not None and texts_the_citizen(facts):
+            text = sms_text(self.settings.sms_template_closed, case_id=facts.case_id,
+                            external_id=event.data.external_id, result=outcome_summary(facts))
+            queued.append(self._sms(f"{event.id}.closed", facts.case_id, SMS_CLOSED, text))
+        return queued
 
     def _on_routed(self, book: CaseBook, active: list[ActiveSubscription],
                    event: CaseRoutedEvent) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from contracts.enums import (
     Category,
@@ -61,8 +62,10 @@ from contracts.topics import (
     NOTIFY_DELIVERIES_DLQ,
 )
 from kit.bus import Producer, Record, encode
+from kit.db import create_engine
 from services.notify.domain import new_secret
 from services.notify.main import create
+from services.notify.store import cases
 from tests.infra import AUTH, Isolated, serve, service_settings
 
 pytestmark = pytest.mark.integration
@@ -633,6 +636,36 @@ async def test_the_citizen_is_texted_the_case_number_on_receipt_and_the_outcome_
     [dead] = await eventually(lambda: deliveries_of(api, case_id=unknown, target="sms"),
                               lambda items: len(items) == 1 and items[0]["status"] == "dead")
     assert dead["attempts"] == 1 and "no phone" in dead["last_error"]
+
+
+async def test_a_report_handled_after_its_closure_still_owes_the_hotline_and_the_citizen(
+        world: World, isolated: Isolated, api: httpx.AsyncClient, unique: str) -> None:
+    """Notify catching up may take a case's closure (one topic) in an earlier batch than its
+    report (another): when the report comes, the feedback and the closing SMS are queued."""
+    case_id, name = f"FQL{unique}", f"late-{unique}"
+    world.receivers.phones[case_id] = PHONE
+    await publish(world, step(case_id, Status.RESOLVED, 5, agreement="退还押金"),
+                  step(case_id, Status.CLOSED, 6))
+    engine = create_engine(isolated.database_url)
+    try:
+        async def status() -> str | None:
+            async with engine.connect() as conn:
+                return (await conn.execute(select(cases.c.status).where(
+                    cases.c.case_id == case_id))).scalar_one_or_none()
+
+        await eventually(status, lambda s: s == "closed")
+    finally:
+        await engine.dispose()
+    assert await deliveries_of(api, case_id=case_id, target="hotline_feedback") == []
+    await publish(world, reported(case_id, callback_url=f"{world.hooks}/hook/{name}"))
+    [hit] = await received(world, name, 1)
+    feedback = orjson.loads(hit.body)
+    assert (feedback["status"], feedback["order_no"]) == ("closed", f"GD-{case_id}")
+    assert feedback["result"].startswith("调解成功")
+    sms = await eventually(lambda: deliveries_of(api, case_id=case_id, target="sms"),
+                           lambda items: {d["kind"] for d in items} == {"sms.received",
+                                                                       "sms.closed"})
+    assert all(d["status"] in ("pending", "succeeded") for d in sms)
 
 
 async def test_no_phone_number_in_any_log_line(world: World) -> None:
