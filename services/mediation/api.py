@@ -68,7 +68,7 @@ def _summary(case: Case, now: datetime) -> CaseSummary:
     return CaseSummary(**values, overdue=is_overdue(status, case.accept_by, case.resolve_by, now))
 
 
-def _history(entry: CaseHistory) -> HistoryEntry:
+def _history(entry: CaseHistory | dict[str, Any]) -> HistoryEntry:
     return HistoryEntry.model_validate(entry, from_attributes=True)
 
 
@@ -302,8 +302,8 @@ def build_router() -> APIRouter:
                 steps = await transition_case(session, case, body, now)
                 session.add(store.audit(
                     principal, AuditAction.TRANSITION, case_id, from_status=from_status,
-                    to_status=[str(step.to_status) for step in steps],
-                    version=case.version, actor=steps[0].actor))
+                    to_status=[step["to_status"] for step in steps],
+                    version=case.version, actor=steps[0]["actor"]))
                 result = TransitionResult(case=_summary(case, now),
                                           transitions=[_history(s) for s in steps])
         except StepDataInvalid as exc:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     UniqueConstraint,
     and_,
     case,
@@ -152,7 +153,8 @@ kit_tables = KitTables.define(metadata, "mediation")
 
 # Core columns: typed SQL expressions, where SQLModel's attributes read as plain values.
 C = Case.__table__.c  # type: ignore[attr-defined]
-H = CaseHistory.__table__.c  # type: ignore[attr-defined]
+HISTORY: Table = CaseHistory.__table__  # type: ignore[attr-defined]
+H = HISTORY.c
 SV = SupervisionRecord.__table__.c  # type: ignore[attr-defined]
 AU = AuditRecord.__table__.c  # type: ignore[attr-defined]
 
