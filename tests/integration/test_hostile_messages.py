@@ -152,9 +152,12 @@ def valid_event(topic: str, case_id: str) -> CloudEvent[Any]:
             case_id=case_id, channel="grid", external_id=case_id, received_at=now,
             routed_at=now, decision=_decision()), source="test", subject=case_id)
     if topic == CASE_LIFECYCLE:
+        # An escalation of an Open311 case: a step every consumer of the topic acts on (the
+        # router takes only escalations, intake's status follower only Open311 cases), so
+        # that every valid one, and every storable hostile one, reaches every handler.
         return CaseLifecycleEvent.wrap(CaseLifecycle(
-            case_id=case_id, version=3, from_status="routed", to_status="accepted",
-            actor="test", at=now, channel="grid", external_id=case_id),
+            case_id=case_id, version=3, from_status="in_mediation", to_status="escalated",
+            actor="test", at=now, channel="open311", external_id=case_id),
             source="test", subject=case_id)
     if topic == CASE_SUPERVISION:
         return CaseSupervisionEvent.wrap(CaseSupervision(
