@@ -10,10 +10,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import uvicorn
@@ -239,3 +240,19 @@ def service_processes(ports: dict[str, int], *, bootstrap: str, database_url: st
             except subprocess.TimeoutExpired:
                 service.process.kill()
                 service.process.wait()
+
+
+T = TypeVar("T")
+
+
+async def eventually(fetch: Callable[[], Awaitable[T]], until: Callable[[T], bool],
+                     within: float = 30.0) -> T:
+    """Fetch until `until` holds, for at most `within` seconds; fail the test if it never
+    does. Returns the last value fetched."""
+    deadline = time.monotonic() + within
+    value = await fetch()
+    while not until(value) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        value = await fetch()
+    assert until(value), f"not within {within}s: {value!r}"
+    return value

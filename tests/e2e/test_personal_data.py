@@ -30,6 +30,7 @@ from kit.settings import SERVICE_PORTS
 from tests.infra import (
     AUTH,
     Isolated,
+    eventually,
     free_port,
     serve,
     service_processes,
@@ -150,16 +151,6 @@ async def _all_events(bootstrap: str) -> dict[str, list[bytes]]:
         await consumer.stop()
 
 
-async def _poll(fetch: Any, done: Any, within: float = 60) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    value = await fetch()
-    while not done(value) and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.2)
-        value = await fetch()
-    assert done(value), f"not within {within}s"
-    return value
-
-
 async def test_no_phone_or_id_number_in_clear_in_logs_events_or_notifications(
         isolated: Isolated, run_dir: Path,
         receiver: tuple[Receiver, str]) -> None:
@@ -224,12 +215,12 @@ async def test_no_phone_or_id_number_in_clear_in_logs_events_or_notifications(
                     views.append(view.json() if view.status_code == 200 else {})
                 return views
 
-            views = await _poll(routed, lambda vs: all(v.get("status") == "routed"
-                                                       for v in vs))
-            kafka_case = await _poll(
+            views = await eventually(routed, lambda vs: all(v.get("status") == "routed"
+                                                            for v in vs), within=60)
+            kafka_case = await eventually(
                 lambda: client.get(urls["mediation"] + "/v1/cases",
                                    params={"external_id": f"PD-K-{run}"}),
-                lambda r: len(r.json()["items"]) == 1)
+                lambda r: len(r.json()["items"]) == 1, within=60)
             api_answers.append(kafka_case.text)
 
             # Mediators type numbers into the free text of steps; hotline cases are closed
@@ -257,10 +248,10 @@ async def test_no_phone_or_id_number_in_clear_in_logs_events_or_notifications(
                 return sum(1 for body in hooks.webhooks
                            if orjson.loads(body)["data"].get("to_status") == "closed")
 
-            await _poll(lambda: asyncio.sleep(0, closures()),
-                        lambda n: n >= len(hotline_cases))
-            await _poll(lambda: asyncio.sleep(0, len(hooks.feedback)),
-                        lambda n: n >= len(hotline_cases))
+            await eventually(lambda: asyncio.sleep(0, closures()),
+                             lambda n: n >= len(hotline_cases), within=60)
+            await eventually(lambda: asyncio.sleep(0, len(hooks.feedback)),
+                             lambda n: n >= len(hotline_cases), within=60)
             for case_id in case_ids:
                 api_answers.append((await client.get(
                     f"{urls['mediation']}/v1/cases/{case_id}")).text)

@@ -8,7 +8,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
@@ -17,7 +16,7 @@ from fastapi import FastAPI, Request, Response
 
 from kit.settings import SERVICE_PORTS
 from services.notify.domain import verify
-from tests.infra import AUTH, Broker, free_port, serve, service_processes
+from tests.infra import AUTH, Broker, eventually, free_port, serve, service_processes
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,15 +75,6 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
         yield r, url + "/hook"
 
 
-async def _poll(fetch: Any, until: Any, within: float = 30.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    value = await fetch()
-    while not until(value) and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.1)
-        value = await fetch()
-    return value
-
-
 async def test_work_order_is_routed_stored_and_notified(
         services: dict[str, str], receiver: tuple[Receiver, str], unique: str) -> None:
     hook, hook_url = receiver
@@ -108,8 +98,8 @@ async def test_work_order_is_routed_stored_and_notified(
         async def fetch_case() -> httpx.Response:
             return await client.get(f"{services['mediation']}/v1/cases/{case_id}")
 
-        case = await _poll(fetch_case, lambda r: r.status_code == 200
-                           and r.json()["status"] == "routed")
+        case = await eventually(fetch_case, lambda r: r.status_code == 200
+                                and r.json()["status"] == "routed")
         assert case.status_code == 200, case.text
         body = case.json()
         assert body["status"] == "routed"
@@ -133,7 +123,7 @@ async def test_work_order_is_routed_stored_and_notified(
             return [(h, b) for h, b in hook.received
                     if orjson.loads(b)["data"]["case_id"] == case_id]
 
-        await _poll(lambda: asyncio.sleep(0, ours()), lambda r: len(r) >= 1)
+        await eventually(lambda: asyncio.sleep(0, ours()), lambda r: len(r) >= 1)
         await asyncio.sleep(0.5)
         assert len(ours()) == 1, "one notification, after one failed attempt"
         headers, raw = ours()[0]

@@ -7,7 +7,6 @@ limits; another department's case is 404, not 403, so its existence does not lea
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +23,7 @@ from kit.auth import KeyStore, Scope
 from kit.db import create_engine
 from kit.settings import SERVICE_PORTS
 from services.intake.domain import ADAPTERS
-from tests.infra import AUTH, Broker, serve, service_settings
+from tests.infra import AUTH, Broker, eventually, serve, service_settings
 
 pytestmark = pytest.mark.integration
 
@@ -104,17 +103,6 @@ def _native(channel: str, external_id: str) -> dict[str, Any]:
     return natives[channel]
 
 
-async def _poll(fetch: Callable[[], Awaitable[Any]], done: Callable[[Any], bool],
-                within: float = 60) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    value = await fetch()
-    while not done(value) and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.2)
-        value = await fetch()
-    assert done(value), f"not within {within}s: {value}"
-    return value
-
-
 async def _make_keys(world: World, keys: KeyStore) -> None:
     world.tokens.update(none=None, wrong="fq_" + "x" * 43, admin=AUTH["Authorization"][7:])
     world.key_ids["admin"] = "dev"
@@ -169,14 +157,14 @@ async def _seed(world: World, run: str) -> None:
         async def fetch(case_id: str = case_id) -> httpx.Response:
             return await world.client.get(f"{world.urls['mediation']}/v1/cases/{case_id}",
                                           headers=AUTH)
-        routed = await _poll(fetch, lambda r: r.status_code == 200
-                             and r.json()["status"] == "routed")
+        routed = await eventually(fetch, lambda r: r.status_code == 200
+                                  and r.json()["status"] == "routed", within=60)
         world.cases[name] = routed.json()
 
     async def deliveries() -> httpx.Response:
         return await world.admin("GET", "notify", "/v1/deliveries",
                                  params={"subscription_id": world.subscription_id})
-    found = await _poll(deliveries, lambda r: bool(r.json()["items"]))
+    found = await eventually(deliveries, lambda r: bool(r.json()["items"]), within=60)
     world.delivery_id = found.json()["items"][0]["id"]
 
 

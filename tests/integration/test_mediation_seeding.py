@@ -42,7 +42,7 @@ from kit.runtime import Runtime
 from services.mediation.handlers import CaseEvents, transition_case
 from services.mediation.main import create
 from services.mediation.store import Case
-from tests.infra import AUTH, Broker, serve, service_settings
+from tests.infra import AUTH, Broker, eventually, serve, service_settings
 
 pytestmark = pytest.mark.integration
 
@@ -189,16 +189,6 @@ class TopicCollector:
                 return self.about(case_ids)
 
 
-async def poll(fetch: Any, until: Any, within: float = 30.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    value = await fetch()
-    while not until(value) and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-        value = await fetch()
-    return value
-
-
 @pytest.fixture(scope="module")
 async def mediation(broker: Broker, database_url: str, run_dir: Path) -> AsyncIterator[str]:
     app = create(service_settings("mediation", broker.bootstrap, database_url, run_dir))
@@ -221,7 +211,8 @@ async def test_a_case_routed_before_it_is_reported_is_one_case_with_both(
     async with httpx.AsyncClient(base_url=mediation, headers=AUTH) as client:
         async def fetch() -> httpx.Response:
             return await client.get(f"/v1/cases/{spec.case_id}")
-        got = await poll(fetch, lambda r: r.status_code == 200 and r.json()["text"], within=40)
+        got = await eventually(fetch, lambda r: r.status_code == 200 and r.json()["text"],
+                               within=40)
     assert got.status_code == 200, got.text
     case = got.json()
     assert (case["status"], case["version"]) == ("routed", 2)

@@ -13,11 +13,11 @@ import random
 import re
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -66,7 +66,7 @@ from kit.db import create_engine
 from services.notify.domain import new_secret
 from services.notify.main import create
 from services.notify.store import cases
-from tests.infra import AUTH, Isolated, serve, service_settings
+from tests.infra import AUTH, Isolated, eventually, serve, service_settings
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,6 @@ DIRECTORY_KEY = "fq_test_directory_key"
 TIMEOUT = 1.0  # per attempt; the slow receiver takes longer
 SLOW_SECONDS = 2.5
 METADATA_NETWORK = "169.254.0.0/16"
-T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,17 +259,6 @@ TOPIC_OF = {CaseReportedEvent: CASE_REPORTED, CaseRoutedEvent: CASE_ROUTED,
 async def publish(world: World, *events: CloudEvent[Any]) -> None:
     await world.producer.send_all([Record(TOPIC_OF[type(e)], encode(e), key=e.subject)
                                    for e in events])
-
-
-async def eventually(fetch: Callable[[], Awaitable[T]], until: Callable[[T], bool],
-                     within: float = 30.0) -> T:
-    deadline = time.monotonic() + within
-    value = await fetch()
-    while not until(value) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        value = await fetch()
-    assert until(value), f"not within {within}s: {value!r}"
-    return value
 
 
 async def received(world: World, name: str, count: int, within: float = 30.0) -> list[Hit]:
