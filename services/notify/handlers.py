@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.api_notify import KIND_ROUTED, lifecycle_kind, supervision_kind
+from contracts.api_notify import KIND_ROUTED, HotlineFeedback, lifecycle_kind, supervision_kind
 from contracts.enums import Status
 from contracts.events import (
     CaseLifecycleEvent,
@@ -183,15 +183,12 @@ class NotifyHandlers:
                   Status.VISITED if facts.visited_at is not None else
                   Status.CLOSED if facts.closed_at is not None else None)
         feedback = feedback_at(facts, status, event.data.external_id) if status else None
-        if feedback is not None and status is not None:
-            queued.append(pending_delivery(
-                HOTLINE_FEEDBACK, HOTLINE_FEEDBACK, f"{event.id}.{status.value}", facts.case_id,
-                lifecycle_kind(status), orjson.dumps(feedback.model_dump(mode="json")),
-                url=facts.callback_url))
+        if feedback is not None:
+            queued.append(self._feedback(f"{event.id}.{feedback.status.value}", facts,
+                                         feedback))
         if self.settings.sms_enabled and facts.closed_at is not None and texts_the_citizen(facts):
-            text = sms_text(self.settings.sms_template_closed, case_id=facts.case_id,
-                            external_id=event.data.external_id, result=outcome_summary(facts))
-            queued.append(self._sms(f"{event.id}.closed", facts.case_id, SMS_CLOSED, text))
+            queued.append(self._closing_sms(f"{event.id}.closed", facts,
+                                            event.data.external_id))
         return queued
 
     def _on_routed(self, book: CaseBook, active: list[ActiveSubscription],
@@ -220,13 +217,9 @@ class NotifyHandlers:
         queued = self._webhooks(active, event.id, step.case_id, notice, body)
         feedback = hotline_feedback(facts, step)
         if feedback is not None:
-            queued.append(pending_delivery(
-                HOTLINE_FEEDBACK, HOTLINE_FEEDBACK, event.id, step.case_id, notice.kind,
-                orjson.dumps(feedback.model_dump(mode="json")), url=facts.callback_url))
+            queued.append(self._feedback(event.id, facts, feedback))
         if self.settings.sms_enabled and wants_sms_on_closure(facts, step):
-            text = sms_text(self.settings.sms_template_closed, case_id=step.case_id,
-                            external_id=step.external_id, result=outcome_summary(facts))
-            queued.append(self._sms(event.id, step.case_id, SMS_CLOSED, text))
+            queued.append(self._closing_sms(event.id, facts, step.external_id))
         return queued
 
     def _on_supervision(self, book: CaseBook, active: list[ActiveSubscription],
@@ -244,6 +237,20 @@ class NotifyHandlers:
                   notice: Notice, body: bytes) -> list[dict[str, Any]]:
         return [pending_delivery(WEBHOOK, sub.id, event_id, case_id, notice.kind, body)
                 for sub in active if sub.filter.admits(notice)]
+
+    @staticmethod
+    def _feedback(event_id: str, facts: CaseFacts, feedback: HotlineFeedback
+                  ) -> dict[str, Any]:
+        return pending_delivery(
+            HOTLINE_FEEDBACK, HOTLINE_FEEDBACK, event_id, facts.case_id,
+            lifecycle_kind(feedback.status), orjson.dumps(feedback.model_dump(mode="json")),
+            url=facts.callback_url)
+
+    def _closing_sms(self, event_id: str, facts: CaseFacts, external_id: str
+                     ) -> dict[str, Any]:
+        text = sms_text(self.settings.sms_template_closed, case_id=facts.case_id,
+                        external_id=external_id, result=outcome_summary(facts))
+        return self._sms(event_id, facts.case_id, SMS_CLOSED, text)
 
     @staticmethod
     def _sms(event_id: str, case_id: str, template: str, text: str) -> dict[str, Any]:
