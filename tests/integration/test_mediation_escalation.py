@@ -17,8 +17,8 @@ from contracts.topics import CASE_LIFECYCLE, CASE_REPORTED
 from kit.bus import Producer, Record, encode
 from services.mediation.main import create as create_mediation
 from services.router.main import create as create_router
-from tests.infra import AUTH, Broker, serve, service_settings
-from tests.integration.test_mediation_seeding import STEP_DATA, TopicCollector, poll
+from tests.infra import AUTH, Broker, eventually, serve, service_settings
+from tests.integration.test_mediation_seeding import STEP_DATA, TopicCollector
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +55,8 @@ async def test_an_escalated_case_is_routed_again_to_the_tier_above_and_keeps_its
         async def fetch() -> httpx.Response:
             return await client.get(f"/v1/cases/{case_id}")
 
-        first = (await poll(fetch, lambda r: r.status_code == 200
-                            and r.json()["status"] == "routed", within=60)).json()
+        first = (await eventually(fetch, lambda r: r.status_code == 200
+                                  and r.json()["status"] == "routed", within=60)).json()
         assert (first["tier"], first["lead_department"], first["routing_round"]) == (
             "village", "village_mediation", 1)
 
@@ -69,8 +69,8 @@ async def test_an_escalated_case_is_routed_again_to_the_tier_above_and_keeps_its
             assert r.status_code == 200, r.text
             version = r.json()["case"]["version"]
 
-        again = (await poll(fetch, lambda r: r.json()["routing_round"] == 2
-                            and r.json()["status"] == "routed", within=60)).json()
+        again = (await eventually(fetch, lambda r: r.json()["routing_round"] == 2
+                                  and r.json()["status"] == "routed", within=60)).json()
         published = await lifecycle.wait_for({case_id}, 7)
 
     assert again["case_id"] == case_id
