@@ -94,13 +94,36 @@ class Producer:
 
     async def send_all(self, records: Sequence[Record]) -> None:
         """Publish records in order and wait until the broker acknowledged every one."""
-        futures = [
-            await self._producer.send(r.topic, r.value, key=r.key.encode() if r.key else None,
-                                      headers=r.headers or None, partition=r.partition)
-            for r in records
-        ]
-        if futures:
-            await asyncio.gather(*futures)
+        for error in await self.send_each(records):
+            if error is not None:
+                raise error
+
+    async def send_each(self, records: Sequence[Record]) -> list[KafkaError | None]:
+        """Publish records in order; for each, None once the broker acknowledged it, or the
+        error that stopped that one (the others still go)."""
+        sending: list[asyncio.Future[object] | KafkaError] = []
+        for r in records:
+            try:
+                sending.append(await self._producer.send(
+                    r.topic, r.value, key=r.key.encode() if r.key else None,
+                    headers=r.headers or None, partition=r.partition))
+            except KafkaError as exc:  # refused before it left: too large, no such topic
+                sending.append(exc)
+        futures = [s for s in sending if isinstance(s, asyncio.Future)]
+        outcomes = iter(await asyncio.gather(*futures, return_exceptions=True))
+        errors: list[KafkaError | None] = []
+        for s in sending:
+            if isinstance(s, KafkaError):
+                errors.append(s)
+                continue
+            outcome = next(outcomes)
+            if isinstance(outcome, KafkaError):
+                errors.append(outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                errors.append(None)
+        return errors
 
     async def send_dead_letter(self, topic: str, key: bytes | None, value: bytes | None,
                                reason: str, headers: Iterable[tuple[str, bytes]] = ()) -> None:

@@ -36,6 +36,11 @@ OUTBOX_BACKLOG = Gauge("fq_outbox_backlog_rows", "Outbox rows not yet published"
 OUTBOX_OLDEST_AGE = Gauge("fq_outbox_oldest_age_seconds", "Age of the oldest unpublished row",
                           ["service"])
 OUTBOX_PUBLISHED = Counter("fq_outbox_published", "Outbox rows published", ["service"])
+OUTBOX_FAILED_ROWS = Gauge("fq_outbox_failed_rows", "Outbox rows the relay set aside because "
+                           "they could not be published (see the row's set_aside_reason)",
+                           ["service"])
+OUTBOX_SET_ASIDE = Counter("fq_outbox_set_aside", "Outbox rows set aside by the relay",
+                           ["service"])
 
 DELIVERIES = Counter("fq_deliveries", "Delivery attempts (webhook, hotline feedback, SMS) "
                      "by result: succeeded, retry or dead", ["result"])

@@ -66,3 +66,39 @@ def create_kit_table(service: str, which: str) -> None:
     from kit.tables import KitTables
 
     getattr(KitTables.define(MetaData(), service), which).create(op.get_bind())
+
+
+def outbox_ids_never_reused(service: str) -> None:
+    """In a service's migration: make the outbox's ids never reused and add the columns of a
+    row the relay set aside. PostgreSQL's sequence never reuses an id already; on SQLite the
+    table is rebuilt with AUTOINCREMENT, its sequence starting above every id the outbox and
+    the published table have seen."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    outbox, published = f"{service}_outbox", f"{service}_outbox_published"
+    columns: list[sa.Column[object]] = [sa.Column("set_aside_reason", sa.String(1000), nullable=True),
+               sa.Column("set_aside_at", sa.Float(), nullable=True)]
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        for column in columns:
+            op.add_column(outbox, column)
+        return
+    with op.batch_alter_table(outbox, recreate="always",
+                              table_kwargs={"sqlite_autoincrement": True}) as batch:
+        for column in columns:
+            batch.add_column(column)
+    highest = bind.execute(sa.text(
+        f"SELECT max(coalesce((SELECT max(id) FROM {outbox}), 0),"
+        f" coalesce((SELECT max(id) FROM {published}), 0))")).scalar_one()
+    bind.execute(sa.text("DELETE FROM sqlite_sequence WHERE name = :t"), {"t": outbox})
+    bind.execute(sa.text("INSERT INTO sqlite_sequence (name, seq) VALUES (:t, :seq)"),
+                 {"t": outbox, "seq": highest})
+
+
+def outbox_ids_never_reused_downgrade(service: str) -> None:
+    from alembic import op
+
+    with op.batch_alter_table(f"{service}_outbox") as batch:
+        batch.drop_column("set_aside_at")
+        batch.drop_column("set_aside_reason")

@@ -12,18 +12,38 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, Table, delete, func, literal, select, update
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+)
+from sqlalchemy import Row, Table, case, delete, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.envelope import CloudEvent
 from kit.bus import CE_CONTENT_TYPE, EPOCH_HEADER, Producer, Record, encode
 from kit.consumer import TRANSIENT_ERRORS
 from kit.leader import run_as_leader, sleep_unless
-from kit.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
+from kit.metrics import (
+    OUTBOX_BACKLOG,
+    OUTBOX_FAILED_ROWS,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PUBLISHED,
+    OUTBOX_SET_ASIDE,
+)
+from kit.tables import RECORD_COLUMNS
 
 log = logging.getLogger(__name__)
 
 PRUNE_CHUNK = 5000
+# Errors that say the broker will never take this record, whatever the retries.
+REFUSED_RECORD_ERRORS = (RecordTooLargeError, MessageSizeTooLargeError, InvalidTopicError,
+                         CorruptRecordException, TopicAuthorizationFailedError)
+# A row that failed this many times in a row while others went through is set aside.
+STRIKES_BEFORE_SET_ASIDE = 3
 Publishable = Row[Any, Any, Any, Any]  # id, topic, key, value
 
 
@@ -76,6 +96,10 @@ class OutboxRelay:
         self._looked = False
         self._replayed_up_to: int | None = None
         self._pruned_at = 0.0
+        # Failed attempts of rows that failed while others in their batch went through.
+        self._strikes: dict[int, int] = {}
+        OUTBOX_SET_ASIDE.labels(service=service)
+        OUTBOX_FAILED_ROWS.labels(service=service).set(0)
 
     def wake(self) -> None:
         """Publish now rather than at the next poll: call after committing outbox rows."""
@@ -117,30 +141,78 @@ class OutboxRelay:
         if not rows:
             return 0
         headers = [("content-type", CE_CONTENT_TYPE), (EPOCH_HEADER, str(epoch).encode())]
-        await self.producer.send_all([
+        errors = await self.producer.send_each([
             Record(topic=r.topic, value=r.value, key=r.key, headers=headers) for r in rows])
         if await self.producer.epoch.current() != epoch:
             # The broker was replaced while these were on their way: some may have reached
             # the new one, ahead of older rows. Leave them as they were: they go again after
             # the replay, and consumers skip the copies stamped with the old epoch.
             return 0
-        ids = [r.id for r in rows]
+        sent = [r.id for r, error in zip(rows, errors, strict=True) if error is None]
+        set_aside = self._rows_to_set_aside(rows, errors, replaying)
         async with self.sessions() as session, session.begin():
             if replaying:
                 assert self.published is not None
                 await session.execute(update(self.published).where(
-                    self.published.c.id.in_(ids)).values(broker_epoch=epoch))
+                    self.published.c.id.in_(sent)).values(broker_epoch=epoch))
             else:
-                if self.published is not None:
-                    await session.execute(self.published.insert().from_select(
-                        [*(c.name for c in self.outbox.c), "published_at", "broker_epoch"],
-                        select(*self.outbox.c, literal(time.time()), literal(epoch))
-                        .where(self.outbox.c.id.in_(ids))))
-                await session.execute(delete(self.outbox).where(self.outbox.c.id.in_(ids)))
-        if replaying:
-            self._replayed_up_to = ids[-1]
-        OUTBOX_PUBLISHED.labels(service=self.service).inc(len(rows))
-        return len(rows)
+                await self._move_published(session, sent, epoch)
+                for row_id, reason in set_aside.items():
+                    await session.execute(update(self.outbox).where(self.outbox.c.id == row_id)
+                                          .values(set_aside_reason=reason[:1000],
+                                                  set_aside_at=time.time()))
+        for row_id, reason in set_aside.items():
+            self._strikes.pop(row_id, None)
+            log.error("outbox row set aside: it cannot be published",
+                      extra={"service": self.service, "row_id": row_id, "reason": reason[:300]})
+        OUTBOX_SET_ASIDE.labels(service=self.service).inc(len(set_aside))
+        if replaying and sent:
+            self._replayed_up_to = sent[-1]
+        OUTBOX_PUBLISHED.labels(service=self.service).inc(len(sent))
+        return len(sent)
+
+    def _rows_to_set_aside(self, rows: Sequence[Publishable],
+                           errors: Sequence[KafkaError | None], replaying: bool) -> dict[int, str]:
+        """Which failed rows to give up on, with the reason; raise when the broker itself
+        failed (nothing went through), so that the batch is tried again as it was.
+
+        A row the broker refuses for what it is (too large, an invalid topic) is set aside at
+        once; one that keeps failing while the rows around it are published, after
+        STRIKES_BEFORE_SET_ASIDE attempts. The rest of the outbox carries on either way: one
+        row never stops the relay."""
+        failed = [(row.id, error) for row, error in zip(rows, errors, strict=True)
+                  if error is not None]
+        if not failed:
+            return {}
+        refused = {row_id: f"refused by the broker: {error!r}" for row_id, error in failed
+                   if isinstance(error, REFUSED_RECORD_ERRORS)}
+        if replaying or (len(failed) == len(rows) and not refused):
+            raise failed[0][1]
+        for row_id, error in failed:
+            if row_id in refused:
+                continue
+            self._strikes[row_id] = self._strikes.get(row_id, 0) + 1
+            if self._strikes[row_id] >= STRIKES_BEFORE_SET_ASIDE:
+                refused[row_id] = (f"failed {self._strikes[row_id]} times while other rows "
+                                   f"were published: {error!r}")
+        return refused
+
+    async def _move_published(self, session: AsyncSession, ids: list[int], epoch: int) -> None:
+        """Move published rows from the outbox to the kept rows (or just delete them)."""
+        if not ids:
+            return
+        if self.published is not None:
+            kept = self.published
+            # Ids are never reused, but a database from before that fix may hold a kept row
+            # under an id the outbox hands out again: the newer row replaces it rather than
+            # stopping the relay on a unique constraint.
+            await session.execute(delete(kept).where(kept.c.id.in_(ids)))
+            await session.execute(kept.insert().from_select(
+                [*RECORD_COLUMNS, "published_at", "broker_epoch"],
+                select(*(self.outbox.c[name] for name in RECORD_COLUMNS),
+                       literal(time.time()), literal(epoch))
+                .where(self.outbox.c.id.in_(ids))))
+        await session.execute(delete(self.outbox).where(self.outbox.c.id.in_(ids)))
 
     async def _enter(self, epoch: int) -> None:
         """Start publishing to the broker of `epoch`: if kept rows went to another one, replay
@@ -174,6 +246,7 @@ class OutboxRelay:
             new = self.outbox
             return False, (await session.execute(
                 select(new.c.id, new.c.topic, new.c.key, new.c.value)
+                .where(new.c.set_aside_reason.is_(None))
                 .order_by(new.c.id).limit(self.batch))).all()
 
     async def _prune_when_due(self) -> None:
@@ -199,11 +272,15 @@ class OutboxRelay:
 
     async def _update_gauges(self) -> None:
         now = time.time()
+        waiting = self.outbox.c.set_aside_reason.is_(None)
         async with self.sessions() as session:
-            count, oldest = (await session.execute(
-                select(func.count(), func.min(self.outbox.c.created_at)))).one()
+            count, oldest, set_aside = (await session.execute(select(
+                func.count(case((waiting, 1))),
+                func.min(case((waiting, self.outbox.c.created_at))),
+                func.count(case((~waiting, 1)))))).one()
         OUTBOX_BACKLOG.labels(service=self.service).set(count)
         OUTBOX_OLDEST_AGE.labels(service=self.service).set(now - oldest if oldest else 0)
+        OUTBOX_FAILED_ROWS.labels(service=self.service).set(set_aside)
 
     async def _sleep(self, seconds: float) -> None:
         try:

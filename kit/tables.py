@@ -19,6 +19,8 @@ from sqlalchemy import (
 )
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# The columns an outbox row and a kept published row have in common.
+RECORD_COLUMNS = ("id", "topic", "key", "value", "headers", "created_at")
 
 
 def _record_columns() -> list[Column[object]]:
@@ -38,9 +40,19 @@ class KitTables:
 
     @classmethod
     def define(cls, metadata: MetaData, service: str) -> KitTables:
+        # Ids are never handed out twice, on any backend: a published row keeps its id in the
+        # published table, so an id reused after the outbox drained would collide there.
+        # PostgreSQL's identity sequence never reuses; SQLite needs AUTOINCREMENT for that
+        # (without it a new row gets max(id) + 1, which an emptied outbox sets back).
         outbox = Table(
             f"{service}_outbox", metadata,
-            Column("id", BigId, primary_key=True, autoincrement=True), *_record_columns())
+            Column("id", BigId, primary_key=True, autoincrement=True), *_record_columns(),
+            # Set when the relay gives up on a row (the broker refuses it, or it alone kept
+            # failing while the rows around it were published): the relay skips it and says
+            # why; an operator clears the reason to have it published again.
+            Column("set_aside_reason", String(1000), nullable=True),
+            Column("set_aside_at", Float, nullable=True),
+            sqlite_autoincrement=True)
         # Published rows move here with the broker epoch they were published to, until
         # outbox_retention_seconds have passed: if the broker loses its data (a restarted
         # memory-only broker), the relay publishes every row not yet on the new one again.

@@ -11,6 +11,7 @@ import pytest
 
 from tests.infra import (
     IN_CI,
+    TEST_BACKEND,
     Broker,
     Isolated,
     create_pg_database,
@@ -43,7 +44,12 @@ def broker(run_dir: Path) -> Iterator[Broker]:
 
 @pytest.fixture(scope="session")
 def database_url(run_dir: Path) -> Iterator[str]:
-    """A fresh PostgreSQL database when a server answers (required under CI), else SQLite."""
+    """A fresh PostgreSQL database when a server answers (required under CI), else SQLite.
+    FQ_TEST_BACKEND=sqlite chooses the embedded default's SQLite whatever answers: `make test`
+    runs the tests marked `both_backends` a second time that way."""
+    if TEST_BACKEND == "sqlite":
+        yield f"sqlite+aiosqlite:///{run_dir / 'test.db'}"
+        return
     if postgres_available():
         try:
             url, name = asyncio.run(create_pg_database())

@@ -28,6 +28,8 @@ from kit.settings import Settings
 from kit.tansu import port_open, start_tansu
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# "sqlite" runs the tests on the embedded default's database even where PostgreSQL answers.
+TEST_BACKEND = os.environ.get("FQ_TEST_BACKEND", "").lower()
 PG_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
