@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
 
-.PHONY: run test install uv system-deps lint typecheck contracts bench chaos clean help
+.PHONY: run test install uv system-deps lint typecheck contracts bench chaos chaos-sqlite clean help
 
 help:
 	@echo "make run    start the whole platform (Tansu + SQLite + four services)"
@@ -38,8 +38,13 @@ lint: install
 contracts: install
 	@$(UV) run python -m contracts.generate
 
+# Every test on PostgreSQL (SQLite where no server answers, except under CI=true), then the
+# ones marked both_backends (outbox, relay, consumers, the flows, `make run`, the chaos short
+# form) again on the embedded default's SQLite.
 test: install system-deps lint
 	@$(UV) run pytest $(PYTEST_ARGS)
+	@echo "--- again on SQLite, the embedded default: tests marked both_backends"
+	@FQ_TEST_BACKEND=sqlite $(UV) run pytest -m both_backends $(PYTEST_ARGS)
 
 # Benchmarks print tables and, last, one JSON line each (see docs/performance.md).
 bench: install
@@ -62,3 +67,7 @@ clean:
 CHAOS_ARGS ?=
 chaos: install
 	@$(UV) run python -m chaos.run --cases 10000 --faults 20 $(CHAOS_ARGS)
+
+# The same on the embedded default: a SQLite file per service, one process each.
+chaos-sqlite: install
+	@$(UV) run python -m chaos.run --sqlite --cases 10000 --faults 20 $(CHAOS_ARGS)

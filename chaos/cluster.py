@@ -1,6 +1,7 @@
 """The platform under test: a Tansu broker, a fresh PostgreSQL database and every service as
 separate processes (two routers and two mediations in one consumer group each), each of
-which can be killed with SIGKILL and started again on the same port."""
+which can be killed with SIGKILL and started again on the same port. On the embedded default
+(`sqlite`) every service keeps its own SQLite file as `make run` does, one process each."""
 
 from __future__ import annotations
 
@@ -12,17 +13,20 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kit.bus import wait_for_broker
 from kit.db import create_engine
 from tests.infra import DEV_KEY, FAST_ENV, ROOT, Broker, free_port
 
-# One process per service, two in the groups the suite rebalances.
+# One process per service, two in the groups the suite rebalances (on PostgreSQL; SQLite
+# files have one writer, so the embedded default runs one of each).
 REPLICAS = {"intake": 1, "router": 2, "mediation": 2, "notify": 1}
+SERVICES = tuple(REPLICAS)
 READY_WITHIN = 90.0
 
 
@@ -57,7 +61,7 @@ class Cluster:
     """Everything the suite runs, and the handles to break it."""
 
     var: Path
-    database_url: str
+    database_url: str  # "sqlite": the embedded default, a file per service under var
     env: dict[str, str] = field(default_factory=dict)
     broker: Broker = field(init=False)
     instances: list[Instance] = field(init=False, default_factory=list)
@@ -66,7 +70,7 @@ class Cluster:
         self.var.mkdir(parents=True, exist_ok=True)
         self.broker = Broker(self.var)
         for service, count in REPLICAS.items():
-            for index in range(1, count + 1):
+            for index in range(1, (1 if self.sqlite else count) + 1):
                 port = free_port()
                 self.instances.append(Instance(service, index, port,
                                                self.var / f"{service}-{index}.log"))
@@ -82,8 +86,24 @@ class Cluster:
     def of(self, service: str) -> list[Instance]:
         return [i for i in self.instances if i.service == service]
 
+    @property
+    def sqlite(self) -> bool:
+        return self.database_url == "sqlite"
+
     def engine(self) -> AsyncEngine:
-        return create_engine(self.database_url, pool_size=2)
+        """One engine that sees every service's tables (each table's name carries its
+        service): on SQLite, the mediation file with the others attached."""
+        if not self.sqlite:
+            return create_engine(self.database_url, pool_size=2)
+        engine = create_engine(f"sqlite+aiosqlite:///{self.var / 'mediation.db'}")
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _attach(dbapi_conn: Any, _record: Any) -> None:
+            for service in SERVICES:
+                if service != "mediation":
+                    dbapi_conn.execute(f"ATTACH DATABASE '{self.var / service}.db' AS {service}")
+
+        return engine
 
     # --- the broker ---------------------------------------------------------------------
 
@@ -101,7 +121,8 @@ class Cluster:
     def _environment(self, instance: Instance) -> dict[str, str]:
         return {**os.environ, **FAST_ENV, "FQ_KAFKA_BOOTSTRAP": self.broker.bootstrap,
                 "FQ_DEV_API_KEY": DEV_KEY, "FQ_VAR_DIR": str(self.var),
-                "FQ_DATABASE_URL": self.database_url, "FQ_INTAKE_URL": self.intake_url,
+                **({} if self.sqlite else {"FQ_DATABASE_URL": self.database_url}),
+                "FQ_INTAKE_URL": self.intake_url,
                 "FQ_SERVICE": instance.service, "FQ_PORT": str(instance.port),
                 "FQ_SHUTDOWN_GRACE_SECONDS": "0", **self.env}
 

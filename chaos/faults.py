@@ -25,6 +25,9 @@ KINDS: tuple[str, ...] = (
     KILL.format("intake"), KILL.format("router"), KILL.format("mediation"),
     KILL.format("notify"), BROKER_RESTART, POSTGRES_RESTART,
     REBALANCE.format("router"), REBALANCE.format("mediation"))
+# On the embedded default: no PostgreSQL to restart, one process per service to rebalance.
+SQLITE_KINDS: tuple[str, ...] = tuple(
+    k for k in KINDS if k != POSTGRES_RESTART and not k.startswith("rebalance"))
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chaos.check import EXPECTED_KINDS, HOOKS, Findings, check
 from chaos.cluster import Cluster, can_restart_postgresql
-from chaos.faults import KINDS, Injector, plan
+from chaos.faults import KINDS, SQLITE_KINDS, Injector, plan
 from chaos.receiver import Receiver
 from chaos.stream import CaseStream
 from contracts.topics import all_topic_names
@@ -46,6 +46,7 @@ class Options:
     kinds: tuple[str, ...] = KINDS
     var: Path | None = None
     keep: bool = False
+    sqlite: bool = False  # the embedded default: a SQLite file per service, one process each
 
 
 @dataclass
@@ -175,9 +176,9 @@ async def run(options: Options) -> Outcome:
     var = options.var or ROOT / "var" / "chaos" / time.strftime("%Y%m%d-%H%M%S")
     outcome.var = var
     max_postgres = options.max_postgres_restarts if can_restart_postgresql() else 0
-    if max_postgres == 0 and options.max_postgres_restarts:
+    if max_postgres == 0 and options.max_postgres_restarts and not options.sqlite:
         log.warning("no pg_ctlcluster here: PostgreSQL restarts are left out")
-    url, database = await create_pg_database()
+    url, database = ("sqlite", "") if options.sqlite else await create_pg_database()
     cluster = Cluster(var, url, env={
         # Every published row is kept through the run: each broker restart replays them all.
         "FQ_OUTBOX_RETENTION_SECONDS": "7200",
@@ -228,7 +229,7 @@ async def run(options: Options) -> Outcome:
         cluster.stop_all()
         await cluster.stop_broker()
         await engine.dispose()
-        if not options.keep:
+        if database and not options.keep:
             await drop_pg_database(database)
         outcome.timings["total"] = time.monotonic() - started
     return outcome
@@ -252,8 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--var", type=Path, default=None,
                         help="where the logs go (default var/chaos/<time>)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--sqlite", action="store_true",
+                        help="the embedded default: a SQLite file per service, one process "
+                        "each (no PostgreSQL restarts, no rebalances)")
     args = parser.parse_args(argv)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if args.sqlite:
+        kinds = tuple(k for k in kinds if k in SQLITE_KINDS)
     unknown = set(kinds) - set(KINDS)
     if unknown or not kinds:
         parser.error(f"unknown fault kinds: {sorted(unknown)}; known: {', '.join(KINDS)}")
@@ -264,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(cases=args.cases, faults=args.faults, rate=args.rate, seed=args.seed,
                       max_postgres_restarts=args.max_postgres_restarts,
                       settle_seconds=args.settle_seconds, kinds=kinds, var=args.var,
-                      keep=args.keep)
+                      keep=args.keep, sqlite=args.sqlite)
     def terminate(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt  # so that the processes, broker and database are cleaned up
 

@@ -18,7 +18,7 @@ from kit.settings import SERVICE_PORTS
 from services.notify.domain import verify
 from tests.infra import AUTH, Broker, eventually, free_port, serve, service_processes
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -24,7 +24,7 @@ from kit.outbox import OutboxRelay, add_to_outbox, outbox_row
 from kit.tables import KitTables
 from tests.infra import Broker
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_backends]
 
 metadata = MetaData()
 tables = KitTables.define(metadata, "kittest")

@@ -23,7 +23,7 @@ from services.intake.store import kit_tables
 from tests.infra import AUTH, Broker, serve, service_settings
 from tests.integration.test_intake import order
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_backends]
 OUTAGE_SECONDS = 17.0
 
 

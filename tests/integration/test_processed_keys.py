@@ -13,7 +13,7 @@ from kit.db import create_engine, session_factory
 from kit.processed import ProcessedKeyPruner
 from kit.tables import KitTables
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_backends]
 
 
 async def test_keys_older_than_the_retention_are_forgotten_and_newer_ones_kept(
