@@ -238,7 +238,10 @@ def build_router() -> APIRouter:
         summary = _summary(case, datetime.now(UTC))
         return CaseView(
             **summary.model_dump(), text=case.text, decision=case.decision,
-            allowed_transitions=sorted(staff_targets(Status(case.status))),
+            allowed_transitions=sorted(
+                s for s in staff_targets(Status(case.status))
+                # 退单 is for 12345 cases only (their hotline takes them back).
+                if s is not Status.RETURNED_TO_SOURCE or case.channel == Channel.HOTLINE_12345),
             history=[_history(h) for h in history],
             supervision=[SupervisionEntry.model_validate(s, from_attributes=True)
                          for s in supervision])
