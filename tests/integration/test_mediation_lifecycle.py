@@ -18,13 +18,13 @@ from sqlmodel import col
 from contracts.api_mediation import TransitionRequest
 from contracts.enums import Category, Channel, Department, Risk, Status, Tier
 from contracts.topics import CASE_LIFECYCLE
-from services.mediation.domain.lifecycle import STEP_DATA as REQUIRED_DATA
 from services.mediation.domain.lifecycle import (
     CLOSES_AUTOMATICALLY,
     EVENT_ONLY,
     TRANSITIONS,
     StaleVersion,
 )
+from services.mediation.domain.lifecycle import STEP_DATA as REQUIRED_DATA
 from services.mediation.handlers import CaseEvents, transition_case
 from services.mediation.main import create
 from services.mediation.store import Case
