@@ -75,7 +75,7 @@ def test_the_second_return_goes_to_a_person(by: tuple[Department, ...]) -> None:
 
 def test_with_nobody_left_a_person_decides_after_one_return() -> None:
     decision = route_case(NOISE, RULES, TREE)
-    everyone = tuple(candidates(decision, returned(D.COURT), RULES)) + (D.COURT,)
+    everyone = (*candidates(decision, returned(D.COURT), RULES), D.COURT)
     nobody = Returned(department=D.COURT, reason="x", returns=1, returned_by=everyone)
     assert candidates(decision, nobody, RULES) == []
     assert reroute(decision, nobody, RULES, 2) is None
