@@ -30,7 +30,7 @@ from contracts.events import (
 )
 from contracts.topics import CASE_LIFECYCLE, CASE_ROUTED
 from kit.consumer import Delivery
-from kit.metrics import TRANSITIONS
+from kit.metrics import ROUTING_CORRECTIONS, TRANSITIONS
 from kit.outbox import add_to_outbox, outbox_row
 from kit.settings import Settings
 from services.mediation import store
@@ -173,6 +173,11 @@ async def transition_case(session: AsyncSession, case: Case, request: Transition
     except StaleCase:
         current = await store.current_version(session, case.case_id)
         raise StaleVersion(request.expected_version, current or 0) from None
+    if target is Status.RETURNED:
+        # Counted against the department that held the case: it still leads it until the
+        # router decides.
+        ROUTING_CORRECTIONS.labels(CorrectionKind.RETURN.value,
+                                   case.lead_department or "none").inc()
     return steps
 
 
@@ -381,4 +386,8 @@ async def assign_case(session: AsyncSession, case: Case, request: AssignmentRequ
         raise StaleVersion(request.expected_version, current or 0) from None
     event = CaseRoutedEvent.wrap(routed, source="mediation", subject=case.case_id)
     await add_to_outbox(session, kit_tables.outbox, [outbox_row(CASE_ROUTED, event)])
+    assert routed.correction is not None
+    previous = routed.correction.previous_lead_department
+    ROUTING_CORRECTIONS.labels(routed.correction.kind.value,
+                               previous.value if previous else "none").inc()
     return step, routed
