@@ -55,8 +55,8 @@ from services.mediation.domain.lifecycle import (
     StepDataInvalid,
     staff_targets,
 )
-from services.mediation.domain.time_limits import LimitOverrides, is_overdue
-from services.mediation.handlers import assign_case, transition_case
+from services.mediation.domain.time_limits import is_overdue
+from services.mediation.handlers import assign_case, limit_overrides, transition_case
 from services.mediation.store import AU, SV, AuditRecord, C, Case, CaseHistory, H, SupervisionRecord
 
 # Dates and naive times in queries are China Standard Time, as the centres read them.
@@ -367,12 +367,7 @@ def build_router() -> APIRouter:
         if principal.departments:
             raise ApiError(403, "forbidden", "a department's key may return a case, not "
                            "assign it: assignment is the dispatchers'")
-        settings = runtime.settings
-
-        def seconds(value: float | None) -> timedelta | None:
-            return timedelta(seconds=value) if value is not None else None
-        overrides = LimitOverrides(seconds(settings.acceptance_limit_seconds),
-                                   seconds(settings.resolution_limit_seconds))
+        overrides = limit_overrides(runtime.settings)
         now = datetime.now(UTC)
         actor = body.actor or principal.name
         try:

@@ -215,15 +215,20 @@ class _Run:
         return case
 
 
+def limit_overrides(settings: Settings) -> LimitOverrides:
+    """The limit lengths the settings impose instead of the decisions' (drills, tests)."""
+    def seconds(value: float | None) -> timedelta | None:
+        return timedelta(seconds=value) if value is not None else None
+    return LimitOverrides(seconds(settings.acceptance_limit_seconds),
+                          seconds(settings.resolution_limit_seconds))
+
+
 class CaseEvents:
     """Handlers of the reported and routed events. Limit overrides (settings) replace the
     routing decision's limits for drills and tests."""
 
     def __init__(self, settings: Settings) -> None:
-        def seconds(value: float | None) -> timedelta | None:
-            return timedelta(seconds=value) if value is not None else None
-        self.overrides = LimitOverrides(seconds(settings.acceptance_limit_seconds),
-                                        seconds(settings.resolution_limit_seconds))
+        self.overrides = limit_overrides(settings)
 
     async def handle_batch(self, session: AsyncSession, batch: list[Delivery]) -> None:
         """A run of reported or routed events: their cases read in one query, the new cases,
