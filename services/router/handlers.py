@@ -193,19 +193,21 @@ class RouterHandlers:
         # A dispatcher's round may not have reached us yet: the step knows the case's round.
         routing_round = max(row.routing_round, step.routing_round or 0) + 1
         returning = step.to_status is Status.RETURNED
+        # The tier the case had when it was returned (a dispatcher's may not have reached us).
+        held_at = step.tier if returning and step.tier else Tier(row.tier)
         prior = await PriorCases.load(session, [report])
         decision = route_case(report, self.rulebook.rules, self.rulebook.tree,
                               prior_related=prior.count(report, identity_hashes_of(report)),
                               routing_round=routing_round,
                               escalate_from=None if returning else Tier(row.tier),
-                              keep_tier=Tier(row.tier) if returning else None,
+                              keep_tier=held_at if returning else None,
                               now=step.at)
         correction: Correction | None = None
         awaiting_dispatch = False
         progress: dict[str, Any] = {}
         if returning:
             decision, correction, awaiting_dispatch, progress = self._after_return(
-                step, row, decision, routing_round)
+                step, row, decision, routing_round, held_at)
         await session.execute(reports.update().where(reports.c.case_id == report.case_id)
                               .values(routing_round=routing_round, tier=decision.tier.value,
                                       **progress))
@@ -215,7 +217,7 @@ class RouterHandlers:
         await add_to_outbox(session, kit_tables.outbox, [outbox])
 
     def _after_return(self, step: CaseLifecycle, row: Any, decision: RoutingDecision,
-                      routing_round: int
+                      routing_round: int, tier: Tier
                       ) -> tuple[RoutingDecision, Correction, bool, dict[str, Any]]:
         department = step.lead_department
         returned_by = [Department(d) for d in row.returned_by or []]
@@ -223,7 +225,7 @@ class RouterHandlers:
             returned_by.append(department)
         returned = Returned(department=department, reason=step.reason or "",
                             returns=(row.returns or 0) + 1, returned_by=tuple(returned_by),
-                            suggested=step.data.suggested_department, tier=Tier(row.tier))
+                            suggested=step.data.suggested_department, tier=tier)
         rerouted = reroute(decision, returned, self.rulebook.rules, routing_round)
         correction = Correction(kind=CorrectionKind.RETURN, by=step.actor,
                                 reason=step.reason or "", previous_lead_department=department,
