@@ -343,3 +343,42 @@ async def test_a_12345_case_returned_to_the_hotline_reaches_its_callback(
     assert feedback["returned"] is True
     assert feedback["return_reason"] == "属物业合同纠纷，非本中心职责"
     assert "属物业合同纠纷" in feedback["result"]
+
+
+async def test_a_reassigned_case_returned_by_its_new_department_is_routed_from_there(
+        world: World, unique: str) -> None:
+    """Every service applies a dispatcher's decision as the router's: the departments are
+    told, and the router routes the next return from its round, tier and department."""
+    case_id = f"RAS{unique}"
+    lost, won = f"lost-{unique}", f"won-{unique}"
+    await subscribe(world, lost, ["village_mediation"])
+    await subscribe(world, won, ["civil_affairs"])
+    dispatcher = await key(world, "cases:read", "cases:dispatch")
+    civil = await key(world, "cases:read", "cases:write", departments=["civil_affairs"])
+    await report(world, case_id)
+    async with httpx.AsyncClient(base_url=world.mediation, timeout=30) as client:
+        routed = await case_when(client, case_id, "routed")
+        r = await client.post(f"/v1/cases/{case_id}/assignment", headers=dispatcher, json={
+            "lead_department": "civil_affairs", "tier": "town", "reason": "涉及低保户",
+            "expected_version": routed["version"]})
+        assert r.status_code == 200, r.text
+        reassigned = r.json()["case"]
+        assert reassigned["routing_round"] == 2
+        assert datetime.fromisoformat(reassigned["accept_from"]) > datetime.fromisoformat(
+            routed["received_at"])
+        assert reassigned["resolve_by"] == routed["resolve_by"]
+
+        r = await give_back(client, reassigned, civil, "非民政职责")
+        assert r.status_code == 200, r.text
+        again = await case_when(client, case_id, "routed", routing_round=3)
+    assert again["tier"] == "town"  # the dispatcher's tier, kept on return
+    assert again["lead_department"] not in {"civil_affairs"}
+    assert "returned by civil_affairs: 非民政职责" in again["decision"]["rules_fired"]
+
+    withdrawn = await posts(world, lost, lambda got: any(
+        b.get("notice") == "withdrawn" for b in got))
+    assert next(b for b in withdrawn if b.get("notice") == "withdrawn"
+                )["data"]["correction"]["kind"] == "reassign"
+    told = await posts(world, won, lambda got: any(b.get("notice") == "withdrawn" for b in got))
+    # Deliveries are not ordered: the assignment (round 2) and its withdrawal (round 3).
+    assert sorted(b["notice"] for b in told if "notice" in b) == ["assigned", "withdrawn"]
