@@ -27,7 +27,8 @@ class StepInput(TransitionData):
     """The data of one lifecycle step. Which fields a step needs depends on its target:
     `resolved` needs agreement and agreement_amount (0 when no money is involved), `failed`
     a failure_reason, `referred` a referral, `visited` visit_notes, `rated` a satisfaction
-    of 1–5; `accepted` and `in_mediation` may name the mediator; `notes` fits any step.
+    of 1–5; `accepted` and `in_mediation` may name the mediator; `returned` may name a
+    suggested_department; `notes` fits any step.
     A field that does not belong to the step is refused rather than silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
@@ -104,8 +105,15 @@ class CaseSummary(BaseModel):
     jurisdiction_code: str | None
     routing_round: int
     mediator: str | None = None
+    limits_from: datetime | None = Field(
+        default=None, description="When the overall limit started (receipt, or escalation)")
+    accept_from: datetime | None = Field(
+        default=None, description="When the acceptance limit started again after a return or "
+        "an assignment by hand (none: with the overall limit)")
     accept_by: datetime | None
     resolve_by: datetime | None
+    returns: int = Field(default=0, description="Times a lead department returned it (退回)")
+    reassignments: int = Field(default=0, description="Times it was assigned by hand")
     accepted_at: datetime | None = None
     closed_at: datetime | None = None
     satisfaction: int | None = None
@@ -127,6 +135,34 @@ class CasePage(BaseModel):
     next_cursor: str | None
 
 
+class AssignmentRequest(BaseModel):
+    """A dispatcher's decision (改派 / 人工分派): who leads the case now, at which tier, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lead_department: Department
+    cooperating_departments: list[Department] = Field(default_factory=list, max_length=16)
+    tier: Tier
+    reason: str = Field(min_length=1, max_length=2000, description="Why (recorded and shown "
+                        "to the departments)")
+    actor: str | None = Field(default=None, min_length=1, max_length=128,
+                              description="Who decides (name or staff id); default: the key")
+    expected_version: int = Field(ge=1, description="The case's `version` as you last read "
+                                  "it; if someone changed the case since, the answer is 409")
+
+    @field_validator("actor", "reason")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return _refuse_nul(value)
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
 class TransitionResult(BaseModel):
     case: CaseSummary
     transitions: list[HistoryEntry] = Field(
@@ -139,6 +175,8 @@ class StatsDimension(StrEnum):
     DEPARTMENT = "department"
     CATEGORY = "category"
     JURISDICTION = "jurisdiction"
+    ROUTED_DEPARTMENT = "routed_department"
+    LEAD_RULE = "lead_rule"
     DAY = "day"
     WEEK = "week"
     MONTH = "month"
@@ -162,6 +200,8 @@ class StatsRow(BaseModel):
     court_received: int
     court_mediated: int
     repeats: int
+    returned: int
+    reassigned: int
     resolution_rate: float | None
     closure_rate: float | None
     on_time_rate: float | None
@@ -170,6 +210,8 @@ class StatsRow(BaseModel):
     diversion_rate: float | None
     success_rate: float | None
     repeat_rate: float | None
+    return_rate: float | None
+    reassignment_rate: float | None
 
 
 class StatsReport(BaseModel):
@@ -186,6 +228,7 @@ class AuditAction(StrEnum):
     READ = "read"
     LIST = "list"
     TRANSITION = "transition"
+    ASSIGN = "assign"
 
 
 class AuditEntry(BaseModel):
@@ -197,7 +240,8 @@ class AuditEntry(BaseModel):
     case_id: str | None = Field(description="The case read or moved; none for a list")
     detail: dict[str, Any] = Field(
         description="read: {}; list: the filters given and how many cases were answered; "
-        "transition: from_status, to_status, the version reached and the actor named")
+        "transition: from_status, to_status, the version reached and the actor named; "
+        "assign: from_status, the previous and new lead department, tier, reason, version")
 
 
 class AuditPage(BaseModel):

@@ -18,9 +18,14 @@ from contracts.envelope import CloudEvent
 KIND_ROUTED = "routed"
 KIND_LIFECYCLE = "lifecycle"
 KIND_SUPERVISION = "supervision"
+# A corrected routing (a return routed again, or an assignment by hand): the new departments
+# are told the case was assigned to them, the department that lost it that it was withdrawn.
+# `routed` covers both.
+KIND_ASSIGNED = "routed.assigned"
+KIND_WITHDRAWN_FROM = "routed.withdrawn"
 
 EVENT_KINDS: tuple[str, ...] = (
-    KIND_ROUTED,
+    KIND_ROUTED, KIND_ASSIGNED, KIND_WITHDRAWN_FROM,
     KIND_LIFECYCLE, *(f"{KIND_LIFECYCLE}.{s.value}" for s in Status),
     KIND_SUPERVISION, *(f"{KIND_SUPERVISION}.{level.value}" for level in SupervisionLevel),
 )
@@ -38,8 +43,9 @@ def supervision_kind(level: SupervisionLevel) -> str:
 
 def _known_kind(kind: str) -> str:
     if kind not in EVENT_KINDS:
-        raise ValueError(f"unknown kind '{kind}': use routed, lifecycle, lifecycle.<status>, "
-                         "supervision or supervision.<level>")
+        raise ValueError(f"unknown kind '{kind}': use routed, routed.assigned, "
+                         "routed.withdrawn, lifecycle, lifecycle.<status>, supervision or "
+                         "supervision.<level>")
     return kind
 
 
@@ -60,8 +66,9 @@ class SubscriptionIn(BaseModel):
     url: AnyHttpUrl = Field(description="Where events are POSTed (http or https)")
     kinds: list[EventKind] = Field(
         default=[KIND_ROUTED], min_length=1, max_length=len(EVENT_KINDS),
-        description="routed; lifecycle (every status) or lifecycle.<status>; supervision "
-        "(every level) or supervision.<level>")
+        description="routed (also covers routed.assigned and routed.withdrawn: a corrected "
+        "routing told to the new and the former lead department); lifecycle (every status) "
+        "or lifecycle.<status>; supervision (every level) or supervision.<level>")
     departments: list[Department] = Field(
         default=[], max_length=len(Department),
         description="Lead or cooperating department; empty: every department")
@@ -162,6 +169,9 @@ class HotlineFeedback(BaseModel):
     satisfaction: int | None = Field(default=None, ge=1, le=5,
                                      description="The citizen's rating 1–5 (满意度), once rated")
     visited_at: AwareDatetime | None = Field(default=None, description="Follow-up visit (回访)")
+    returned: bool = Field(default=False, description="Sent back to the hotline (退单): "
+                           "outside the centre's remit; `return_reason` says why")
+    return_reason: str | None = Field(default=None, description="Why it was sent back (退单原因)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -93,10 +93,25 @@ class Status(StrEnum):
     ESCALATED = "escalated"
     REFERRED = "referred"
     WITHDRAWN = "withdrawn"
+    # Corrections of the routing: returned by its lead department (退回), waiting for a
+    # dispatcher (人工分派), sent back to the 12345 hotline it came from (退单).
+    RETURNED = "returned"
+    AWAITING_DISPATCH = "awaiting_dispatch"
+    RETURNED_TO_SOURCE = "returned_to_source"
     CLOSED = "closed"
     VISITED = "visited"
     RATED = "rated"
     ARCHIVED = "archived"
+
+
+class CorrectionKind(StrEnum):
+    """How a routing decision came to be corrected: the lead department returned the case
+    (退回) and the router routed it again, or a dispatcher reassigned it (改派) or assigned a
+    case from the dispatch queue (人工分派)."""
+
+    RETURN = "return"
+    REASSIGN = "reassign"
+    DISPATCH = "dispatch"
 
 
 class Referral(StrEnum):

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from contracts.enums import (
     Category,
     Channel,
+    CorrectionKind,
     Department,
     PartyRole,
     Referral,
@@ -110,14 +111,36 @@ class RoutingDecision(_Model):
     rules_version: str
 
 
+class Correction(_Model):
+    """Why a case is routed again other than after an escalation: its lead department
+    returned it (the router chose anew), or a dispatcher decided by hand."""
+
+    kind: CorrectionKind
+    by: str = Field(description="Who returned or assigned the case (the step's actor)")
+    reason: str
+    previous_lead_department: Department | None = Field(
+        default=None, description="The department that held the case before (it is told "
+        "the case was withdrawn from it)")
+    returned_by: list[Department] = Field(
+        default_factory=list, description="Every department that has returned the case")
+
+
 class CaseRouted(_Model):
     case_id: CaseId
     channel: Channel
     external_id: str
     received_at: AwareDatetime
     routed_at: AwareDatetime
-    routing_round: int = Field(default=1, ge=1, description="1 at first routing, +1 per escalation")
+    routing_round: int = Field(default=1, ge=1, description="1 at first routing, +1 per "
+                               "escalation, return or assignment by hand")
     decision: RoutingDecision
+    correction: Correction | None = Field(
+        default=None, description="Set when the case was returned or assigned by a person: "
+        "the acceptance limit starts again, the overall limit keeps running")
+    awaiting_dispatch: bool = Field(
+        default=False, description="The router found no department left, or the case has "
+        "been returned twice: a dispatcher decides (status awaiting_dispatch); `decision` is "
+        "the last one, kept for reference")
 
 
 class TransitionData(_Model):
@@ -131,6 +154,9 @@ class TransitionData(_Model):
     referral: Referral | None = None
     visit_notes: str | None = None
     satisfaction: int | None = Field(default=None, ge=1, le=5)
+    suggested_department: Department | None = Field(
+        default=None, description="On a return (退回): where the department thinks the case "
+        "belongs; the router tries it first")
 
 
 class CaseLifecycle(_Model):
@@ -145,6 +171,9 @@ class CaseLifecycle(_Model):
     external_id: str
     tier: Tier | None = None
     lead_department: Department | None = None
+    routing_round: int | None = Field(
+        default=None, ge=0, description="The case's routing round at this step (a return is "
+        "routed again in the round after it)")
     data: TransitionData = Field(default_factory=TransitionData)
 
 

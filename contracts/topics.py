@@ -56,8 +56,9 @@ class Topic:
 TOPICS: tuple[Topic, ...] = (
     Topic(CASE_REPORTED, CaseReportedEvent, "A report accepted by intake, in canonical form.",
           ("intake",), ("router", "mediation")),
-    Topic(CASE_ROUTED, CaseRoutedEvent, "The router's decision for a case.",
-          ("router",), ("mediation", "notify")),
+    Topic(CASE_ROUTED, CaseRoutedEvent, "The router's decision for a case, or a "
+          "dispatcher's (改派 / 人工分派, published by mediation with a `correction`).",
+          ("router", "mediation"), ("mediation", "notify", "router (dispatchers' decisions)")),
     Topic(CASE_LIFECYCLE, CaseLifecycleEvent, "Every status transition of a case.",
           ("mediation",), ("router", "notify", "intake (Open311 request status)")),
     Topic(CASE_SUPERVISION, CaseSupervisionEvent, "Time-limit warnings and supervision (督办).",

@@ -40,6 +40,9 @@ class Scope(StrEnum):
     INTAKE_WRITE = "intake:write"
     CASES_READ = "cases:read"
     CASES_WRITE = "cases:write"
+    # A centre dispatcher: reassigns cases, dispatches the queue by hand, returns 12345 cases
+    # to the hotline. Limited, as any key, to jurisdictions (and channels).
+    CASES_DISPATCH = "cases:dispatch"
     ROUTING_READ = "routing:read"
     ROUTING_ADMIN = "routing:admin"
     SUBSCRIPTIONS = "subscriptions:manage"

@@ -129,7 +129,9 @@ class Producer:
                                reason: str, headers: Iterable[tuple[str, bytes]] = ()) -> None:
         """Publish an unprocessable message to `<topic>.dlq` with the reason in a header."""
         dlq_topic = topic + ".dlq"
-        reason_bytes = reason.encode()[:MAX_REASON_BYTES]
+        # Cut on a character boundary: a reason quoting Chinese text must stay valid UTF-8.
+        reason_bytes = reason.encode()[:MAX_REASON_BYTES].decode(
+            errors="ignore").encode()
         all_headers = [h for h in headers if h[0] != DLQ_REASON_HEADER]
         all_headers += [(DLQ_REASON_HEADER, reason_bytes), ("fq-dlq-source-topic", topic.encode())]
         if value is not None and len(value) > MAX_DEAD_LETTER_BYTES:

@@ -51,6 +51,10 @@ RED_UNACCEPTED_OVERDUE = Gauge("fq_red_cases_unaccepted_overdue",
                                "Red-risk cases not accepted within their 2-hour limit")
 TRANSITIONS = Counter("fq_cases_transitions", "Lifecycle transitions", ["to_status"])
 SUPERVISION_EVENTS = Counter("fq_supervision_events", "Supervision events emitted", ["level"])
+ROUTING_CORRECTIONS = Counter(
+    "fq_routing_corrections", "Routings corrected by staff: returns (退回), reassignments "
+    "(改派) and dispatches by hand (人工分派), by the department that held the case",
+    ["kind", "department"])
 
 DELIVERY_ATTEMPT_DURATION = Histogram("fq_delivery_attempt_duration_seconds",
                                       "One delivery attempt (webhook, hotline feedback, SMS)",

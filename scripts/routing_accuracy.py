@@ -1,9 +1,11 @@
 """Print the router's per-field accuracy on the worked examples, labelled and held-out reports.
 
     uv run python scripts/routing_accuracy.py [--rules FILE] [--jurisdictions FILE] [--wrong]
-                                              [--time]
+                                              [--time] [--corrections FILE ...]
 
 Run it after editing a rules file: it shows what the edit did before the file ships.
+`--corrections` adds the router's corrections export (GET /v1/routing/corrections, JSON) as
+a labelled set: each case staff corrected, labelled with where it ended up.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from services.router.domain.evaluation import (  # noqa: E402
     Evaluation,
     LabelledReport,
     evaluate,
+    load_corrections,
     load_labelled,
 )
 from services.router.domain.jurisdictions import JurisdictionTree  # noqa: E402
@@ -50,6 +53,9 @@ def main() -> int:
     parser.add_argument("--wrong", action="store_true", help="list every report decided wrongly")
     parser.add_argument("--time", action="store_true",
                         help="also time route_case per report over every set")
+    parser.add_argument("--corrections", action="append", default=[], type=Path,
+                        metavar="FILE", help="a corrections export (JSON) as a labelled set "
+                        "(label = the final decision); may be repeated")
     args = parser.parse_args()
     rules = load_rules(args.rules)
     tree = load_jurisdictions(args.jurisdictions)
@@ -57,10 +63,14 @@ def main() -> int:
     rows: list[tuple[str, Evaluation]] = []
     whole_sets: list[tuple[str, Evaluation]] = []
     everything: list[LabelledReport] = []
-    for name, path in SETS.items():
+    sets = {name: (path, load_labelled) for name, path in SETS.items()}
+    sets |= {f"corrections {path.name}": (path, load_corrections) for path in args.corrections}
+    for name, (path, load) in sets.items():
         if not path.exists():
+            if path in args.corrections:
+                parser.error(f"no such file: {path}")
             continue
-        labelled = load_labelled(path)
+        labelled = load(path)
         everything.extend(labelled)
         evaluation = evaluate(labelled, rules, tree)
         rows.append((name, evaluation))

@@ -19,6 +19,7 @@ from sqlalchemy.sql import ColumnElement
 
 from contracts.api_mediation import (
     PERIODS,
+    AssignmentRequest,
     AuditAction,
     AuditEntry,
     AuditPage,
@@ -47,13 +48,15 @@ from services.mediation.domain.figures import (
     figures,
 )
 from services.mediation.domain.lifecycle import (
+    DISPATCHER_ONLY,
     IllegalTransition,
+    NotAssignable,
     StaleVersion,
     StepDataInvalid,
     staff_targets,
 )
 from services.mediation.domain.time_limits import is_overdue
-from services.mediation.handlers import transition_case
+from services.mediation.handlers import assign_case, limit_overrides, transition_case
 from services.mediation.store import AU, SV, AuditRecord, C, Case, CaseHistory, H, SupervisionRecord
 
 # Dates and naive times in queries are China Standard Time, as the centres read them.
@@ -164,10 +167,36 @@ case's status is 409 naming the allowed ones (`allowed`). The data a step needs 
 for `resolved`, failure_reason for `failed`, referral for `referred`, visit_notes for
 `visited`, satisfaction for `rated`) missing is 422 with the fields.
 
-`reported` and `routed` are set by events, never here: after `escalated` the router routes
-the case again, to the tier above, and it comes back `routed` with the new tier and lead
-department. `referred` closes the case at once: the answer carries both steps
-(`referred`, then `closed` by the system) and the case is at `closed`.
+`reported`, `routed` and `awaiting_dispatch` are set by events, never here: after
+`escalated` the router routes the case again, to the tier above, and it comes back `routed`
+with the new tier and lead department. `referred` closes the case at once: the answer
+carries both steps (`referred`, then `closed` by the system) and the case is at `closed`.
+
+**Return (退回).** The lead department returns a case it should not have (from `routed` or
+`accepted`, before mediation starts): `to_status` `returned` with a `reason` (required) and
+optionally `data.suggested_department`. The router routes it again at the same tier, never
+to a department that has returned it; after two returns, or when no department is left, the
+case waits in the dispatch queue (`awaiting_dispatch`, `GET /v1/cases?status=
+awaiting_dispatch`) for a dispatcher (`POST /v1/cases/{case_id}/assignment`).
+
+**Return to the hotline (退单).** A dispatcher (scope `cases:dispatch` besides this one's)
+sends a 12345 case back to the hotline with `to_status` `returned_to_source` and a `reason`:
+the case closes here at once (both steps in the answer) and the hotline's callback receives
+the return with the reason.
+"""
+
+ASSIGNMENT_DESCRIPTION = """\
+A dispatcher's decision (改派 reassignment, or 人工分派 from the dispatch queue): the case is
+routed at once to `lead_department` (with `cooperating_departments`) at `tier`, in a new
+routing round, and the decision is published as a routed event that every service applies as
+it applies the router's (the router keeps it beside its own decisions; the department that
+lost the case is told it was withdrawn, the new one that it was assigned). The acceptance
+limit starts again for the new department; the overall limit keeps running.
+
+Scope `cases:dispatch`, limited like any key to jurisdictions and channels; a key limited to
+departments may not assign (403). Possible from `routed`, `accepted` and `awaiting_dispatch`
+(409 `illegal_transition` otherwise). Send the case's `version` in `expected_version`: 409
+`version_conflict` if it changed since. An unknown department or a missing `reason` is 422.
 """
 
 
@@ -209,7 +238,10 @@ def build_router() -> APIRouter:
         summary = _summary(case, datetime.now(UTC))
         return CaseView(
             **summary.model_dump(), text=case.text, decision=case.decision,
-            allowed_transitions=sorted(staff_targets(Status(case.status))),
+            allowed_transitions=sorted(
+                s for s in staff_targets(Status(case.status))
+                # 退单 is for 12345 cases only (their hotline takes them back).
+                if s is not Status.RETURNED_TO_SOURCE or case.channel == Channel.HOTLINE_12345),
             history=[_history(h) for h in history],
             supervision=[SupervisionEntry.model_validate(s, from_attributes=True)
                          for s in supervision])
@@ -298,6 +330,11 @@ def build_router() -> APIRouter:
                 if not _may_act(principal, case):
                     raise ApiError(403, "forbidden", "this key may read the case but only its "
                                    "lead department's keys may move it")
+                if body.to_status in DISPATCHER_ONLY and not principal.allows(
+                        Scope.CASES_DISPATCH):
+                    raise ApiError(403, "forbidden", f"'{body.to_status.value}' is a "
+                                   "dispatcher's step: this key lacks the 'cases:dispatch' "
+                                   "scope")
                 from_status = case.status
                 steps = await transition_case(session, case, body, now)
                 session.add(store.audit(
@@ -319,6 +356,43 @@ def build_router() -> APIRouter:
         runtime.relay.wake()
         return result
 
+    @router.post("/v1/cases/{case_id}/assignment", response_model=TransitionResult,
+                 tags=["cases"], responses=error_responses(401, 403, 404, 409, 422),
+                 summary="Assign a case by hand: reassign (改派) or dispatch (人工分派)",
+                 description=ASSIGNMENT_DESCRIPTION)
+    async def assignment(case_id: str, body: AssignmentRequest, request: Request,
+                         principal: Principal = require(Scope.CASES_DISPATCH)
+                         ) -> TransitionResult:
+        runtime: Runtime = request.app.state.runtime
+        if principal.departments:
+            raise ApiError(403, "forbidden", "a department's key may return a case, not "
+                           "assign it: assignment is the dispatchers'")
+        overrides = limit_overrides(runtime.settings)
+        now = datetime.now(UTC)
+        actor = body.actor or principal.name
+        try:
+            async with runtime.sessions() as session, session.begin():
+                case = await _visible_case(session, case_id, principal)
+                if not _may_act(principal, case):
+                    raise ApiError(403, "forbidden", "this key may not act on the case")
+                from_status, previous_lead = case.status, case.lead_department
+                step, routed = await assign_case(session, case, body, actor, now, overrides)
+                session.add(store.audit(
+                    principal, AuditAction.ASSIGN, case_id, from_status=from_status,
+                    kind=routed.correction.kind.value if routed.correction else None,
+                    previous_lead_department=previous_lead,
+                    lead_department=body.lead_department.value, tier=body.tier.value,
+                    reason=body.reason, version=case.version, actor=actor))
+                result = TransitionResult(case=_summary(case, now), transitions=[_history(step)])
+        except StaleVersion as exc:
+            raise ApiError(409, "version_conflict", str(exc),
+                           extra={"current_version": exc.current}) from None
+        except NotAssignable as exc:
+            raise ApiError(409, "illegal_transition", str(exc), extra={
+                "current_status": exc.current.value, "allowed": exc.allowed}) from None
+        runtime.relay.wake()
+        return result
+
     @router.get("/v1/stats", response_model=StatsReport, tags=["statistics"],
                 responses={**error_responses(401, 403, 422),
                            200: {"content": {"text/csv": {"schema": {"type": "string"}}},
@@ -328,7 +402,9 @@ def build_router() -> APIRouter:
     async def stats(
         request: Request,
         group_by: Annotated[list[str], Query(
-            description="channel, tier, department, category, jurisdiction, day, week, month")
+            description="channel, tier, department, category, jurisdiction, routed_department "
+            "(the router's first lead department), lead_rule (the rule that chose it), day, "
+            "week, month")
         ] = [],  # noqa: B006 - FastAPI copies defaults
         received_from: DateParam = None,
         received_to: DateParam = None,
@@ -440,7 +516,8 @@ def _stats_row(group: dict[str, str | None], counts: CaseCounts) -> StatsRow:
 
 
 DIMENSION_LABELS_ZH = {"channel": "渠道", "tier": "层级", "department": "牵头部门",
-                       "category": "纠纷类别", "jurisdiction": "属地", "day": "日期",
+                       "category": "纠纷类别", "jurisdiction": "属地",
+                       "routed_department": "初次分派部门", "lead_rule": "分派规则", "day": "日期",
                        "week": "周(起始日)", "month": "月份"}
 
 

@@ -13,28 +13,36 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from contracts.api_mediation import TransitionRequest
-from contracts.enums import Status, SupervisionLevel
+from contracts.api_mediation import AssignmentRequest, TransitionRequest
+from contracts.enums import Channel, CorrectionKind, Status, SupervisionLevel
 from contracts.events import (
     CaseLifecycle,
     CaseLifecycleEvent,
     CaseReportedEvent,
+    CaseRouted,
     CaseRoutedEvent,
+    Correction,
+    Explanation,
+    RoutingDecision,
+    Sla,
     TransitionData,
     case_id_of,
 )
-from contracts.topics import CASE_LIFECYCLE
+from contracts.topics import CASE_LIFECYCLE, CASE_ROUTED
 from kit.consumer import Delivery
-from kit.metrics import TRANSITIONS
+from kit.metrics import ROUTING_CORRECTIONS, TRANSITIONS
 from kit.outbox import add_to_outbox, outbox_row
 from kit.settings import Settings
 from services.mediation import store
 from services.mediation.domain.figures import prior_related_count
 from services.mediation.domain.lifecycle import (
     CLOSES_AUTOMATICALLY,
+    DataProblem,
     Milestones,
     StaleVersion,
     StepDataInvalid,
+    check_assignment,
+    check_reason,
     check_step_data,
     check_transition,
     step_changes,
@@ -53,14 +61,15 @@ class StaleCase(Exception):
 def clocks_of(case: Case, **changes: Any) -> CaseClocks:
     """The case's time limits, as they are or would be with `changes` applied."""
     value = {name: changes.get(name, getattr(case, name)) for name in (
-        "status", "limits_from", "accept_by", "resolve_by", "acceptance_supervised",
-        "resolution_supervised")}
+        "status", "limits_from", "accept_from", "accept_by", "resolve_by",
+        "acceptance_supervised", "resolution_supervised")}
     return CaseClocks(
         status=Status(value["status"]) if value["status"] else Status.REPORTED,
         start=value["limits_from"] or case.received_at,
         accept_by=value["accept_by"], resolve_by=value["resolve_by"],
         acceptance_supervised=_level(value["acceptance_supervised"]),
-        resolution_supervised=_level(value["resolution_supervised"]))
+        resolution_supervised=_level(value["resolution_supervised"]),
+        acceptance_start=value["accept_from"])
 
 
 def _level(value: str | None) -> SupervisionLevel | None:
@@ -119,7 +128,7 @@ async def record_transition(session: AsyncSession, case: Case, to_status: Status
         case_id=case.case_id, version=case.version, from_status=from_status,
         to_status=to_status, actor=actor, reason=reason, at=at, channel=case.channel,
         external_id=case.external_id, tier=case.tier, lead_department=case.lead_department,
-        data=data), source="mediation", subject=case.case_id)
+        routing_round=case.routing_round, data=data), source="mediation", subject=case.case_id)
     written_here = pending is None
     pending = pending or Pending()
     pending.history.append(entry)
@@ -137,26 +146,38 @@ async def transition_case(session: AsyncSession, case: Case, request: Transition
     request = masked(request)
     target = request.to_status
     data = TransitionData.model_validate(request.data.model_dump(exclude_unset=True))
-    problems = check_step_data(target, data)
+    problems = check_step_data(target, data) + check_reason(target, request.reason)
+    if target is Status.RETURNED_TO_SOURCE and case.channel != Channel.HOTLINE_12345:
+        problems.append(DataProblem("to_status", "only a 12345 case goes back to the hotline"))
     if problems:
         raise StepDataInvalid(target, problems)
     if case.version != request.expected_version:
         raise StaleVersion(request.expected_version, case.version)
     check_transition(Status(case.status), target)
     reached = Milestones(case.mediated_at, case.resolved_at, case.closed_at)
+    changes = step_changes(target, at, data, reached)
+    if target is Status.RETURNED:
+        changes["returns"] = case.returns + 1
     try:
         steps = [await record_transition(
             session, case, target, actor=request.actor, at=at, reason=request.reason,
-            data=data, changes=step_changes(target, at, data, reached))]
+            data=data, changes=changes)]
         follow_up = CLOSES_AUTOMATICALLY.get(target)
         if follow_up is not None:
+            why = (f"{target.value} onward ({data.referral}): the referral closes the case"
+                   if target is Status.REFERRED else
+                   "returned to the 12345 hotline (退单): the case closes here")
             steps.append(await record_transition(
-                session, case, follow_up, actor=SYSTEM_ACTOR, at=at,
-                reason=f"{target.value} onward ({data.referral}): the referral closes the case",
+                session, case, follow_up, actor=SYSTEM_ACTOR, at=at, reason=why,
                 changes=step_changes(follow_up, at, TransitionData(), reached)))
     except StaleCase:
         current = await store.current_version(session, case.case_id)
         raise StaleVersion(request.expected_version, current or 0) from None
+    if target is Status.RETURNED:
+        # Counted against the department that held the case: it still leads it until the
+        # router decides.
+        ROUTING_CORRECTIONS.labels(CorrectionKind.RETURN.value,
+                                   case.lead_department or "none").inc()
     return steps
 
 
@@ -194,15 +215,20 @@ class _Run:
         return case
 
 
+def limit_overrides(settings: Settings) -> LimitOverrides:
+    """The limit lengths the settings impose instead of the decisions' (drills, tests)."""
+    def seconds(value: float | None) -> timedelta | None:
+        return timedelta(seconds=value) if value is not None else None
+    return LimitOverrides(seconds(settings.acceptance_limit_seconds),
+                          seconds(settings.resolution_limit_seconds))
+
+
 class CaseEvents:
     """Handlers of the reported and routed events. Limit overrides (settings) replace the
     routing decision's limits for drills and tests."""
 
     def __init__(self, settings: Settings) -> None:
-        def seconds(value: float | None) -> timedelta | None:
-            return timedelta(seconds=value) if value is not None else None
-        self.overrides = LimitOverrides(seconds(settings.acceptance_limit_seconds),
-                                        seconds(settings.resolution_limit_seconds))
+        self.overrides = limit_overrides(settings)
 
     async def handle_batch(self, session: AsyncSession, batch: list[Delivery]) -> None:
         """A run of reported or routed events: their cases read in one query, the new cases,
@@ -249,30 +275,124 @@ class CaseEvents:
                                     reason="the routing decision arrived before the report",
                                     pending=run.pending, locked=True)
         if routed.routing_round <= case.routing_round:
-            return  # an older decision than the one we hold
-        decision = routed.decision
-        # A first routing counts from receipt; a case routed again from its escalation.
-        start = routed.received_at if routed.routing_round == 1 else (
-            case.escalated_at or routed.routed_at)
-        accept_by, resolve_by = self.overrides.apply(start, decision.sla.accept_by,
-                                                     decision.sla.resolve_by)
-        changes: dict[str, Any] = {
-            "category": decision.category.value, "risk": decision.risk.value,
-            "tier": decision.tier.value, "lead_department": decision.lead_department.value,
-            "cooperating_departments": [d.value for d in decision.cooperating_departments],
-            "jurisdiction_code": decision.jurisdiction.code if decision.jurisdiction else None,
-            "decision": decision.model_dump(mode="json"), "routing_round": routed.routing_round,
-            "prior_related": prior_related_count(decision),
-            "limits_from": start, "accept_by": accept_by, "resolve_by": resolve_by,
-            # A new round has new limits, supervised afresh.
-            "acceptance_supervised": None, "resolution_supervised": None,
-        }
-        if case.status in (Status.REPORTED, Status.ESCALATED, Status.ROUTED):
-            await record_transition(session, case, Status.ROUTED, actor=event.source,
-                                    at=routed.routed_at, reason=decision.explanation.en,
+            return  # an older decision than the one we hold (or our own assignment)
+        changes = routing_changes(case, routed, self.overrides)
+        if case.status in ROUTABLE:
+            target = Status.AWAITING_DISPATCH if routed.awaiting_dispatch else Status.ROUTED
+            await record_transition(session, case, target, actor=event.source,
+                                    at=routed.routed_at, reason=routed.decision.explanation.en,
                                     changes=changes, pending=run.pending, locked=True)
         else:
             # Withdrawn while the router worked: keep the decision, no clock runs.
             changes["supervision_due_at"] = clocks_of(case, **changes).next_due_at()
             case.sqlmodel_update(changes)  # locked by the run: flushed with the others
             session.add(case)
+
+
+# The statuses a routing decision moves a case from: before its first one, after an
+# escalation, routed again, after a return, or waiting in the dispatch queue.
+ROUTABLE = frozenset({Status.REPORTED, Status.ESCALATED, Status.ROUTED, Status.RETURNED,
+                      Status.AWAITING_DISPATCH})
+
+
+def routing_changes(case: Case, routed: CaseRouted, overrides: LimitOverrides
+                    ) -> dict[str, Any]:
+    """The case fields a routing decision (the router's or a dispatcher's) sets."""
+    decision = routed.decision
+    correction = routed.correction
+    changes: dict[str, Any] = {
+        "category": decision.category.value, "risk": decision.risk.value,
+        "tier": decision.tier.value, "lead_department": decision.lead_department.value,
+        "cooperating_departments": [d.value for d in decision.cooperating_departments],
+        "jurisdiction_code": decision.jurisdiction.code if decision.jurisdiction else None,
+        "decision": decision.model_dump(mode="json"), "routing_round": routed.routing_round,
+        "prior_related": prior_related_count(decision),
+    }
+    if correction is None or case.resolve_by is None:
+        # A first routing counts from receipt; a case routed again from its escalation.
+        start = routed.received_at if routed.routing_round == 1 else (
+            case.escalated_at or routed.routed_at)
+        accept_by, resolve_by = overrides.apply(start, decision.sla.accept_by,
+                                                decision.sla.resolve_by)
+        changes.update(limits_from=start, accept_from=None, accept_by=accept_by,
+                       resolve_by=resolve_by,
+                       # A new round has new limits, supervised afresh.
+                       acceptance_supervised=None, resolution_supervised=None)
+    else:
+        # Returned or assigned by hand: the acceptance limit starts again for the new
+        # department; the overall limit keeps running (the citizen's clock does not stop).
+        accept_by, _ = overrides.apply(routed.routed_at, decision.sla.accept_by,
+                                       decision.sla.resolve_by)
+        changes.update(accept_from=routed.routed_at, accept_by=accept_by,
+                       acceptance_supervised=None)
+    if routed.awaiting_dispatch:
+        # Nobody leads it until a dispatcher decides; the last decision stays for reference.
+        changes.update(lead_department=None, cooperating_departments=[])
+    if routed.routing_round == 1:
+        changes["routed_lead_department"] = decision.lead_department.value
+        changes["routed_lead_rule"] = next(
+            (rule for rule in decision.rules_fired if rule.startswith("lead.")), None)
+    return changes
+
+
+DEFAULT_ACCEPTANCE = timedelta(days=1)
+
+
+def assignment_decision(case: Case, request: AssignmentRequest, actor: str,
+                        at: datetime) -> CaseRouted:
+    """A dispatcher's decision as a routed event's data: the case's category and risk, the
+    departments and tier chosen, the acceptance limit as long as the last one, from now, and
+    the overall limit unchanged."""
+    kind = (CorrectionKind.DISPATCH if case.status == Status.AWAITING_DISPATCH
+            else CorrectionKind.REASSIGN)
+    previous = RoutingDecision.model_validate(case.decision)
+    accept_start = case.accept_from or case.limits_from
+    length = (case.accept_by - accept_start if case.accept_by and accept_start
+              else DEFAULT_ACCEPTANCE)
+    cooperating = [d for d in dict.fromkeys(request.cooperating_departments)
+                   if d != request.lead_department]
+    verb_zh = "人工分派" if kind is CorrectionKind.DISPATCH else "改派"
+    decision = previous.model_copy(update={
+        "tier": request.tier, "lead_department": request.lead_department,
+        "cooperating_departments": cooperating,
+        "rules_fired": [f"{kind.value} by {actor}: {request.reason}"],
+        "explanation": Explanation(
+            zh=f"{verb_zh}（{actor}）：{request.reason}；牵头{request.lead_department.value}",
+            en=f"{kind.value} by {actor}: {request.reason}; lead "
+               f"{request.lead_department.value} at {request.tier.value} tier"),
+        "sla": Sla(accept_by=at + max(length, timedelta(0)),
+                   resolve_by=case.resolve_by or previous.sla.resolve_by)})
+    previous_lead = case.lead_department
+    return CaseRouted(
+        case_id=case.case_id, channel=Channel(case.channel), external_id=case.external_id,
+        received_at=case.received_at, routed_at=at, routing_round=case.routing_round + 1,
+        decision=decision, correction=Correction(
+            kind=kind, by=actor, reason=request.reason,
+            previous_lead_department=previous_lead if previous_lead else None))
+
+
+async def assign_case(session: AsyncSession, case: Case, request: AssignmentRequest,
+                      actor: str, at: datetime, overrides: LimitOverrides
+                      ) -> tuple[dict[str, Any], CaseRouted]:
+    """A dispatcher assigns the case (改派, or 人工分派 from the queue): the case is routed
+    at once, and the decision is published as a routed event that every consumer applies
+    (the router stores it beside its own decisions). Raises StaleVersion or NotAssignable."""
+    if case.version != request.expected_version:
+        raise StaleVersion(request.expected_version, case.version)
+    check_assignment(Status(case.status))
+    routed = assignment_decision(case, request, actor, at)
+    changes = routing_changes(case, routed, overrides)
+    changes["reassignments"] = case.reassignments + 1
+    try:
+        step = await record_transition(session, case, Status.ROUTED, actor=actor, at=at,
+                                       reason=request.reason, changes=changes)
+    except StaleCase:
+        current = await store.current_version(session, case.case_id)
+        raise StaleVersion(request.expected_version, current or 0) from None
+    event = CaseRoutedEvent.wrap(routed, source="mediation", subject=case.case_id)
+    await add_to_outbox(session, kit_tables.outbox, [outbox_row(CASE_ROUTED, event)])
+    assert routed.correction is not None
+    previous = routed.correction.previous_lead_department
+    ROUTING_CORRECTIONS.labels(routed.correction.kind.value,
+                               previous.value if previous else "none").inc()
+    return step, routed

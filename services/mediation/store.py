@@ -75,11 +75,20 @@ class Case(MediationBase, table=True):
     decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     routing_round: int = 0
     prior_related: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Corrections: how often the lead department returned the case (退回), how often a
+    # dispatcher assigned it by hand (改派 / 人工分派), and the router's first choice of lead
+    # department and the rule that chose it (what the return and reassignment rates are about).
+    returns: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    reassignments: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    routed_lead_department: str | None = Field(default=None, max_length=32)
+    routed_lead_rule: str | None = Field(default=None, max_length=64)
     mediator: str | None = Field(default=None, max_length=128)
     referral: str | None = Field(default=None, max_length=16)
     satisfaction: int | None = None
     # Time limits of the current routing round: they count from limits_from.
     limits_from: datetime | None = _ts()
+    # The acceptance limit's own start once a correction restarted it (else limits_from).
+    accept_from: datetime | None = _ts()
     accept_by: datetime | None = _ts()
     resolve_by: datetime | None = _ts()
     # Milestones (first time reached, except accepted/escalated: the latest).
@@ -286,7 +295,9 @@ def dimension_column(dimension: StatsDimension, dialect: str,
                            _literal(JURISDICTION_CODE_LENGTH[jurisdiction_level]))
     return {StatsDimension.CHANNEL: C.channel, StatsDimension.TIER: C.tier,
             StatsDimension.DEPARTMENT: C.lead_department, StatsDimension.CATEGORY: C.category,
-            StatsDimension.JURISDICTION: C.jurisdiction_code}[dimension]
+            StatsDimension.JURISDICTION: C.jurisdiction_code,
+            StatsDimension.ROUTED_DEPARTMENT: C.routed_lead_department,
+            StatsDimension.LEAD_RULE: C.routed_lead_rule}[dimension]
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -311,6 +322,8 @@ def _counts() -> list[ColumnElement[Any]]:
         "court_received": _count_if(court),
         "court_mediated": _count_if(and_(court, mediated)),
         "repeats": _count_if(C.prior_related > 0),
+        "returned": _count_if(C.returns > 0),
+        "reassigned": _count_if(C.reassignments > 0),
     }
     assert tuple(columns) == COUNT_NAMES
     return [column.label(name) for name, column in columns.items()]

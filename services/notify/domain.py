@@ -178,6 +178,7 @@ class CaseFacts:
     failure_reason: str | None = None
     referral: str | None = None
     withdrawal_reason: str | None = None
+    return_reason: str | None = None
     closed_at: datetime | None = None
     visited_at: datetime | None = None
     satisfaction: int | None = None
@@ -228,6 +229,8 @@ def lifecycle_facts(step: CaseLifecycle) -> dict[str, Any]:
                          referral=data.referral.value if data.referral else None)
         case Status.WITHDRAWN:
             facts.update(outcome=Status.WITHDRAWN.value, withdrawal_reason=step.reason)
+        case Status.RETURNED_TO_SOURCE:
+            facts.update(outcome=Status.RETURNED_TO_SOURCE.value, return_reason=step.reason)
         case Status.ESCALATED:
             # Routed again one tier up: the earlier attempt's outcome no longer stands.
             facts.update(outcome=None, agreement=None, agreement_amount=None,
@@ -263,6 +266,9 @@ def outcome_summary(facts: CaseFacts) -> str:
         case Status.WITHDRAWN.value:
             text = "当事人撤回" + (f"：{facts.withdrawal_reason}" if facts.withdrawal_reason
                                    else "")
+        case Status.RETURNED_TO_SOURCE.value:
+            text = "退单（非本中心职责）" + (f"：{facts.return_reason}" if facts.return_reason
+                                        else "")
         case _:
             text = "已办结"
     return scrub(text)
@@ -286,7 +292,9 @@ def feedback_at(facts: CaseFacts, status: Status, external_id: str | None = None
         status=status, result=outcome_summary(facts),
         handling_department=Department(department) if department else None,
         closed_at=facts.closed_at, satisfaction=facts.satisfaction,
-        visited_at=facts.visited_at)
+        visited_at=facts.visited_at,
+        returned=facts.outcome == Status.RETURNED_TO_SOURCE.value,
+        return_reason=scrub(facts.return_reason) if facts.return_reason else None)
 
 
 def redact_lifecycle(step: CaseLifecycle) -> CaseLifecycle:

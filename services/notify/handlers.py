@@ -14,7 +14,14 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.api_notify import KIND_ROUTED, HotlineFeedback, lifecycle_kind, supervision_kind
+from contracts.api_notify import (
+    KIND_ASSIGNED,
+    KIND_ROUTED,
+    KIND_WITHDRAWN_FROM,
+    HotlineFeedback,
+    lifecycle_kind,
+    supervision_kind,
+)
 from contracts.enums import Status
 from contracts.events import (
     CaseLifecycleEvent,
@@ -87,6 +94,13 @@ class SubscriptionBook:
                 for r in rows]
             self._loaded_at = time.monotonic()
         return self._active
+
+
+def notice_body(event: CaseRoutedEvent, notice: str) -> bytes:
+    """A corrected routing's webhook body: the routed event with a `notice` extension
+    attribute (CloudEvents allows them) saying what it means to this receiver: `assigned`
+    (the case is now yours) or `withdrawn` (it no longer is)."""
+    return orjson.dumps({**orjson.loads(encode(event)), "notice": notice})
 
 
 def pending_delivery(target: str, receiver: str, event_id: str, case_id: str, kind: str,
@@ -193,17 +207,41 @@ class NotifyHandlers:
 
     def _on_routed(self, book: CaseBook, active: list[ActiveSubscription],
                    event: CaseRoutedEvent) -> list[dict[str, Any]]:
-        decision = event.data.decision
+        routed = event.data
+        decision = routed.decision
         departments = [decision.lead_department.value,
                        *(d.value for d in decision.cooperating_departments)]
         jurisdiction = decision.jurisdiction.code if decision.jurisdiction else None
-        book.remember(event.data.case_id, {
+        if routed.awaiting_dispatch:
+            departments = []  # nobody leads it until a dispatcher decides
+        book.remember(routed.case_id, {
             "category": decision.category.value, "risk": decision.risk.value,
-            "tier": decision.tier.value, "lead_department": decision.lead_department.value,
-            "cooperating_departments": departments[1:], "jurisdiction": jurisdiction})
-        notice = Notice(KIND_ROUTED, frozenset(departments), decision.tier.value,
-                        decision.risk.value, decision.category.value, jurisdiction)
-        return self._webhooks(active, event.id, event.data.case_id, notice, encode(event))
+            "tier": decision.tier.value, "lead_department": departments[0] if departments
+            else None, "cooperating_departments": departments[1:], "jurisdiction": jurisdiction})
+        correction = routed.correction
+        if correction is None:
+            notice = Notice(KIND_ROUTED, frozenset(departments), decision.tier.value,
+                            decision.risk.value, decision.category.value, jurisdiction)
+            return self._webhooks(active, event.id, routed.case_id, notice, encode(event))
+        # A corrected routing: assigned to the new departments, withdrawn from the one that
+        # held it (one delivery per subscription: a subscription for both hears "assigned").
+        queued: list[dict[str, Any]] = []
+        if departments:
+            assigned = Notice(KIND_ASSIGNED, frozenset(departments), decision.tier.value,
+                              decision.risk.value, decision.category.value, jurisdiction)
+            queued = self._webhooks(active, event.id, routed.case_id, assigned,
+                                    notice_body(event, "assigned"))
+        previous = correction.previous_lead_department
+        if previous is not None and previous.value not in departments:
+            told = {d["subscription_id"] for d in queued}
+            withdrawn = Notice(KIND_WITHDRAWN_FROM, frozenset({previous.value}),
+                               decision.tier.value, decision.risk.value,
+                               decision.category.value, jurisdiction)
+            body = notice_body(event, "withdrawn")
+            queued += [pending_delivery(WEBHOOK, sub.id, event.id, routed.case_id,
+                                        withdrawn.kind, body)
+                       for sub in active if sub.id not in told and sub.filter.admits(withdrawn)]
+        return queued
 
     def _on_lifecycle(self, book: CaseBook, active: list[ActiveSubscription],
                       event: CaseLifecycleEvent) -> list[dict[str, Any]]:

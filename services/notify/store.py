@@ -143,6 +143,7 @@ class CaseRecord(NotifyBase, table=True):
     failure_reason: str | None = None
     referral: str | None = Field(default=None, max_length=32)
     withdrawal_reason: str | None = None
+    return_reason: str | None = None  # why a 12345 case went back to the hotline (退单)
     closed_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime, nullable=True))
     visited_at: datetime | None = Field(default=None,
                                         sa_column=Column(UtcDateTime, nullable=True))

@@ -1,19 +1,26 @@
-"""Router's REST routes: preview a decision, show the active rules, browse jurisdictions."""
+"""Router's REST routes: preview a decision, show the active rules, browse jurisdictions,
+export the corrected routings."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+import csv
+import io
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from sqlalchemy import select
 
+from contracts.enums import Category, Channel, CorrectionKind, Department, Risk, Tier
 from contracts.events import CaseReported, RoutingDecision
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, error_responses
+from kit.runtime import Runtime
 from services.router.domain.jurisdictions import Level
 from services.router.domain.policy import route_case
 from services.router.rulebook import Rulebook
+from services.router.store import decisions, reports
 
 
 class PreviewRequest(CaseReported):
@@ -61,8 +68,144 @@ def _view(node: Any) -> JurisdictionView:
                             parent=node.parent)
 
 
+class RouterChoice(BaseModel):
+    """What the router first decided for the case."""
+
+    category: Category
+    risk: Risk
+    tier: Tier
+    lead_department: Department
+    rules_fired: list[str]
+
+
+class FinalChoice(BaseModel):
+    """Where the case stands after its corrections (the label)."""
+
+    category: Category
+    risk: Risk
+    tier: Tier
+    lead_department: Department
+    cooperating_departments: list[Department]
+
+
+class CorrectedCase(BaseModel):
+    case_id: str
+    text: str = Field(description="The report's text as the router stored it (masked)")
+    channel: Channel
+    kind: CorrectionKind = Field(description="The latest correction: return (退回, routed "
+                                 "again by the router), reassign (改派) or dispatch (人工分派)")
+    corrected_at: datetime
+    corrected_by: str
+    reason: str
+    router: RouterChoice
+    final: FinalChoice
+
+
+class CorrectionsPage(BaseModel):
+    items: list[CorrectedCase]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
+
+
+CORRECTIONS_DESCRIPTION = """\
+Every case whose routing was corrected, one item per case: the router's first decision,
+the final one (after returns routed again by the router, or a dispatcher's assignment), the
+latest correction and who made it, so that a policy editor can turn them into rules, and
+`scripts/routing_accuracy.py --corrections` can measure the rules against them (label =
+final). A case still waiting in the dispatch queue has no final decision yet and is left
+out. Ordered by case id; `format=csv` (or `Accept: text/csv`) for a spreadsheet."""
+
+CSV_COLUMNS = ["case_id", "channel", "kind", "corrected_at", "corrected_by", "reason",
+               "router_category", "router_risk", "router_tier", "router_lead_department",
+               "router_rules_fired", "final_category", "final_risk", "final_tier",
+               "final_lead_department", "final_cooperating_departments", "text"]
+
+
+def _corrections_csv(page: CorrectionsPage) -> str:
+    out = io.StringIO()
+    out.write("\ufeff")  # so spreadsheets read UTF-8
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in page.items:
+        r, f = item.router, item.final
+        writer.writerow([item.case_id, item.channel.value, item.kind.value,
+                         item.corrected_at.isoformat(), item.corrected_by, item.reason,
+                         r.category.value, r.risk.value, r.tier.value, r.lead_department.value,
+                         ";".join(r.rules_fired), f.category.value, f.risk.value, f.tier.value,
+                         f.lead_department.value,
+                         ";".join(d.value for d in f.cooperating_departments), item.text])
+    return out.getvalue()
+
+
+def _corrected_case(case_id: str, report: dict[str, Any], rows: list[Any]) -> CorrectedCase:
+    """One case's item from its decision rows (in round order)."""
+    first, last = rows[0], rows[-1]
+    latest = [row for row in rows if row.kind is not None][-1]
+    router = RoutingDecision.model_validate(first.decision)
+    final = RoutingDecision.model_validate(last.decision)
+    correction = latest.correction or {}
+    return CorrectedCase(
+        case_id=case_id, text=str(report.get("text", "")), channel=Channel(report["channel"]),
+        kind=CorrectionKind(latest.kind), corrected_at=latest.routed_at,
+        corrected_by=str(correction.get("by", "")), reason=str(correction.get("reason", "")),
+        router=RouterChoice(category=router.category, risk=router.risk, tier=router.tier,
+                            lead_department=router.lead_department,
+                            rules_fired=router.rules_fired),
+        final=FinalChoice(category=final.category, risk=final.risk, tier=final.tier,
+                          lead_department=final.lead_department,
+                          cooperating_departments=final.cooperating_departments))
+
+
 def build_router(rulebook: Rulebook) -> APIRouter:
     router = APIRouter(tags=["routing"])
+
+    @router.get("/v1/routing/corrections", response_model=CorrectionsPage,
+                responses={**error_responses(401, 403, 422),
+                           200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                                 "description": "The corrected cases, as JSON or CSV"}},
+                summary="Cases whose routing staff corrected: the router's decision, the "
+                "final one, who changed it and why", description=CORRECTIONS_DESCRIPTION)
+    async def corrections(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+        cursor: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$",
+                                            description="next_cursor of the page before")
+                          ] = None,
+        format: Annotated[Literal["json", "csv"] | None, Query(
+            description="default: JSON, or CSV when the Accept header asks for text/csv")
+        ] = None,
+        _: Principal = require(Scope.ROUTING_READ),
+    ) -> Any:
+        runtime: Runtime = request.app.state.runtime
+        latest = decisions.alias("latest")
+        corrected = select(decisions.c.case_id).where(decisions.c.kind.is_not(None))
+        query = (select(reports.c.case_id, reports.c.report)
+                 .join(latest, (latest.c.case_id == reports.c.case_id)
+                       & (latest.c.routing_round == reports.c.routing_round))
+                 .where(reports.c.case_id.in_(corrected), latest.c.awaiting_dispatch.is_(False))
+                 .order_by(reports.c.case_id).limit(limit + 1))
+        if cursor:
+            query = query.where(reports.c.case_id > cursor)
+        async with runtime.sessions() as session:
+            found = (await session.execute(query)).all()
+            page_rows = found[:limit]
+            ids = [row.case_id for row in page_rows]
+            rounds = (await session.execute(
+                select(decisions).where(decisions.c.case_id.in_(ids))
+                .order_by(decisions.c.case_id, decisions.c.routing_round))).all()
+        by_case: dict[str, list[Any]] = {}
+        for row in rounds:
+            by_case.setdefault(row.case_id, []).append(row)
+        page = CorrectionsPage(
+            items=[_corrected_case(row.case_id, row.report, by_case[row.case_id])
+                   for row in page_rows if by_case.get(row.case_id)],
+            next_cursor=ids[-1] if len(found) > limit else None)
+        wants_csv = format == "csv" or (format is None and "text/csv" in
+                                        request.headers.get("accept", ""))
+        if wants_csv:
+            return Response(_corrections_csv(page), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": 'attachment; filename="fengqiao-'
+                                     f'corrections-{date.today().isoformat()}.csv"'})
+        return page
 
     @router.post("/v1/routing/preview", response_model=RoutingDecision,
                  responses=error_responses(401, 403, 422),

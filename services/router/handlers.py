@@ -1,4 +1,5 @@
-"""Router's event handlers: route each reported case, and route again on escalation."""
+"""Router's event handlers: route each reported case, route again on escalation and on a
+return by the lead department, and keep the dispatchers' decisions beside the router's."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.enums import Status, Tier
+from contracts.enums import CorrectionKind, Department, Status, Tier
 from contracts.envelope import SOURCE_PREFIX
 from contracts.events import (
+    CaseLifecycle,
     CaseLifecycleEvent,
     CaseReported,
     CaseReportedEvent,
     CaseRouted,
     CaseRoutedEvent,
+    Correction,
     RoutingDecision,
 )
 from contracts.topics import CASE_ROUTED
@@ -25,6 +28,7 @@ from kit.consumer import Delivery
 from kit.metrics import CASES_ROUTED, ROUTING_LATENCY
 from kit.outbox import add_to_outbox, outbox_row
 from services.router.domain.policy import route_case
+from services.router.domain.returns import Returned, for_the_queue, reroute
 from services.router.rulebook import Rulebook
 from services.router.store import decisions, identity_hashes, kit_tables, reports
 
@@ -72,36 +76,56 @@ class PriorCases:
 
 
 def _routed_event(report: CaseReported, decision: RoutingDecision, routing_round: int,
-                  now: datetime) -> CaseRoutedEvent:
+                  now: datetime, correction: Correction | None = None,
+                  awaiting_dispatch: bool = False) -> CaseRoutedEvent:
     """The CaseRouted event, assembled without validating again: its parts are a validated
     report and decision and values made here (validating them anew was a tenth of the
     router's per-case cost)."""
     routed = CaseRouted.model_construct(
         case_id=report.case_id, channel=report.channel, external_id=report.external_id,
         received_at=report.received_at, routed_at=now, routing_round=routing_round,
-        decision=decision)
+        decision=decision, correction=correction, awaiting_dispatch=awaiting_dispatch)
     return CaseRoutedEvent.model_construct(
         id=str(uuid.uuid4()), source=SOURCE_PREFIX + "router", type=CaseRoutedEvent.event_type,
         subject=report.case_id, time=now, data=routed)
 
 
 def _routed_rows(report: CaseReported, decision: RoutingDecision, routing_round: int,
-                 now: datetime) -> tuple[dict[str, object], dict[str, object]]:
+                 now: datetime, correction: Correction | None = None,
+                 awaiting_dispatch: bool = False
+                 ) -> tuple[dict[str, object], dict[str, object]]:
     """The decision row and the outbox row that publishes it."""
-    event = _routed_event(report, decision, routing_round, now)
+    event = _routed_event(report, decision, routing_round, now, correction, awaiting_dispatch)
     CASES_ROUTED.labels(decision.tier.value, decision.lead_department.value,
                         decision.risk.value).inc()
     if routing_round == 1:
         ROUTING_LATENCY.observe(max(0.0, (now - report.received_at).total_seconds()))
     dumped = event.model_dump(mode="json")  # once, for both the table and the topic
     return ({"case_id": report.case_id, "routing_round": routing_round,
-             "decision": dumped["data"]["decision"], "routed_at": now},
+             "decision": dumped["data"]["decision"], "routed_at": now,
+             "kind": correction.kind.value if correction else None,
+             "correction": dumped["data"].get("correction"),
+             "awaiting_dispatch": awaiting_dispatch},
             outbox_row(CASE_ROUTED, event, dumped=dumped))
 
 
+# The lifecycle steps the router acts on: a case escalated, or returned by its lead
+# department, to be routed again.
+ROUTES_AGAIN = frozenset({Status.ESCALATED, Status.RETURNED})
+
+
 def is_escalation(event: BaseModel) -> bool:
-    """The only lifecycle step the router acts on: a case escalated, to be routed again."""
-    return isinstance(event, CaseLifecycleEvent) and event.data.to_status is Status.ESCALATED
+    """A lifecycle step the router acts on (escalated or returned: routed again)."""
+    return isinstance(event, CaseLifecycleEvent) and event.data.to_status in ROUTES_AGAIN
+
+
+def is_assigned_by_hand(event: BaseModel) -> bool:
+    """A dispatcher's decision (mediation's routed event): kept beside the router's."""
+    return (isinstance(event, CaseRoutedEvent) and event.data.correction is not None
+            and event.data.correction.kind in BY_HAND)
+
+
+BY_HAND = frozenset({CorrectionKind.REASSIGN, CorrectionKind.DISPATCH})
 
 
 class RouterHandlers:
@@ -153,24 +177,85 @@ class RouterHandlers:
         await add_to_outbox(session, kit_tables.outbox, outbox_rows)
 
     async def on_lifecycle(self, session: AsyncSession, delivery: Delivery) -> None:
-        """An escalated case is routed again, at least one tier above the one that failed."""
+        """An escalated case is routed again, at least one tier above the one that failed;
+        a returned one at the same tier, never to a department that returned it (or, after
+        two returns or with none left, to the dispatch queue)."""
         event = delivery.message
         if not is_escalation(event):
             return
         assert isinstance(event, CaseLifecycleEvent)
+        step = event.data
         row = (await session.execute(select(reports).where(
-            reports.c.case_id == event.data.case_id))).first()
+            reports.c.case_id == step.case_id))).first()
         if row is None:
             return
         report = CaseReported.model_validate(row.report)
-        routing_round = row.routing_round + 1
+        # A dispatcher's round may not have reached us yet: the step knows the case's round.
+        routing_round = max(row.routing_round, step.routing_round or 0) + 1
+        returning = step.to_status is Status.RETURNED
+        # The tier the case had when it was returned (a dispatcher's may not have reached us).
+        held_at = step.tier if returning and step.tier else Tier(row.tier)
         prior = await PriorCases.load(session, [report])
         decision = route_case(report, self.rulebook.rules, self.rulebook.tree,
                               prior_related=prior.count(report, identity_hashes_of(report)),
-                              routing_round=routing_round, escalate_from=Tier(row.tier),
-                              now=event.data.at)
+                              routing_round=routing_round,
+                              escalate_from=None if returning else Tier(row.tier),
+                              keep_tier=held_at if returning else None,
+                              now=step.at)
+        correction: Correction | None = None
+        awaiting_dispatch = False
+        progress: dict[str, Any] = {}
+        if returning:
+            decision, correction, awaiting_dispatch, progress = self._after_return(
+                step, row, decision, routing_round, held_at)
         await session.execute(reports.update().where(reports.c.case_id == report.case_id)
-                              .values(routing_round=routing_round, tier=decision.tier.value))
-        decision_row, outbox = _routed_rows(report, decision, routing_round, datetime.now(UTC))
+                              .values(routing_round=routing_round, tier=decision.tier.value,
+                                      **progress))
+        decision_row, outbox = _routed_rows(report, decision, routing_round, datetime.now(UTC),
+                                            correction, awaiting_dispatch)
         await session.execute(decisions.insert(), [decision_row])
         await add_to_outbox(session, kit_tables.outbox, [outbox])
+
+    def _after_return(self, step: CaseLifecycle, row: Any, decision: RoutingDecision,
+                      routing_round: int, tier: Tier
+                      ) -> tuple[RoutingDecision, Correction, bool, dict[str, Any]]:
+        department = step.lead_department
+        returned_by = [Department(d) for d in row.returned_by or []]
+        if department is not None and department not in returned_by:
+            returned_by.append(department)
+        returned = Returned(department=department, reason=step.reason or "",
+                            returns=(row.returns or 0) + 1, returned_by=tuple(returned_by),
+                            suggested=step.data.suggested_department, tier=tier)
+        rerouted = reroute(decision, returned, self.rulebook.rules, routing_round)
+        correction = Correction(kind=CorrectionKind.RETURN, by=step.actor,
+                                reason=step.reason or "", previous_lead_department=department,
+                                returned_by=returned_by)
+        progress = {"returns": returned.returns, "returned_by": [d.value for d in returned_by]}
+        if rerouted is None:
+            return for_the_queue(decision, returned, routing_round), correction, True, progress
+        return rerouted, correction, False, progress
+
+    async def on_assigned(self, session: AsyncSession, delivery: Delivery) -> None:
+        """A dispatcher's decision, published by mediation: stored beside the router's (none
+        is overwritten), and the round and tier the next return or escalation start from."""
+        event = delivery.message
+        if not is_assigned_by_hand(event):
+            return
+        assert isinstance(event, CaseRoutedEvent)
+        routed = event.data
+        exists = (await session.execute(select(decisions.c.case_id).where(
+            decisions.c.case_id == routed.case_id,
+            decisions.c.routing_round == routed.routing_round))).first()
+        if exists is not None:
+            return
+        dumped = routed.model_dump(mode="json")
+        assert routed.correction is not None
+        await session.execute(decisions.insert(), [{
+            "case_id": routed.case_id, "routing_round": routed.routing_round,
+            "decision": dumped["decision"], "routed_at": routed.routed_at,
+            "kind": routed.correction.kind.value, "correction": dumped["correction"],
+            "awaiting_dispatch": False}])
+        await session.execute(reports.update().where(
+            reports.c.case_id == routed.case_id,
+            reports.c.routing_round < routed.routing_round).values(
+                routing_round=routed.routing_round, tier=routed.decision.tier.value))

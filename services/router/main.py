@@ -1,17 +1,18 @@
-"""Router wiring: reported and escalated cases in, decisions out."""
+"""Router wiring: reported, escalated and returned cases and dispatchers' decisions in,
+decisions out."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from contracts.events import CaseLifecycleEvent, CaseReportedEvent
-from contracts.topics import CASE_LIFECYCLE, CASE_REPORTED
+from contracts.events import CaseLifecycleEvent, CaseReportedEvent, CaseRoutedEvent
+from contracts.topics import CASE_LIFECYCLE, CASE_REPORTED, CASE_ROUTED
 from kit.app import create_app
 from kit.consumer import Subscription
 from kit.runtime import Runtime
 from kit.settings import Settings
 from services.router.api import build_router
-from services.router.handlers import RouterHandlers, is_escalation
+from services.router.handlers import RouterHandlers, is_assigned_by_hand, is_escalation
 from services.router.rulebook import Rulebook
 from services.router.store import kit_tables, metadata
 
@@ -25,6 +26,8 @@ def create(settings: Settings | None = None) -> FastAPI:
         Subscription(CASE_REPORTED, CaseReportedEvent, handle_batch=handlers.on_reported),
         Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, handlers.on_lifecycle,
                      relevant=is_escalation),
+        Subscription(CASE_ROUTED, CaseRoutedEvent, handlers.on_assigned,
+                     relevant=is_assigned_by_hand),
     ])
     return create_app(
         runtime, title="fengqiao router",

@@ -1,12 +1,13 @@
-"""Router's tables: the reports it routed (to route again on escalation), every decision,
-and the keyed hashes of phone and id numbers that find prior related cases."""
+"""Router's tables: the reports it routed (to route again on escalation or return), every
+decision (its own and the dispatchers'), and the keyed hashes of phone and id numbers that
+find prior related cases."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, MetaData
+from sqlalchemy import JSON, Boolean, Column, Index, MetaData
 from sqlmodel import Field, SQLModel
 
 from kit.db import UtcDateTime
@@ -24,6 +25,10 @@ class RoutedReport(RouterBase, table=True):
     report: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     routing_round: int = 1
     tier: str = Field(max_length=16)
+    # Returns by lead departments (退回): how many, and which departments (never again).
+    returns: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    returned_by: list[str] = Field(default_factory=list, sa_column=Column(
+        JSON, nullable=False, server_default="[]"))
 
 
 class Decision(RouterBase, table=True):
@@ -33,6 +38,13 @@ class Decision(RouterBase, table=True):
     routing_round: int = Field(primary_key=True)
     decision: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     routed_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    # A corrected routing: after a return (the router's) or by hand (a dispatcher's, from
+    # mediation's routed event). None for a first routing or an escalation.
+    kind: str | None = Field(default=None, max_length=16, index=True)
+    correction: dict[str, Any] | None = Field(default=None, sa_column=Column(
+        JSON(none_as_null=True), nullable=True))
+    awaiting_dispatch: bool = Field(default=False, sa_column=Column(
+        Boolean, nullable=False, server_default="false"))
 
 
 class IdentityHash(RouterBase, table=True):

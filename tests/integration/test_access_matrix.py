@@ -321,6 +321,9 @@ MATRIX: dict[tuple[str, str, str], Route] = {
         Scope.ROUTING_READ, call("GET", "/v1/routing/rules"), s(200)),
     ("router", "POST", "/v1/routing/rules/reload"): Route(
         Scope.ROUTING_ADMIN, call("POST", "/v1/routing/rules/reload"), s(200)),
+    ("router", "GET", "/v1/routing/corrections"): Route(
+        Scope.ROUTING_READ, call("GET", "/v1/routing/corrections", params={"limit": 5}),
+        s(200)),
     ("router", "GET", "/v1/jurisdictions"): Route(
         Scope.ROUTING_READ, call("GET", "/v1/jurisdictions", params={"level": "town"}), s(200)),
     ("router", "GET", "/v1/jurisdictions/{code}"): Route(
@@ -340,6 +343,14 @@ MATRIX: dict[tuple[str, str, str], Route] = {
             else s(409) if world.cases["A"]["lead_department"] in
             LIMITS[kind].get("departments", [world.cases["A"]["lead_department"]])
             else s(403))),
+    ("mediation", "POST", "/v1/cases/{case_id}/assignment"): Route(
+        # A stale version again. A department's key never assigns, whatever its scopes.
+        Scope.CASES_DISPATCH, call("POST", "/v1/cases/{w.cases[A][case_id]}/assignment", json={
+            "lead_department": "judicial_office", "tier": "town", "reason": "matrix",
+            "expected_version": 10**6}),
+        s(409), lambda world, kind: (
+            s(403) if kind == "department"
+            else s(409) if sees(kind, world.cases["A"]) else s(404))),
     ("mediation", "GET", "/v1/stats"): Route(
         Scope.STATS_READ, call("GET", "/v1/stats", params={"group_by": "tier"}), s(200)),
     ("mediation", "GET", "/v1/audit"): Route(

@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from contracts.enums import CorrectionKind
 from contracts.envelope import CloudEvent
 from contracts.events import (
     CaseLifecycle,
@@ -37,6 +38,7 @@ from contracts.events import (
     CaseRoutedEvent,
     CaseSupervision,
     CaseSupervisionEvent,
+    Correction,
     Explanation,
     RoutingDecision,
     Sla,
@@ -148,9 +150,13 @@ def valid_event(topic: str, case_id: str) -> CloudEvent[Any]:
             case_id=case_id, channel="hotline_12345", external_id=case_id, received_at=now,
             text="楼上邻居夜里噪音扰民"), source="test", subject=case_id)
     if topic == CASE_ROUTED:
+        # A dispatcher's decision: a routed event every consumer of the topic acts on (the
+        # router keeps only the dispatchers' decisions beside its own).
         return CaseRoutedEvent.wrap(CaseRouted(
             case_id=case_id, channel="grid", external_id=case_id, received_at=now,
-            routed_at=now, decision=_decision()), source="test", subject=case_id)
+            routed_at=now, decision=_decision(), correction=Correction(
+                kind=CorrectionKind.REASSIGN, by="test", reason="test")),
+            source="test", subject=case_id)
     if topic == CASE_LIFECYCLE:
         # An escalation of an Open311 case: a step every consumer of the topic acts on (the
         # router takes only escalations, intake's status follower only Open311 cases), so

@@ -81,7 +81,8 @@ async def test_an_escalated_case_is_routed_again_to_the_tier_above_and_keeps_its
     escalated_at = datetime.fromisoformat(again["history"][5]["at"])
     # The new round's limits count from the escalation, and it must be accepted again.
     assert datetime.fromisoformat(again["accept_by"]) > escalated_at
-    assert again["allowed_transitions"] == ["accepted", "withdrawn"]
+    assert again["allowed_transitions"] == ["accepted", "returned", "returned_to_source",
+                                            "withdrawn"]
     assert again["decision"]["tier"] == "town"
     assert [e["data"]["to_status"] for e in published][-2:] == ["escalated", "routed"]
     assert published[-1]["data"]["tier"] == "town"

@@ -219,6 +219,7 @@ async def test_a_case_routed_before_it_is_reported_is_one_case_with_both(
     assert (case["tier"], case["lead_department"]) == ("town", "judicial_office")
     assert case["cooperating_departments"] == ["police_station"]
     assert case["text"] == spec.text
-    assert case["allowed_transitions"] == ["accepted", "withdrawn"]
+    assert case["allowed_transitions"] == ["accepted", "returned", "returned_to_source",
+                                           "withdrawn"]
     assert [h["to_status"] for h in case["history"]] == ["reported", "routed"]
     assert case["history"][0]["at"] == case["received_at"]

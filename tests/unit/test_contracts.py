@@ -34,7 +34,8 @@ def test_enum_codes_are_exactly_the_domain_codes() -> None:
     assert [t.value for t in Tier] == ["village", "town", "county"]
     assert {r.value for r in Risk} == {"red", "orange", "yellow", "blue"}
     assert {"reported", "routed", "accepted", "in_mediation", "resolved", "failed", "closed",
-            "visited", "rated", "archived", "escalated", "referred", "withdrawn"} == {
+            "visited", "rated", "archived", "escalated", "referred", "withdrawn", "returned",
+            "awaiting_dispatch", "returned_to_source"} == {
         s.value for s in Status}
 
 

@@ -22,8 +22,9 @@ def test_the_closed_loop_is_legal(current: Status, target: Status) -> None:
     assert can_transition(current, target)
 
 
-# `referred` closes the case by itself (DOMAIN.md), so it is not withdrawable.
-@pytest.mark.parametrize("current", sorted(OPEN_STATUSES - {Status.WITHDRAWN, Status.REFERRED}))
+# `referred` and `returned_to_source` close the case by themselves, so are not withdrawable.
+@pytest.mark.parametrize("current", sorted(OPEN_STATUSES - {
+    Status.WITHDRAWN, Status.REFERRED, Status.RETURNED_TO_SOURCE}))
 def test_withdrawal_is_allowed_before_closure(current: Status) -> None:
     assert can_transition(current, Status.WITHDRAWN)
 

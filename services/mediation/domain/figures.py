@@ -28,6 +28,8 @@ class CaseCounts:
     court_received: int = 0   # court pre-litigation referrals received (诉前委派)
     court_mediated: int = 0   # ... that reached in_mediation
     repeats: int = 0          # with a prior related case (same phone or id within 90 days)
+    returned: int = 0         # returned by a lead department at least once (退回)
+    reassigned: int = 0       # assigned by hand at least once (改派 / 人工分派)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class Figures:
     diversion_rate: float | None          # 分流率
     success_rate: float | None            # 调处成功率
     repeat_rate: float | None             # 重复率
+    return_rate: float | None             # 退回率
+    reassignment_rate: float | None       # 改派率
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -56,6 +60,8 @@ def figures(c: CaseCounts) -> Figures:
         diversion_rate=_ratio(c.court_mediated, c.court_received),
         success_rate=_ratio(c.resolved, c.mediated),
         repeat_rate=_ratio(c.repeats, c.received),
+        return_rate=_ratio(c.returned, c.received),
+        reassignment_rate=_ratio(c.reassigned, c.received),
     )
 
 
@@ -68,9 +74,11 @@ LABELS_ZH: dict[str, str] = {
     "closed_resolved": "化解数", "closed_on_time": "按期办结数", "rated": "评价数",
     "satisfaction_sum": "评分合计", "satisfied": "满意数(4–5分)",
     "court_received": "法院委派数", "court_mediated": "法院委派调解数", "repeats": "重复件数",
+    "returned": "退回件数", "reassigned": "改派件数",
     "resolution_rate": "化解率", "closure_rate": "办结率", "on_time_rate": "按期办结率",
     "satisfaction_mean": "满意度均值", "satisfaction_share_4_5": "满意率(4–5分)",
     "diversion_rate": "分流率", "success_rate": "调处成功率", "repeat_rate": "重复率",
+    "return_rate": "退回率", "reassignment_rate": "改派率",
 }
 
 # The exact definitions, shown in the OpenAPI description and docs/mediation.md.
@@ -90,6 +98,11 @@ DEFINITIONS: dict[str, str] = {
                     "that reached `in_mediation`",
     "repeat_rate": "重复率 = repeats ÷ received: cases whose routing found a prior related case "
                    "(same phone or id number hash within 90 days), of all cases received",
+    "return_rate": "退回率 = returned ÷ received: cases a lead department returned (退回) at "
+                   "least once, of all cases received; group by `routed_department` or "
+                   "`lead_rule` for the router's first choice that was returned",
+    "reassignment_rate": "改派率 = reassigned ÷ received: cases a dispatcher assigned by hand "
+                         "(改派 or 人工分派 from the queue) at least once, of all cases received",
 }
 
 PRIOR_RELATED_SIGNAL = "prior_related:"

@@ -15,13 +15,19 @@ S = Status
 # Who may go where. `withdrawn` (撤回) is allowed from every state before `closed`.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.REPORTED: frozenset({S.ROUTED, S.WITHDRAWN}),
-    S.ROUTED: frozenset({S.ACCEPTED, S.ROUTED, S.WITHDRAWN}),
-    S.ACCEPTED: frozenset({S.IN_MEDIATION, S.WITHDRAWN}),
+    S.ROUTED: frozenset({S.ACCEPTED, S.ROUTED, S.RETURNED, S.RETURNED_TO_SOURCE, S.WITHDRAWN}),
+    S.ACCEPTED: frozenset({S.IN_MEDIATION, S.ROUTED, S.RETURNED, S.RETURNED_TO_SOURCE,
+                           S.WITHDRAWN}),
     S.IN_MEDIATION: frozenset({S.RESOLVED, S.FAILED, S.WITHDRAWN}),
     S.RESOLVED: frozenset({S.CLOSED, S.WITHDRAWN}),
     S.FAILED: frozenset({S.ESCALATED, S.REFERRED, S.WITHDRAWN}),
     S.ESCALATED: frozenset({S.ROUTED, S.WITHDRAWN}),
     S.REFERRED: frozenset({S.CLOSED}),
+    # Returned (退回) before mediation: the router routes it again, or puts it in the queue.
+    S.RETURNED: frozenset({S.ROUTED, S.AWAITING_DISPATCH, S.WITHDRAWN}),
+    # The dispatch queue: a dispatcher assigns it (routed) or sends it back to the hotline.
+    S.AWAITING_DISPATCH: frozenset({S.ROUTED, S.RETURNED_TO_SOURCE, S.WITHDRAWN}),
+    S.RETURNED_TO_SOURCE: frozenset({S.CLOSED}),
     S.WITHDRAWN: frozenset({S.CLOSED}),
     S.CLOSED: frozenset({S.VISITED}),
     S.VISITED: frozenset({S.RATED}),
@@ -33,13 +39,23 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 CLOSED_STATUSES = frozenset({S.CLOSED, S.VISITED, S.RATED, S.ARCHIVED})
 OPEN_STATUSES = frozenset(s for s in Status if s not in CLOSED_STATUSES)
 
-# Set only by events: a report arriving (reported) and the router's decision (routed,
-# including escalated → routed when the router routes a failed case again).
-EVENT_ONLY = frozenset({S.REPORTED, S.ROUTED})
+# Set only by events or the assignment API: a report arriving (reported) and the router's
+# decision (routed, including escalated → routed when the router routes a failed case again,
+# and returned → routed or awaiting_dispatch after a return), or a dispatcher's (routed).
+EVENT_ONLY = frozenset({S.REPORTED, S.ROUTED, S.AWAITING_DISPATCH})
+
+# Where a dispatcher may assign a case by hand (POST .../assignment): not while the router
+# works on a return (returned), nor once mediation has started.
+ASSIGNABLE = frozenset({S.ROUTED, S.ACCEPTED, S.AWAITING_DISPATCH})
+
+# Steps only a dispatcher (scope cases:dispatch) may take.
+DISPATCHER_ONLY = frozenset({S.RETURNED_TO_SOURCE})
 
 # Referral onward (诉讼, 仲裁, 行政处理) closes the case (DOMAIN.md): the `referred` step is
 # followed in the same transaction by `closed`, so a case never rests in `referred`.
-CLOSES_AUTOMATICALLY: dict[Status, Status] = {S.REFERRED: S.CLOSED}
+# A 12345 case returned to the hotline (退单) closes here the same way.
+CLOSES_AUTOMATICALLY: dict[Status, Status] = {S.REFERRED: S.CLOSED,
+                                              S.RETURNED_TO_SOURCE: S.CLOSED}
 
 
 def allowed_next(status: Status) -> frozenset[Status]:
@@ -109,7 +125,11 @@ STEP_DATA: dict[Status, StepData] = {
     S.REFERRED: StepData(required=("referral",)),
     S.VISITED: StepData(required=("visit_notes",)),
     S.RATED: StepData(required=("satisfaction",)),
+    S.RETURNED: StepData(optional=("suggested_department",)),
 }
+
+# Steps that need a reason (the request's `reason`): why the case was returned.
+NEEDS_REASON = frozenset({S.RETURNED, S.RETURNED_TO_SOURCE})
 
 
 def check_step_data(target: Status, data: TransitionData) -> list[DataProblem]:
@@ -125,6 +145,26 @@ def check_step_data(target: Status, data: TransitionData) -> list[DataProblem]:
         if getattr(data, name) is not None:
             problems.append(DataProblem(f"data.{name}", f"not part of a step to '{target}'"))
     return problems
+
+
+def check_reason(target: Status, reason: str | None) -> list[DataProblem]:
+    if target in NEEDS_REASON and not (reason and reason.strip()):
+        return [DataProblem("reason", f"required when moving to '{target}'")]
+    return []
+
+
+class NotAssignable(TransitionRefused):
+    def __init__(self, current: Status) -> None:
+        self.current = current
+        self.allowed = sorted(ASSIGNABLE)
+        super().__init__(f"a case in '{current}' cannot be assigned by hand; it can in: "
+                         + ", ".join(self.allowed))
+
+
+def check_assignment(current: Status) -> None:
+    """Raise NotAssignable unless a dispatcher may assign a case in `current`."""
+    if current not in ASSIGNABLE:
+        raise NotAssignable(current)
 
 
 def check_transition(current: Status, target: Status) -> None:

@@ -26,7 +26,9 @@ _SHARE_OF_LIMIT = {L.WARNING: WARNING_SHARE, L.LEVEL_1: 1.0, L.LEVEL_2: LEVEL_2_
 # its new round brings new limits.
 RUNS_IN: dict[SlaKind, frozenset[Status]] = {
     SlaKind.ACCEPTANCE: frozenset({S.ROUTED}),
-    SlaKind.RESOLUTION: frozenset({S.ROUTED, S.ACCEPTED, S.IN_MEDIATION}),
+    # The citizen's clock does not stop while a returned case waits for its new department.
+    SlaKind.RESOLUTION: frozenset({S.ROUTED, S.ACCEPTED, S.IN_MEDIATION, S.RETURNED,
+                                   S.AWAITING_DISPATCH}),
 }
 
 
@@ -69,6 +71,9 @@ class CaseClocks:
     resolve_by: datetime | None
     acceptance_supervised: SupervisionLevel | None = None
     resolution_supervised: SupervisionLevel | None = None
+    # After a return or an assignment by hand the acceptance limit starts again for the new
+    # department, while the overall limit keeps counting from `start`.
+    acceptance_start: datetime | None = None
 
     def running(self) -> list[TimeLimit]:
         """The limits counting now."""
@@ -78,7 +83,9 @@ class CaseClocks:
         for kind, deadline in ((SlaKind.ACCEPTANCE, self.accept_by),
                                (SlaKind.RESOLUTION, self.resolve_by)):
             if deadline is not None and self.status in RUNS_IN[kind]:
-                limits.append(TimeLimit(kind, self.start, deadline))
+                start = (self.acceptance_start or self.start) if kind is SlaKind.ACCEPTANCE \
+                    else self.start
+                limits.append(TimeLimit(kind, start, deadline))
         return limits
 
     def last_supervised(self, kind: SlaKind) -> SupervisionLevel | None:

@@ -111,6 +111,27 @@ def labelled_report(entry: Mapping[str, Any]) -> LabelledReport:
                           str(entry.get("set", "tuning")))
 
 
+def load_corrections(path: str | Path) -> list[LabelledReport]:
+    """The router's corrections export (GET /v1/routing/corrections, JSON) as labelled
+    reports: each corrected case's text and channel, labelled with its final decision (what
+    staff settled on after returns and assignments by hand)."""
+    import json  # the export is JSON; the labelled sets are YAML
+
+    items = json.loads(Path(path).read_text(encoding="utf-8"))["items"]
+    return [correction_report(item) for item in items]
+
+
+def correction_report(item: Mapping[str, Any]) -> LabelledReport:
+    final = item["final"]
+    report = CaseReported(case_id=str(item["case_id"]), channel=Channel(item["channel"]),
+                          external_id=str(item["case_id"]), received_at=_RECEIVED_AT,
+                          text=item["text"])
+    expect = {name: final[name] for name in FIELDS if final.get(name) is not None}
+    expect["cooperating"] = [Department(d).value
+                             for d in final.get("cooperating_departments") or []]
+    return LabelledReport(str(item["case_id"]), report, 0, expect, f"corrected ({item['kind']})")
+
+
 def evaluate(labelled: Iterable[LabelledReport], rules: RoutingRules,
              tree: JurisdictionTree) -> Evaluation:
     return Evaluation([Outcome(item, route_case(item.report, rules, tree,

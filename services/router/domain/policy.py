@@ -21,18 +21,20 @@ from services.router.domain.jurisdictions import TIER_LEVEL, JurisdictionTree
 from services.router.domain.risk import assess_risk
 from services.router.domain.rules import RoutingRules
 from services.router.domain.sla import time_limits
-from services.router.domain.tiers import decide_tier
+from services.router.domain.tiers import decide_tier, keep_tier_on_return
 
 
 def route_case(report: CaseReported, rules: RoutingRules, tree: JurisdictionTree, *,
                prior_related: int = 0, routing_round: int = 1,
                escalate_from: Tier | None = None,
-               now: datetime | None = None) -> RoutingDecision:
+               now: datetime | None = None,
+               keep_tier: Tier | None = None) -> RoutingDecision:
     """Decide category, risk, tier, departments, jurisdiction and time limits for a report.
 
     `prior_related` counts earlier cases (90 days) sharing a phone or id number hash.
     `escalate_from` is the tier whose mediation failed: the case goes at least one above.
     `now` starts the time limits of a case routed again; a first routing counts from receipt.
+    `keep_tier` is the tier of a case returned by its lead department: routed again there.
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -61,11 +63,13 @@ def route_case(report: CaseReported, rules: RoutingRules, tree: JurisdictionTree
     risk = assess_risk(facts, rules)
     facts = facts.with_risk(risk.risk)
     tier = decide_tier(facts, rules, escalate_from=escalate_from)
+    if keep_tier is not None:
+        tier = keep_tier_on_return(tier, keep_tier)
     assignment = assign_departments(facts, tier.tier, rules)
     jurisdiction = None
     if location is not None:
         jurisdiction = tree.at_level(location.node, TIER_LEVEL[tier.tier]).ref()
-    routed_again = escalate_from is not None or routing_round > 1
+    routed_again = escalate_from is not None or keep_tier is not None or routing_round > 1
     start = now if routed_again and now is not None else report.received_at
     limits = time_limits(report, risk.risk, tier.tier, rules, start)
     fired = [category.rule, *risk.fired, *tier.fired, *assignment.fired, *limits.fired]

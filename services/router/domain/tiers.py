@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from contracts.enums import Tier
 from services.router.domain.facts import CaseFacts
@@ -12,6 +12,13 @@ _TIERS = [Tier.VILLAGE, Tier.TOWN, Tier.COUNTY]
 _RANK = {tier: rank for rank, tier in enumerate(_TIERS)}
 
 ESCALATION_RULE = "tier.escalation"
+RETURN_RULE = "tier.kept_on_return"
+
+
+def keep_tier_on_return(verdict: TierVerdict, tier: Tier) -> TierVerdict:
+    """A returned case is routed again at the tier that had it, whatever the rules say now:
+    a return says the department was wrong, not the tier."""
+    return replace(verdict, tier=tier, fired=[*verdict.fired, RETURN_RULE])
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,13 @@ PAIRS = [(current, target) for current in Status for target in Status]
 @pytest.mark.parametrize("current,target", PAIRS)
 def test_staff_may_take_exactly_the_state_machine_steps_events_do_not_own(
         current: Status, target: Status) -> None:
-    legal = target in TRANSITIONS[current] and target not in {S.REPORTED, S.ROUTED}
+    legal = target in TRANSITIONS[current] and target not in EVENT_ONLY
     if legal:
         check_transition(current, target)
     else:
         with pytest.raises(IllegalTransition) as refused:
             check_transition(current, target)
-        assert refused.value.allowed == sorted(TRANSITIONS[current] - {S.REPORTED, S.ROUTED})
+        assert refused.value.allowed == sorted(TRANSITIONS[current] - EVENT_ONLY)
         assert str(current) in str(refused.value)
 
 
@@ -51,13 +51,14 @@ def test_the_archive_allows_nothing_and_says_so() -> None:
         check_transition(S.ARCHIVED, S.CLOSED)
 
 
-def test_referral_closes_the_case_at_once() -> None:
-    assert CLOSES_AUTOMATICALLY == {S.REFERRED: S.CLOSED}
+def test_referral_and_return_to_the_hotline_close_the_case_at_once() -> None:
+    assert CLOSES_AUTOMATICALLY == {S.REFERRED: S.CLOSED, S.RETURNED_TO_SOURCE: S.CLOSED}
     assert S.CLOSED in TRANSITIONS[S.REFERRED]
+    assert S.CLOSED in TRANSITIONS[S.RETURNED_TO_SOURCE]
 
 
-def test_events_own_reported_and_routed_only() -> None:
-    assert EVENT_ONLY == {S.REPORTED, S.ROUTED}
+def test_events_own_reported_routed_and_the_dispatch_queue_only() -> None:
+    assert EVENT_ONLY == {S.REPORTED, S.ROUTED, S.AWAITING_DISPATCH}
     assert CLOSED_STATUSES == {S.CLOSED, S.VISITED, S.RATED, S.ARCHIVED}
 
 
