@@ -1,7 +1,7 @@
 """routing corrections: returns, assignments by hand, the acceptance limit's own start
 
 Revision ID: c0a1d2e3f405
-Revises: bef686f05236
+Revises: c36e2a9d7f43
 Create Date: 2026-12-07 05:00:00.000000
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = 'c0a1d2e3f405'
-down_revision: str | None = 'bef686f05236'
+down_revision: str | None = 'c36e2a9d7f43'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

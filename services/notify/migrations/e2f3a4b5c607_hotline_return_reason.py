@@ -1,7 +1,7 @@
 """hotline return reason: why a 12345 case went back to the hotline (退单)
 
 Revision ID: e2f3a4b5c607
-Revises: fd9b0027f4af
+Revises: d47f3b0e8a54
 Create Date: 2026-12-07 05:00:00.000000
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = 'e2f3a4b5c607'
-down_revision: str | None = 'fd9b0027f4af'
+down_revision: str | None = 'd47f3b0e8a54'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

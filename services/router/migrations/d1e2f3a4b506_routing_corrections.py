@@ -1,7 +1,7 @@
 """routing corrections: returns on reports, corrected decisions
 
 Revision ID: d1e2f3a4b506
-Revises: f997c58e5377
+Revises: b25d1f8c6e32
 Create Date: 2026-12-07 05:00:00.000000
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = 'd1e2f3a4b506'
-down_revision: str | None = 'f997c58e5377'
+down_revision: str | None = 'b25d1f8c6e32'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
