@@ -1,9 +1,12 @@
 """Print the router's per-field accuracy on the worked examples, labelled and held-out reports.
 
     uv run python scripts/routing_accuracy.py [--rules FILE] [--jurisdictions FILE] [--wrong]
-                                              [--time]
+                                              [--time] [--rules-only] [--flagged]
 
 Run it after editing a rules file: it shows what the edit did before the file ships.
+Per set: category, risk, tier and lead accuracy; red recall and false-red rate with 95 %
+Wilson intervals; the review-flag rate (待研判); the confusion of categories; and the
+learned reader's cross-validated figures (from its training, services/router/data/).
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ from services.router.domain.evaluation import (  # noqa: E402
     LabelledReport,
     evaluate,
     load_labelled,
+    wilson,
 )
 from services.router.domain.jurisdictions import JurisdictionTree  # noqa: E402
 from services.router.domain.policy import route_case  # noqa: E402
+from services.router.domain.reader import default_reader  # noqa: E402
 from services.router.domain.rules import RoutingRules  # noqa: E402
+from services.router.domain.text import normalise  # noqa: E402
 
 SETS = {
     "worked examples": ROOT / "tests/data/routing_examples.yaml",
@@ -50,7 +56,12 @@ def main() -> int:
     parser.add_argument("--wrong", action="store_true", help="list every report decided wrongly")
     parser.add_argument("--time", action="store_true",
                         help="also time route_case per report over every set")
+    parser.add_argument("--rules-only", action="store_true",
+                        help="without the learned reader: the rules alone")
+    parser.add_argument("--flagged", action="store_true",
+                        help="list every report flagged for review, with the reason")
     args = parser.parse_args()
+    use_reader = not args.rules_only
     rules = load_rules(args.rules)
     tree = load_jurisdictions(args.jurisdictions)
     print(f"rules version {rules.version}\n")
@@ -62,7 +73,7 @@ def main() -> int:
             continue
         labelled = load_labelled(path)
         everything.extend(labelled)
-        evaluation = evaluate(labelled, rules, tree)
+        evaluation = evaluate(labelled, rules, tree, use_reader=use_reader)
         rows.append((name, evaluation))
         whole_sets.append((name, evaluation))
         parts = {o.labelled.part for o in evaluation.outcomes}
@@ -70,8 +81,11 @@ def main() -> int:
             for part in sorted(parts, reverse=True):
                 rows.append((f"  of which {part}", evaluation.part(part)))
     print(_table(rows))
+    print(_risk_table(whole_sets))
+    print(_confusions(whole_sets))
+    print(_reader_figures(use_reader))
     if args.time:
-        print(_timing(everything, rules, tree))
+        print(_timing(everything, rules, tree, use_reader))
     problems = 0
     for name, evaluation in whole_sets:
         for outcome in evaluation.missed_reds():
@@ -80,6 +94,11 @@ def main() -> int:
         for outcome in evaluation.false_reds():
             problems += 1
             print(f"FALSE RED   {name}: {outcome.labelled.id} {outcome.labelled.report.text}")
+        if args.flagged:
+            for outcome in evaluation.flagged():
+                reasons = "; ".join(outcome.decision.review.reasons)
+                print(f"FLAGGED     {name}: {outcome.labelled.id} {reasons}\n"
+                      f"            {outcome.labelled.report.text}")
         if args.wrong:
             for outcome in evaluation.wrong():
                 fields = ", ".join(f"{f} {outcome.got(f)} (want {outcome.wanted(f)})"
@@ -89,17 +108,84 @@ def main() -> int:
     return 1 if problems else 0
 
 
+def _risk_table(rows: list[tuple[str, Evaluation]]) -> str:
+    """Red recall and false reds with 95 % Wilson intervals, and the share flagged for review."""
+    lines = ["| set                      | red recall              | false red               "
+             "| review flags | red or flagged |",
+             "|" + "-" * 26 + "|" + "-" * 25 + "|" + "-" * 25 + "|" + "-" * 14 + "|"
+             + "-" * 16 + "|"]
+    for name, evaluation in rows:
+        total = len(evaluation.outcomes)
+        reds = evaluation.reds()
+        caught = reds - len(evaluation.missed_reds())
+        false = len(evaluation.false_reds())
+        flagged = len(evaluation.flagged())
+        seen = caught + sum(o.decision.review.flagged for o in evaluation.missed_reds())
+        lines.append(f"| {name:<24} | {_share(caught, reds):<23} | {_share(false, total - reds):<23} "
+                     f"| {flagged / max(total, 1):>5.1%} {flagged:>3}/{total:<3} "
+                     f"| {seen:>3}/{reds:<3} {seen / max(reds, 1):>6.1%} |")
+    return "\n".join(lines) + "\n"
+
+
+def _share(k: int, n: int) -> str:
+    low, high = wilson(k, n)
+    return f"{k}/{n} {k / max(n, 1):.1%} ({low:.0%}–{high:.0%})"
+
+
+def _confusions(rows: list[tuple[str, Evaluation]]) -> str:
+    """Per set, per category wanted: how many right, and what the wrong ones became."""
+    lines = ["categories (wanted: right/all, then what the others were decided as)"]
+    for name, evaluation in rows:
+        lines.append(f"  {name}")
+        for wanted, got in sorted(evaluation.confusion().items()):
+            others = ", ".join(f"{category} {count}" for category, count in got.most_common()
+                               if category != wanted)
+            lines.append(f"    {wanted:<20} {got[wanted]:>3}/{sum(got.values()):<3} {others}")
+    return "\n".join(lines) + "\n"
+
+
+def _reader_figures(use_reader: bool) -> str:
+    reader = default_reader()
+    if not use_reader or reader is None:
+        return "learned reader: not used\n"
+    cv = reader.cross_validated
+    lines = [f"learned reader {reader.version}, thresholds {reader.thresholds}"]
+    if cv:
+        lines.append(f"  cross-validated on its training reports ({cv['folds']} folds, "
+                     f"{cv['reports']} reports), the model alone: red {cv['red_caught']}/"
+                     f"{cv['reds']} caught, {cv['red_false']}/{cv['others']} wrongly red, "
+                     f"{cv['red_doubt_reds']} reds and {cv['red_doubt_others']} others unsure; "
+                     f"category {cv['category_accuracy']:.1%}")
+    return "\n".join(lines) + "\n"
+
+
 def _timing(labelled: list[LabelledReport], rules: RoutingRules, tree: JurisdictionTree,
-            rounds: int = 7) -> str:
+            use_reader: bool, rounds: int = 7) -> str:
     """Per-report time of route_case: the best of several rounds over every report."""
     best = float("inf")
     for _ in range(rounds):
         started = time.perf_counter()
         for item in labelled:
-            route_case(item.report, rules, tree, prior_related=item.prior_related)
+            route_case(item.report, rules, tree, prior_related=item.prior_related,
+                       use_reader=use_reader)
         best = min(best, (time.perf_counter() - started) / len(labelled))
-    return f"route_case: {best * 1e6:.0f} µs per report (best of {rounds} rounds over " \
-           f"{len(labelled)} reports)\n"
+    line = f"route_case: {best * 1e6:.0f} µs per report (best of {rounds} rounds over " \
+           f"{len(labelled)} reports)"
+    reader = default_reader()
+    if use_reader and reader is not None:
+        texts = [load_rules_text(item) for item in labelled]
+        best = float("inf")
+        for _ in range(rounds):
+            started = time.perf_counter()
+            for text in texts:
+                reader.read(text)
+            best = min(best, (time.perf_counter() - started) / len(texts))
+        line += f"; of which the learned reader {best * 1e6:.0f} µs"
+    return line + "\n"
+
+
+def load_rules_text(item: LabelledReport) -> str:
+    return normalise(item.report.text)
 
 
 def _table(rows: list[tuple[str, Evaluation]]) -> str:
