@@ -45,6 +45,9 @@ NGRAMS = (1, 3)
 RED_FALSE_RATE = 0.01
 RED_DOUBT_FALSE_RATE = 0.03
 # Out of fold, the model's category is right this often where it is at least this sure.
+# The model disputes a red of the rules only below the score that, out of fold, at most this
+# share of red reports fall under: a model that misses a third of reds cannot dispute them all.
+RED_CLEAR_MISS_RATE = 0.05
 CATEGORY_SURE_PRECISION = 0.95
 CATEGORY_DOUBT = 0.35
 
@@ -184,7 +187,10 @@ def set_thresholds(examples: Examples, red: np.ndarray, category: Sequence[str],
         if chosen.sum() and right[chosen].mean() >= CATEGORY_SURE_PRECISION:
             sure = float(round(candidate, 2))
             break
+    reds = np.sort(red[examples.red == 1])
+    clear = float(max(0.01, reds[int(RED_CLEAR_MISS_RATE * len(reds))]))
     return {"red": round(above_share(RED_FALSE_RATE), 3),
+            "red_clear": round(clear, 3),
             "red_doubt": round(above_share(RED_DOUBT_FALSE_RATE), 3),
             "category": sure, "category_doubt": CATEGORY_DOUBT}
 

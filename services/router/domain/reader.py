@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -34,6 +35,7 @@ _WHITESPACE = re.compile(r"\s\s+")
 class Thresholds:
     red: float           # at or above: the model says red
     red_doubt: float     # from here up to `red`: the model is unsure, a person should look
+    red_clear: float     # below this the model disputes a red of the rules
     category: float      # the model's category probability it must reach to disagree
     category_doubt: float  # below this, and the rules found no terms: too unsure to route
 
@@ -85,18 +87,21 @@ class TextReader:
         found = [column for column in map(get, [text[i:i + n] for n in self.ngrams
                                                  for i in range(length - n + 1)])
                  if column is not None]
-        scores = self.bias.copy()
+        scores = self.bias
         if found:
-            columns, counts = np.unique(np.array(found, dtype=np.intp), return_counts=True)
-            values = (1.0 + np.log(counts)) * self.idf[columns]
+            counted = Counter(found)
+            columns = np.fromiter(counted.keys(), dtype=np.intp, count=len(counted))
+            tf = np.fromiter(counted.values(), dtype=np.float64, count=len(counted))
+            values = (1.0 + np.log(tf)) * self.idf[columns]
             values /= math.sqrt(float(values @ values))
-            scores += values @ self.weights[columns]
-        red = 1.0 / (1.0 + math.exp(-scores[0]))
-        logits = scores[1:]
-        best = int(logits.argmax())
-        shifted = np.exp(logits - logits[best])
-        return ReaderVerdict(red, self.categories[best], float(1.0 / shifted.sum()),
-                             self.thresholds)
+            scores = scores + values @ self.weights[columns]
+        # A handful of numbers: plain Python is quicker here than more numpy calls.
+        red_score, *logits = scores.tolist()
+        red = 1.0 / (1.0 + math.exp(-red_score))
+        top = max(logits)
+        best = logits.index(top)
+        total = sum(math.exp(logit - top) for logit in logits)
+        return ReaderVerdict(red, self.categories[best], 1.0 / total, self.thresholds)
 
 
 def load_reader(path: str | Path = DEFAULT_MODEL) -> TextReader:

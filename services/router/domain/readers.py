@@ -5,7 +5,9 @@
   acceptance instead of 2, no police station) than a red that a person lowers.
 - The category is the rules'; the model's category only decides where the rules found no
   category word at all and the model is sure.
-- Review (待研判) when they disagree on red, when the model is unsure of red, when both
+- Review (待研判) when they disagree on red (the model says red and the rules do not, or
+  the rules say red and the model is clearly against it), when the model is unsure of red
+  and the rules did not say red, when both
   name a category with some confidence and differ (the channel's own classification is
   not second-guessed), or when neither is sure of any category. The higher risk stands
   meanwhile.
@@ -70,7 +72,7 @@ def second_reading(rules_category: CategoryVerdict, category: CategoryVerdict,
         codes.append("review.risk_disagreement")
         reasons.append(f"文本模型判为红色风险（概率{p:.2f}），规则未见扬言或极端行为词语；"
                        "暂按红色处置")
-    elif rules_red and p < verdict.thresholds.red_doubt:
+    elif rules_red and p < verdict.thresholds.red_clear:
         codes.append("review.risk_disagreement")
         reasons.append(f"规则判为红色风险，文本模型未见风险（概率{p:.2f}）；暂按红色处置")
     elif verdict.unsure_of_red and not rules_red:
