@@ -94,7 +94,7 @@ class TextReader:
             tf = np.fromiter(counted.values(), dtype=np.float64, count=len(counted))
             values = (1.0 + np.log(tf)) * self.idf[columns]
             values /= math.sqrt(float(values @ values))
-            scores = scores + values @ self.weights[columns]
+            scores = scores + values @ self.weights.take(columns, axis=0)
         # A handful of numbers: plain Python is quicker here than more numpy calls.
         red_score, *logits = scores.tolist()
         red = 1.0 / (1.0 + math.exp(-red_score))
