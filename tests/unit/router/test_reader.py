@@ -252,3 +252,22 @@ def test_the_shipped_reader_is_used_by_default(rules: RoutingRules,
     assert "文本模型" in decision.explanation.zh
     assert "文本模型" not in route_case(report("楼上邻居装修噪音太大"), rules, tree,
                                      use_reader=False).explanation.zh
+
+
+def test_training_reads_the_corrections_export(tmp_path: Path) -> None:
+    """`--corrections FILE`: a person's final decision is the label, beside the labelled sets."""
+    pytest.importorskip("sklearn")
+    train = _train_reader_script()
+    corrections = tmp_path / "corrections.json"
+    corrections.write_text(json.dumps({"items": [
+        {"text": "他說再來鬧就讓你橫著出去", "final": {"category": "neighbor", "risk": "red",
+                                                   "lead_department": "judicial_office"}},
+        {"text": "物业费乱收", "final": {"category": "property_management", "risk": "blue"}},
+    ]}, ensure_ascii=False), encoding="utf-8")
+    base = train.gather(None)
+    examples = train.gather(corrections)
+    assert len(examples.texts) == len(base.texts) + 2
+    assert examples.texts[-2].startswith("他说再来闹就让你")  # read as the router reads it
+    assert list(examples.red[-2:]) == [1, 0]
+    assert examples.category[-2:] == ["neighbor", "property_management"]
+    assert "heldout_reports_5.yaml" not in train.TRAINING_SETS  # the test is never trained on
