@@ -93,6 +93,18 @@ class Sla(_Model):
     resolve_by: AwareDatetime
 
 
+class Review(_Model):
+    """Doubt as a state (待研判): the router's two readers disagree, or neither is sure.
+
+    A flagged decision stands meanwhile, at the higher of the risks the readers gave, and
+    the case waits in the dispatcher's queue for a person to confirm or correct it."""
+
+    flagged: bool = False
+    reasons: list[str] = Field(default_factory=list, description="why, one line each in Chinese")
+    codes: list[str] = Field(default_factory=list,
+                             description="why, as codes: review.risk_disagreement, ...")
+
+
 class RoutingDecision(_Model):
     """What the router decided, and why."""
 
@@ -109,6 +121,8 @@ class RoutingDecision(_Model):
     rules_fired: list[str] = Field(default_factory=list)
     explanation: Explanation
     rules_version: str
+    review: Review = Field(default_factory=Review,
+                           description="flagged for a person when the readers disagree or doubt")
 
 
 class Correction(_Model):

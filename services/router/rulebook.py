@@ -14,6 +14,7 @@ from pathlib import Path
 
 from services.router.domain.datafile import DataFileError
 from services.router.domain.jurisdictions import JurisdictionTree, load_jurisdictions
+from services.router.domain.reader import default_reader
 from services.router.domain.rules import RoutingRules, load_rules
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class Rulebook:
         self.rules_path = rules_path or DEFAULT_RULES
         self.jurisdictions_path = jurisdictions_path or DEFAULT_JURISDICTIONS
         self._current = self._load()
+        # The learned second reader (domain/reader.py) ships with the code: load it now, at
+        # start, rather than on the first report.
+        default_reader()
         self._checked = time.monotonic()
         self.last_error: str | None = None
 

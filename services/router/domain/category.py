@@ -21,7 +21,7 @@ class CategoryVerdict:
 
 def choose_category(channel: Channel, channel_category: str | None, reading: Reading,
                     rules: RoutingRules) -> CategoryVerdict:
-    scores = _scores(reading)
+    scores = _scores(reading, _focus(reading.text, rules.scoring.focus_markers))
     if channel_category:
         mapped = rules.channel_category(channel, channel_category)
         if mapped is not None:
@@ -44,8 +44,16 @@ def choose_category(channel: Channel, channel_category: str | None, reading: Rea
     return CategoryVerdict(Category(best), confidence, terms, "category.text", None)
 
 
-def _scores(reading: Reading) -> dict[str, tuple[int, list[str]]]:
+def _focus(text: str, markers: list[str]) -> int | None:
+    """Where the caller's main matter starts: after the last focus marker, if any."""
+    found = [at + len(marker) for marker in markers if (at := text.rfind(marker)) >= 0]
+    return max(found) if found else None
+
+
+def _scores(reading: Reading, focus: int | None = None) -> dict[str, tuple[int, list[str]]]:
     """Per category: the sum of its distinct terms' weights, and those terms in text order.
+
+    A term after the focus (the caller's main matter, see _focus) counts double.
 
     A term inside a longer term of another category is part of that word, not a word of its
     own: 物业公司 is property management, not also 公司 (labour); 土地补偿 is not also 土地.
@@ -57,8 +65,9 @@ def _scores(reading: Reading) -> dict[str, tuple[int, list[str]]]:
     for category, hits in by_category.items():
         weights: dict[str, int] = {}
         for hit in longest_hits(hits) if len(hits) > 1 else hits:
-            if weights.get(hit.term, 0) < hit.weight:
-                weights[hit.term] = hit.weight
+            weight = hit.weight * 2 if focus is not None and hit.start >= focus else hit.weight
+            if weights.get(hit.term, 0) < weight:
+                weights[hit.term] = weight
         if weights:
             scores[category] = (sum(weights.values()), list(weights))
     return scores

@@ -6,6 +6,8 @@ did before it ships; the tests hold the default rules to the same bar.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,11 +79,36 @@ class Evaluation:
         return [o for o in self.outcomes
                 if o.got("risk") == Risk.RED.value and o.wanted("risk") != Risk.RED.value]
 
+    def reds(self) -> int:
+        return sum(o.wanted("risk") == Risk.RED.value for o in self.outcomes)
+
+    def flagged(self) -> list[Outcome]:
+        """Decisions flagged for review (待研判)."""
+        return [o for o in self.outcomes if o.decision.review.flagged]
+
+    def confusion(self) -> dict[str, Counter[str]]:
+        """Per wanted category, how often each category was decided."""
+        table: dict[str, Counter[str]] = {}
+        for o in self.outcomes:
+            table.setdefault(o.wanted("category"), Counter())[o.got("category")] += 1
+        return table
+
     def wrong(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.wrong_fields()]
 
     def part(self, name: str) -> Evaluation:
         return Evaluation([o for o in self.outcomes if o.labelled.part == name])
+
+
+def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a proportion (sound at 0 and at small counts)."""
+    if total == 0:
+        return (0.0, 1.0)
+    share = successes / total
+    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / (
+        1 + z * z / total)
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def load_labelled(path: str | Path) -> list[LabelledReport]:
@@ -133,7 +160,9 @@ def correction_report(item: Mapping[str, Any]) -> LabelledReport:
 
 
 def evaluate(labelled: Iterable[LabelledReport], rules: RoutingRules,
-             tree: JurisdictionTree) -> Evaluation:
+             tree: JurisdictionTree, *, use_reader: bool = True) -> Evaluation:
+    """Route each report; `use_reader=False` measures the rules alone."""
     return Evaluation([Outcome(item, route_case(item.report, rules, tree,
-                                                prior_related=item.prior_related))
+                                                prior_related=item.prior_related,
+                                                use_reader=use_reader))
                        for item in labelled])

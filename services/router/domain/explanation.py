@@ -18,9 +18,14 @@ from services.router.domain.vocabulary import (
 
 def explain(category: CategoryVerdict, risk: RiskVerdict, tier: TierVerdict,
             assignment: Assignment, jurisdiction: JurisdictionRef | None,
-            routing_round: int) -> Explanation:
-    return Explanation(zh=_zh(category, risk, tier, assignment, jurisdiction, routing_round),
-                       en=_en(category, risk, tier, assignment, jurisdiction, routing_round))
+            routing_round: int, second: tuple[str, str] | None = None) -> Explanation:
+    """`second` is what the learned reader said (readers.second_reading), in zh and en."""
+    zh = _zh(category, risk, tier, assignment, jurisdiction, routing_round)
+    en = _en(category, risk, tier, assignment, jurisdiction, routing_round)
+    if second is not None:
+        zh = zh.removesuffix("。") + "；" + second[0] + "。"
+        en = en.removesuffix(".") + "; " + second[1] + "."
+    return Explanation(zh=zh, en=en)
 
 
 def _zh(category: CategoryVerdict, risk: RiskVerdict, tier: TierVerdict,
@@ -32,6 +37,8 @@ def _zh(category: CategoryVerdict, risk: RiskVerdict, tier: TierVerdict,
                      f"升级，至少{TIER_ZH[tier.escalated_from.above()]}办理")
     if category.source is not None:
         basis = f"渠道分类“{category.source}”"
+    elif category.rule == "category.reader":
+        basis = "文本模型，规则未见类别词"
     elif category.terms:
         basis = "关键词“" + "、".join(category.terms[:4]) + "”"
     else:
@@ -63,6 +70,8 @@ def _en(category: CategoryVerdict, risk: RiskVerdict, tier: TierVerdict,
                      f"{tier.escalated_from.above().value}")
     if category.source is not None:
         basis = f"channel classification '{category.source}'"
+    elif category.rule == "category.reader":
+        basis = "the text model, no category terms"
     elif category.terms:
         basis = "terms " + ", ".join(category.terms[:4])
     else:

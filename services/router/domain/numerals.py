@@ -34,6 +34,8 @@ _MONEY_SUFFIXES = ("元", "块", "圆", "人民币")
 # After a bare 万/千 these make it something other than money (十八万 is money, 两万亩 is not).
 _NOT_MONEY_AFTER = frozenset("人名位户家口个亩平方米斤吨公里字次件头只株棵年月日天岁号层台辆间套元块圆")
 _PEOPLE_UNITS = frozenset("名人位户家口")
+# 三四十号人, 几十号工人: 号 counts people only before a word for people (三号楼 is a building).
+_PEOPLE_BY_HAO = ("号人", "号工人", "号村民", "号农民工")
 # 五个月, 三个小时: 个 counting time, not people.
 _NOT_PEOPLE_AFTER_GE = ("月", "小时", "钟头", "星期", "礼拜", "工作日", "季度", "半月", "多月")
 # 二十余人均未受伤, 5名乘客均无大碍, 3人受伤: people counted as hurt or unhurt are not a side.
@@ -153,7 +155,7 @@ def read_quantities(text: str, people_nouns: Collection[str] = (),
             counts = "money"
         elif rest.startswith(("岁", "周岁")):
             counts = "age"
-        elif rest[:1] in _PEOPLE_UNITS or (
+        elif rest[:1] in _PEOPLE_UNITS or rest.startswith(_PEOPLE_BY_HAO) or (
                 rest.startswith("个") and people_after_ge is not None
                 and not rest.startswith(_NOT_PEOPLE_AFTER_GE, 1)
                 and people_after_ge.match(text, end) is not None):

@@ -18,6 +18,8 @@ from services.router.domain.departments import assign_departments
 from services.router.domain.explanation import explain
 from services.router.domain.facts import CaseFacts
 from services.router.domain.jurisdictions import TIER_LEVEL, JurisdictionTree
+from services.router.domain.reader import TextReader, default_reader
+from services.router.domain.readers import Second, reader_category, reader_risk, second_reading
 from services.router.domain.risk import assess_risk
 from services.router.domain.rules import RoutingRules
 from services.router.domain.sla import time_limits
@@ -27,19 +29,27 @@ from services.router.domain.tiers import decide_tier, keep_tier_on_return
 def route_case(report: CaseReported, rules: RoutingRules, tree: JurisdictionTree, *,
                prior_related: int = 0, routing_round: int = 1,
                escalate_from: Tier | None = None,
-               now: datetime | None = None,
-               keep_tier: Tier | None = None) -> RoutingDecision:
+               now: datetime | None = None, keep_tier: Tier | None = None,
+               use_reader: bool = True, reader: TextReader | None = None) -> RoutingDecision:
     """Decide category, risk, tier, departments, jurisdiction and time limits for a report.
 
     `prior_related` counts earlier cases (90 days) sharing a phone or id number hash.
     `escalate_from` is the tier whose mediation failed: the case goes at least one above.
     `now` starts the time limits of a case routed again; a first routing counts from receipt.
     `keep_tier` is the tier of a case returned by its lead department: routed again there.
+    `reader` is the learned second reader (readers.py); the shipped model unless given, none
+    with `use_reader=False`.
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     text = reading.read(report.text, rules, year=report.received_at.year)
-    category = choose_category(report.channel, report.channel_category, text, rules)
+    rules_category = category = choose_category(report.channel, report.channel_category, text,
+                                                rules)
+    if reader is None and use_reader:
+        reader = default_reader()
+    verdict = reader.read(text.text) if reader is not None else None
+    if verdict is not None:
+        category = reader_category(category, verdict)
     signals = dict(text.signals)
     if report.injuries is not None:
         # The channel's own injuries field is better evidence than the words.
@@ -60,7 +70,12 @@ def route_case(report: CaseReported, rules: RoutingRules, tree: JurisdictionTree
         prior_related=prior_related,
         parties_apart=tree.parties_apart(addresses) if len(addresses) > 1 else None,
     )
-    risk = assess_risk(facts, rules)
+    rules_risk = risk = assess_risk(facts, rules)
+    second = Second()
+    if verdict is not None:
+        # Either reader's red stands: the tier, the police station and 2 hours follow it.
+        risk = reader_risk(rules_risk, verdict)
+        second = second_reading(rules_category, category, rules_risk, verdict)
     facts = facts.with_risk(risk.risk)
     tier = decide_tier(facts, rules, escalate_from=escalate_from)
     if keep_tier is not None:
@@ -72,7 +87,8 @@ def route_case(report: CaseReported, rules: RoutingRules, tree: JurisdictionTree
     routed_again = escalate_from is not None or keep_tier is not None or routing_round > 1
     start = now if routed_again and now is not None else report.received_at
     limits = time_limits(report, risk.risk, tier.tier, rules, start)
-    fired = [category.rule, *risk.fired, *tier.fired, *assignment.fired, *limits.fired]
+    fired = [category.rule, *risk.fired, *tier.fired, *assignment.fired, *limits.fired,
+             *second.fired]
     if location is not None:
         fired.append(f"jurisdiction.{location.source}")
     return RoutingDecision(
@@ -87,8 +103,10 @@ def route_case(report: CaseReported, rules: RoutingRules, tree: JurisdictionTree
         jurisdiction=jurisdiction,
         sla=limits.sla,
         rules_fired=fired,
-        explanation=explain(category, risk, tier, assignment, jurisdiction, routing_round),
+        explanation=explain(category, risk, tier, assignment, jurisdiction, routing_round,
+                            second=(second.zh, second.en) if verdict is not None else None),
         rules_version=rules.version,
+        review=second.review,
     )
 
 

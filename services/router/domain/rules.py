@@ -160,6 +160,10 @@ class Scoring(_Rules):
     no_terms_confidence: float = Field(default=0.5, ge=0, le=1)
     min_score: int = Field(default=2, ge=1, description="Below this the text decides nothing")
     full_score: int = Field(default=6, ge=1, description="A score this high is full confidence")
+    focus_markers: list[str] = Field(
+        default_factory=list,
+        description="Words that say the caller's main matter follows (最主要的是, 说到最后才说): "
+                    "category words after the last of them count double")
 
 
 class When(_Rules):

@@ -26,7 +26,7 @@ def problems_of(data: dict[str, Any]) -> list[str]:
 
 
 def test_the_default_rules_load_with_a_version(rules: RoutingRules) -> None:
-    assert rules.version == "2026.11.2"
+    assert rules.version == "2026.12.1"
 
 
 def test_an_unknown_department_is_named_with_its_path(data: dict[str, Any]) -> None:
