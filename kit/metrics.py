@@ -30,6 +30,11 @@ MESSAGES_CONSUMED = Counter("fq_messages_consumed", "Kafka messages handled",
                             ["group", "topic"])
 CONSUMER_LAG = Gauge("fq_consumer_lag_messages", "High watermark minus position",
                      ["group", "topic", "partition"])
+# Read from the broker by every service process (kit.lag), not by the consumer itself: a
+# consumer that hangs or dies stops writing fq_consumer_lag_messages, not this.
+CONSUMER_GROUP_LAG = Gauge("fq_consumer_group_lag_messages",
+                           "Log-end offsets minus the group's committed offsets, from the broker",
+                           ["group", "topic"])
 DLQ_MESSAGES = Counter("fq_dlq_messages", "Messages sent to a dead-letter topic", ["topic"])
 
 OUTBOX_BACKLOG = Gauge("fq_outbox_backlog_rows", "Outbox rows not yet published", ["service"])
@@ -38,7 +43,8 @@ OUTBOX_OLDEST_AGE = Gauge("fq_outbox_oldest_age_seconds", "Age of the oldest unp
 OUTBOX_PUBLISHED = Counter("fq_outbox_published", "Outbox rows published", ["service"])
 
 DELIVERIES = Counter("fq_deliveries", "Delivery attempts (webhook, hotline feedback, SMS) "
-                     "by result: succeeded, retry or dead", ["result"])
+                     "by receiver (subscription id, or hotline / sms) and result: succeeded, "
+                     "retry or dead", ["receiver", "result"])
 
 CASES_OPEN = Gauge("fq_cases_open", "Cases not yet closed", ["tier", "department"])
 CASES_OVERDUE = Gauge("fq_cases_overdue", "Open cases past a time limit", ["tier", "department"])
@@ -50,3 +56,7 @@ SUPERVISION_EVENTS = Counter("fq_supervision_events", "Supervision events emitte
 DELIVERY_ATTEMPT_DURATION = Histogram("fq_delivery_attempt_duration_seconds",
                                       "One delivery attempt (webhook, hotline feedback, SMS)",
                                       ["target"], buckets=LATENCY_BUCKETS)
+
+LAST_PROGRESS = Gauge("fq_last_progress_timestamp_seconds",
+                      "When each activity (consumer loop, outbox relay, leader job) last made "
+                      "progress, idle or busy (kit.liveness)", ["service", "activity"])
