@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from contracts.topics import CONSUMER_GROUPS
 from kit.consumer import TRANSIENT_ERRORS
 from kit.leader import sleep_unless
-from kit.metrics import CONSUMER_GROUP_LAG
+from kit.metrics import CONSUMER_GROUP_COMMITTED, CONSUMER_GROUP_LAG
 
 log = logging.getLogger(__name__)
 
@@ -44,29 +44,32 @@ class GroupLagExporter:
         try:
             while not self._stopping.is_set():
                 try:
-                    for (group, topic), lag in (await self.measure()).items():
+                    for (group, topic), (lag, committed) in (await self.measure()).items():
                         CONSUMER_GROUP_LAG.labels(group=group, topic=topic).set(lag)
+                        CONSUMER_GROUP_COMMITTED.labels(group=group, topic=topic).set(committed)
                 except UNMEASURABLE as exc:
                     # A figure that cannot be read is no figure: drop the series rather than
                     # leave the last one standing.
                     log.warning("consumer group lag not measured",
                                 extra={"error": repr(exc)[:200]})
                     CONSUMER_GROUP_LAG.clear()
+                    CONSUMER_GROUP_COMMITTED.clear()
                     await self._close()
                 await sleep_unless(self._stopping, self.every)
         finally:
             await self._close()
 
-    async def measure(self) -> dict[tuple[str, str], int]:
-        """Messages each group has not committed yet, by topic. A partition the group never
-        committed on counts from its first offset (the consumers start at the earliest)."""
+    async def measure(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(lag, committed) of each group by topic: the messages it has not committed yet, and
+        the sum of its committed offsets. A partition the group never committed on counts
+        from its first offset (the consumers start at the earliest)."""
         admin, offsets = await self._clients()
         topics = sorted({t for ts in self.groups.values() for t in ts})
         partitions = [TopicPartition(d["topic"], p["partition"])
                       for d in await admin.describe_topics(topics) for p in d["partitions"]]
         ends = await offsets.end_offsets(partitions)
         starts = await offsets.beginning_offsets(partitions)
-        lags: dict[tuple[str, str], int] = {}
+        figures: dict[tuple[str, str], tuple[int, int]] = {}
         for group, group_topics in self.groups.items():
             mine = [tp for tp in partitions if tp.topic in group_topics]
             # Tansu answers an offset fetch only for named partitions (not "all of them").
@@ -74,9 +77,9 @@ class GroupLagExporter:
             for tp in mine:
                 at = committed.get(tp)
                 position = at.offset if at is not None and at.offset >= 0 else starts[tp]
-                key = (group, tp.topic)
-                lags[key] = lags.get(key, 0) + max(0, ends[tp] - position)
-        return lags
+                lag, done = figures.get((group, tp.topic), (0, 0))
+                figures[(group, tp.topic)] = (lag + max(0, ends[tp] - position), done + position)
+        return figures
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._offsets is None:

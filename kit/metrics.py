@@ -28,6 +28,10 @@ ROUTING_LATENCY = Histogram("fq_routing_latency_seconds", "From receipt to routi
 
 MESSAGES_CONSUMED = Counter("fq_messages_consumed", "Kafka messages handled",
                             ["group", "topic"])
+CONSUMER_GROUP_COMMITTED = Gauge("fq_consumer_group_committed_messages",
+                                 "The group's committed offsets summed over the topic's "
+                                 "partitions: it stands still when the group commits nothing",
+                                 ["group", "topic"])
 CONSUMER_LAG = Gauge("fq_consumer_lag_messages", "High watermark minus position",
                      ["group", "topic", "partition"])
 # Read from the broker by every service process (kit.lag), not by the consumer itself: a

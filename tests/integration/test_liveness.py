@@ -58,8 +58,8 @@ async def test_lag_is_read_from_the_broker_for_groups_that_commit_and_groups_tha
 
     groups = {f"lag-busy-{unique}": (topic,), f"lag-dead-{unique}": (topic,)}
     exporter = GroupLagExporter(broker.bootstrap, every=0.2, groups=groups)
-    assert await exporter.measure() == {(f"lag-busy-{unique}", topic): 20,
-                                        (f"lag-dead-{unique}", topic): 30}
+    assert await exporter.measure() == {(f"lag-busy-{unique}", topic): (20, 10),
+                                        (f"lag-dead-{unique}", topic): (30, 0)}
     # Nothing consumes: new messages are lag, whoever (if anyone) was meant to take them.
     await _produce(broker.bootstrap, topic, 5)
     running = asyncio.create_task(exporter.run())
