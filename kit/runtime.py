@@ -183,6 +183,7 @@ class Runtime:
                 break
             except Exception as exc:  # noqa: BLE001 - any start failure means "try again"
                 log.warning("broker not reachable yet", extra={"error": repr(exc)[:200]})
+                self._excuse_the_broker_bound()
                 await self.producer.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -190,7 +191,16 @@ class Runtime:
         self.producer_ready.set()
         while not self._stopping:
             self.broker_reachable = await self.producer.reachable()
+            if not self.broker_reachable:
+                self._excuse_the_broker_bound()
             await asyncio.sleep(5.0)
+
+    def _excuse_the_broker_bound(self) -> None:
+        """While the broker is unreachable, the relay and the consumers cannot progress and a
+        restart would not help: intake, say, keeps taking reports into its outbox. /readyz
+        reports the broker; /healthz keeps to hangs."""
+        self.heartbeats.excuse([name for name in self._beating
+                                if name == "outbox-relay" or name.startswith("consumer-")])
 
     def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         async def supervised() -> None:

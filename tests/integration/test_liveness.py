@@ -23,7 +23,7 @@ from services.mediation.main import create as create_mediation
 from services.notify.main import create as create_notify
 from services.router.main import create as create_router
 from services.router.store import kit_tables, metadata
-from tests.infra import Broker, eventually, serve, service_settings
+from tests.infra import Broker, eventually, free_port, serve, service_settings
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +123,22 @@ async def test_healthz_fails_while_a_consumer_is_stuck_and_names_it(
         release.set()
         await eventually(lambda: client.get("/healthz"),
                          lambda r: r.status_code == 200, within=20)
+
+
+async def test_a_broker_outage_is_not_a_hang(database_url: str, run_dir: Path,
+                                             unique: str) -> None:
+    """No broker at all: the consumers and the relay cannot progress, but restarting would
+    not help (intake keeps taking reports into its outbox), so /healthz stays 200 while
+    /readyz says the broker is missing."""
+    settings = service_settings("router", f"127.0.0.1:{free_port()}", database_url, run_dir,
+                                liveness_bound_seconds=8.0)
+    runtime = Runtime(settings, metadata, kit_tables)
+    runtime.consume(f"outage-{unique}", [Subscription(f"outage-{unique}", Ping,
+                                                      lambda s, d: asyncio.sleep(0))])
+    app = create_app(runtime, title="outage", description="", routers=[])
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+        await asyncio.sleep(12)
+        health = await client.get("/healthz")
+        assert health.status_code == 200, health.text
+        assert health.json()["seconds_since_progress"][f"consumer-outage-{unique}"] < 8
+        assert (await client.get("/readyz")).status_code == 503
