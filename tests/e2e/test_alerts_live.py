@@ -1,7 +1,7 @@
 """The shipped alert rules against the running services, with faults caused from outside,
 as an on-call engineer would meet them: under plain traffic nothing fires; a consumer
-frozen with SIGSTOP, a receiver that fails every delivery, a service killed and a poison
-message each fire their alert, and each alert clears once the fault is repaired.
+frozen with SIGSTOP, a receiver that fails every delivery, a service killed, the broker
+frozen and a poison message each fire their alert, and each alert clears once the fault is repaired.
 
 A real Prometheus (Debian's package) scrapes the four services every second and evaluates
 deploy/prometheus/alerts.yml every second, with every duration in the rules (`for:`,
@@ -313,6 +313,19 @@ async def test_faults_fire_their_alerts_which_clear_after_the_repair(
                              ("FengqiaoConsumerStalled", {"group": "router"})):
             await _within(CLEARS_WITHIN, lambda n=name, ls=labels: not _active(
                 prometheus, n, **ls), f"{name} {labels} cleared")
+
+        # The broker frozen: intake keeps taking reports (into its outbox), none is routed.
+        # The lag cannot be read then (its series go: no figure rather than a stale one).
+        assert isolated.broker.proc is not None
+        broker_pid = isolated.broker.proc.pid
+        os.kill(broker_pid, signal.SIGSTOP)
+        try:
+            await _within(FIRES_WITHIN, lambda: _firing(prometheus, "FengqiaoRoutingStalled"),
+                          "FengqiaoRoutingStalled while the broker is frozen")
+        finally:
+            os.kill(broker_pid, signal.SIGCONT)
+        await _within(CLEARS_WITHIN, lambda: not _active(prometheus, "FengqiaoRoutingStalled"),
+                      "FengqiaoRoutingStalled cleared")
 
         # A poison message: dead letters, recent ones only, cleared when none come.
         producer = Producer(isolated.broker.bootstrap, client_id="live-alerts")
