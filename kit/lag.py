@@ -76,7 +76,9 @@ class GroupLagExporter:
             committed = await admin.list_consumer_group_offsets(group, partitions=mine)
             for tp in mine:
                 at = committed.get(tp)
-                position = at.offset if at is not None and at.offset >= 0 else starts[tp]
+                # Below the first offset (Kafka deleted what it had not read): it restarts
+                # from the first one, as with no commit.
+                position = max(at.offset if at is not None else -1, starts[tp])
                 lag, done = figures.get((group, tp.topic), (0, 0))
                 figures[(group, tp.topic)] = (lag + max(0, ends[tp] - position), done + position)
         return figures
