@@ -88,6 +88,19 @@ TOPICS: tuple[Topic, ...] = (
 )
 
 
+# Every consumer group of the platform and the topics it consumes. The lag exporter
+# (kit.lag) reads these groups' committed offsets from the broker: Tansu cannot list a
+# group's offsets without naming the partitions. tests/unit/test_liveness.py checks that
+# the services consume exactly this.
+CONSUMER_GROUPS: dict[str, tuple[str, ...]] = {
+    "intake": tuple(t.name for t in TOPICS if t.name.startswith("intake.")),
+    "intake-open311-status": (CASE_LIFECYCLE,),
+    "router": (CASE_REPORTED, CASE_LIFECYCLE),
+    "mediation": (CASE_REPORTED, CASE_ROUTED),
+    "notify": (CASE_REPORTED, CASE_ROUTED, CASE_LIFECYCLE, CASE_SUPERVISION),
+}
+
+
 def all_topic_names() -> list[str]:
     """Every topic the platform uses, dead-letter topics included."""
     names = [t.name for t in TOPICS]

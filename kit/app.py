@@ -49,9 +49,19 @@ def create_app(runtime: Runtime, *, title: str, description: str,
     for router in routers:
         app.include_router(router)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness: the process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "service": runtime.service, "pid": str(os.getpid())}
+    @app.get("/healthz", tags=["health"],
+             summary="Liveness: the process is up and none of its loops is stuck",
+             responses={503: {"description": "a consumer loop, the outbox relay or a leader "
+                                             "job made no progress for FQ_LIVENESS_BOUND_SECONDS"}})
+    async def healthz() -> JSONResponse:
+        # Restarting helps a stuck loop; it does not help an unreachable database or broker,
+        # which /readyz reports (a broker down for longer than the bound shows here too).
+        stuck = runtime.stuck()
+        body: dict[str, object] = {"status": "stuck" if stuck else "ok", "service": runtime.service,
+                "pid": str(os.getpid()), "seconds_since_progress": runtime.heartbeats.ages()}
+        if stuck:
+            body["stuck"] = sorted(stuck)
+        return JSONResponse(body, status_code=503 if stuck else 200)
 
     @app.get("/readyz", tags=["health"], summary="Readiness: database and broker reachable",
              responses={503: {"description": "not ready"}})

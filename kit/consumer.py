@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.envelope import CloudEvent
 from contracts.topics import dlq
+from kit import liveness
 from kit.bus import EPOCH_HEADER, Producer
 from kit.metrics import CONSUMER_LAG, DLQ_MESSAGES, MESSAGES_CONSUMED
 
@@ -205,10 +206,12 @@ class ConsumerLoop:
                     if not batch and await self._broker_replaced(epoch):
                         return
                 if not batch:
+                    liveness.beat()  # idle is progress: nothing is waiting
                     continue
                 try:
                     async with self._batch_lock:
                         await self._process(batch, epoch)
+                    liveness.beat()
                     backoff = 0.2
                 except BrokerReplaced:
                     log.warning("the broker lost its data; starting over on the new one",

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kit import liveness
 from kit.consumer import TRANSIENT_ERRORS
 from kit.db import advisory_lock
 
@@ -21,7 +22,9 @@ async def run_as_leader(engine: AsyncEngine, name: str, job: Callable[[], Awaita
                         check_seconds: float = 1.0) -> None:
     """Run `job` while holding lock `name`; retry after transient failures until `stopping`.
     The lock lives as long as its connection: if that drops (a database restart), the job
-    is stopped within `check_seconds`, since another replica may be leader by then."""
+    is stopped within `check_seconds`, since another replica may be leader by then.
+    Waiting while another replica leads is progress (kit.liveness); while leading, the job
+    beats for itself."""
     backoff = 0.2
     while not stopping.is_set():
         try:
@@ -30,6 +33,7 @@ async def run_as_leader(engine: AsyncEngine, name: str, job: Callable[[], Awaita
                     await _while_holding(lock_conn, job, check_seconds)
                     backoff = 0.2
                     continue
+            liveness.beat()
             await sleep_unless(stopping, retry_seconds)
         except TRANSIENT_ERRORS as exc:
             log.warning("leader job failed, retrying", extra={"job": name,

@@ -28,8 +28,17 @@ ROUTING_LATENCY = Histogram("fq_routing_latency_seconds", "From receipt to routi
 
 MESSAGES_CONSUMED = Counter("fq_messages_consumed", "Kafka messages handled",
                             ["group", "topic"])
+CONSUMER_GROUP_COMMITTED = Gauge("fq_consumer_group_committed_messages",
+                                 "The group's committed offsets summed over the topic's "
+                                 "partitions: it stands still when the group commits nothing",
+                                 ["group", "topic"])
 CONSUMER_LAG = Gauge("fq_consumer_lag_messages", "High watermark minus position",
                      ["group", "topic", "partition"])
+# Read from the broker by every service process (kit.lag), not by the consumer itself: a
+# consumer that hangs or dies stops writing fq_consumer_lag_messages, not this.
+CONSUMER_GROUP_LAG = Gauge("fq_consumer_group_lag_messages",
+                           "Log-end offsets minus the group's committed offsets, from the broker",
+                           ["group", "topic"])
 DLQ_MESSAGES = Counter("fq_dlq_messages", "Messages sent to a dead-letter topic", ["topic"])
 
 OUTBOX_BACKLOG = Gauge("fq_outbox_backlog_rows", "Outbox rows not yet published", ["service"])
@@ -43,7 +52,8 @@ OUTBOX_SET_ASIDE = Counter("fq_outbox_set_aside", "Outbox rows set aside by the 
                            ["service"])
 
 DELIVERIES = Counter("fq_deliveries", "Delivery attempts (webhook, hotline feedback, SMS) "
-                     "by result: succeeded, retry or dead", ["result"])
+                     "by receiver (subscription id, or hotline / sms) and result: succeeded, "
+                     "retry or dead", ["receiver", "result"])
 
 CASES_OPEN = Gauge("fq_cases_open", "Cases not yet closed", ["tier", "department"])
 CASES_OVERDUE = Gauge("fq_cases_overdue", "Open cases past a time limit", ["tier", "department"])
@@ -59,3 +69,7 @@ ROUTING_CORRECTIONS = Counter(
 DELIVERY_ATTEMPT_DURATION = Histogram("fq_delivery_attempt_duration_seconds",
                                       "One delivery attempt (webhook, hotline feedback, SMS)",
                                       ["target"], buckets=LATENCY_BUCKETS)
+
+LAST_PROGRESS = Gauge("fq_last_progress_timestamp_seconds",
+                      "When each activity (consumer loop, outbox relay, leader job) last made "
+                      "progress, idle or busy (kit.liveness)", ["service", "activity"])

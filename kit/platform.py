@@ -1,6 +1,7 @@
 """`make run`: the whole platform on one machine. Starts Tansu (unless FQ_KAFKA_BOOTSTRAP
 names another broker), creates the topics, runs the four services as separate processes,
-restarts any that dies, and stops everything on Ctrl-C or SIGTERM."""
+restarts any that dies or whose /healthz fails for a while (as a container orchestrator
+would: a hung process is alive and useless), and stops everything on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -41,7 +42,17 @@ class Platform:
         self.embedded_broker = self.bootstrap == DEFAULT_BOOTSTRAP
         self.broker: subprocess.Popen[bytes] | None = None
         self.services: dict[str, subprocess.Popen[bytes]] = {}
+        self.ports = dict(SERVICE_PORTS)
         self.restarts: dict[str, int] = dict.fromkeys(SERVICE_PORTS, 0)
+        # Health: when each service was started, since when it has failed its health check
+        # and since when it has passed it.
+        self.started_at: dict[str, float] = {}
+        self.failing_since: dict[str, float] = {}
+        self.healthy_since: dict[str, float] = {}
+        self.health_every = 2.0
+        self.health_failure = self.settings.supervisor_health_failure_seconds
+        self.start_grace = self.settings.supervisor_start_grace_seconds
+        self.backoff_reset = self.settings.supervisor_backoff_reset_seconds
         self.stopping = False
         self.key = _dev_key(self.var)
 
@@ -61,10 +72,16 @@ class Platform:
         asyncio.run(go())
 
     def start_service(self, name: str) -> None:
+        self.services[name] = self.launch(name)
+        self.started_at[name] = time.monotonic()
+        self.failing_since.pop(name, None)
+        self.healthy_since.pop(name, None)
+
+    def launch(self, name: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, "FQ_SERVICE": name, "FQ_KAFKA_BOOTSTRAP": self.bootstrap,
                "FQ_DEV_API_KEY": self.key, "FQ_VAR_DIR": str(self.var)}
         log = open(self.var / "log" / f"{name}.log", "ab")
-        self.services[name] = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "kit.cli", "serve", name], env=env, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -106,8 +123,12 @@ class Platform:
         return not pending
 
     def supervise(self) -> None:
+        checked = time.monotonic()
         while not self.stopping:
             time.sleep(0.5)
+            if time.monotonic() - checked >= self.health_every:
+                checked = time.monotonic()
+                self.check_health()
             if self.broker and self.broker.poll() is not None and not self.stopping:
                 print("broker died; restarting it (its in-memory data is lost)", flush=True)
                 self.start_broker()
@@ -119,6 +140,60 @@ class Platform:
                           f"(restart #{self.restarts[name]})", flush=True)
                     time.sleep(min(5.0, 0.5 * self.restarts[name]))
                     self.start_service(name)
+
+    def unhealthy(self, name: str) -> str | None:
+        """Why `name`'s /healthz fails (it answers an error, or not in time), or None."""
+        import httpx
+
+        try:
+            r = httpx.get(f"http://127.0.0.1:{self.ports[name]}/healthz", timeout=2.0)
+        except httpx.HTTPError as exc:
+            return f"no answer: {type(exc).__name__}"
+        if r.status_code == 200:
+            return None
+        try:
+            stuck = r.json().get("stuck")
+        except ValueError:
+            stuck = None
+        return f"HTTP {r.status_code}" + (f", stuck: {', '.join(stuck)}" if stuck else "")
+
+    def check_health(self) -> None:
+        """Restart a service whose health check has failed for `health_failure` seconds, and
+        forget the earlier restarts of one healthy for `backoff_reset` seconds."""
+        for name, proc in list(self.services.items()):
+            if self.stopping or proc.poll() is not None:
+                continue  # an exit is restarted by supervise()
+            now = time.monotonic()
+            reason = self.unhealthy(name)
+            if reason is None:
+                self.failing_since.pop(name, None)
+                since = self.healthy_since.setdefault(name, now)
+                if self.restarts[name] and now - since >= self.backoff_reset:
+                    print(f"{name} healthy for {now - since:.0f} s; restart back-off reset "
+                          f"(after {self.restarts[name]} restarts)", flush=True)
+                    self.restarts[name] = 0
+                continue
+            self.healthy_since.pop(name, None)
+            if now - self.started_at[name] < self.start_grace:
+                continue  # still starting (migrations, a database being waited for)
+            since = self.failing_since.setdefault(name, now)
+            if now - since >= self.health_failure:
+                print(f"{name} failed its health check for {now - since:.0f} s ({reason}); "
+                      "killing it to restart it", flush=True)
+                self.kill(proc)
+
+    @staticmethod
+    def kill(proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM (and SIGCONT, for a frozen process to receive it), SIGKILL after 10 s."""
+        proc.terminate()
+        try:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.wait(10)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
     def stop(self, *_: object) -> None:
         if self.stopping:

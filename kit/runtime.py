@@ -11,12 +11,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kit import migrate
+from kit import liveness, migrate
 from kit.auth import KeyStore, auth_metadata
 from kit.bus import Producer
 from kit.consumer import ConsumerLoop, Subscription
 from kit.db import create_engine, ping, session_factory
 from kit.errors import database_unavailable
+from kit.lag import GroupLagExporter
+from kit.liveness import Heartbeats
 from kit.outbox import OutboxRelay
 from kit.processed import ProcessedKeyPruner
 from kit.settings import Settings
@@ -46,6 +48,10 @@ class Runtime:
                                  retention_seconds=settings.outbox_retention_seconds)
         self.pruner = ProcessedKeyPruner(self.engine, self.sessions, tables.processed,
                                          settings.processed_retention_days * 86400)
+        self.lag = GroupLagExporter(settings.kafka_bootstrap,
+                                    every=settings.consumer_group_lag_interval_seconds)
+        self.heartbeats = Heartbeats(self.service)
+        self._beating: set[str] = {"outbox-relay"}
         self.producer_ready = asyncio.Event()
         self.broker_reachable = False
         self.loops: list[ConsumerLoop] = []
@@ -72,17 +78,25 @@ class Runtime:
             max_message_bytes=self.settings.consumer_max_message_bytes,
             after_commit=woken)
         self.loops.append(loop)
+        self._beating.add(f"consumer-{group}")
         return loop
 
     def job(self, name: str, run: Callable[[], Awaitable[None]],
-            stop: Callable[[], None] | None = None) -> None:
-        """Declare a background job, restarted if it crashes; `stop` asks it to finish."""
+            stop: Callable[[], None] | None = None, beats: bool = False) -> None:
+        """Declare a background job, restarted if it crashes; `stop` asks it to finish.
+        `beats`: the job calls kit.liveness.beat() as it makes progress, and /healthz fails
+        when it stops doing so."""
         self._jobs.append((name, run))
         if stop:
             self._stoppers.append(stop)
+        if beats:
+            self._beating.add(name)
 
     async def start(self) -> None:
         await self._migrate()
+        self._beat_when_the_relay_publishes()
+        for activity in self._beating:
+            self.heartbeats.expect(activity)
         self._spawn("producer", self._start_producer)
         self._spawn("outbox-relay", self._after_producer(self.relay.run))
         self._spawn("outbox-gauges", self.relay.watch_backlog)
@@ -92,6 +106,25 @@ class Runtime:
             self._spawn("processed-keys-pruner", self.pruner.run)
         for name, run in self._jobs:
             self._spawn(name, run)
+        self._spawn("consumer-group-lag", self.lag.run)
+
+    def stuck(self) -> dict[str, float]:
+        """Activities that made no progress for longer than the liveness bound, with the
+        seconds since they last did."""
+        return self.heartbeats.stuck(self.settings.liveness_bound_seconds)
+
+    def _beat_when_the_relay_publishes(self) -> None:
+        """Each publish_once that returns, with rows or none, is the relay's progress (its
+        loop calls it at least every poll). Wrapped here, since OutboxRelay knows nothing
+        of liveness."""
+        publish_once = self.relay.publish_once
+
+        async def publish_and_beat() -> int:
+            published = await publish_once()
+            liveness.beat()
+            return published
+
+        self.relay.publish_once = publish_and_beat  # type: ignore[method-assign]
 
     async def _migrate(self) -> None:
         """Bring the tables up to date, waiting for a database that is (re)starting: a
@@ -117,6 +150,7 @@ class Runtime:
             loop.stop()
         self.relay.stop()
         self.pruner.stop()
+        self.lag.stop()
         for stop in self._stoppers:
             stop()
         if self._tasks:
@@ -149,6 +183,7 @@ class Runtime:
                 break
             except Exception as exc:  # noqa: BLE001 - any start failure means "try again"
                 log.warning("broker not reachable yet", extra={"error": repr(exc)[:200]})
+                self._excuse_the_broker_bound()
                 await self.producer.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -156,10 +191,20 @@ class Runtime:
         self.producer_ready.set()
         while not self._stopping:
             self.broker_reachable = await self.producer.reachable()
+            if not self.broker_reachable:
+                self._excuse_the_broker_bound()
             await asyncio.sleep(5.0)
+
+    def _excuse_the_broker_bound(self) -> None:
+        """While the broker is unreachable, the relay and the consumers cannot progress and a
+        restart would not help: intake, say, keeps taking reports into its outbox. /readyz
+        reports the broker; /healthz keeps to hangs."""
+        self.heartbeats.excuse([name for name in self._beating
+                                if name == "outbox-relay" or name.startswith("consumer-")])
 
     def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         async def supervised() -> None:
+            self.heartbeats.bind(name)  # this task's (and its children's) kit.liveness.beat()
             while not self._stopping:
                 try:
                     await run()

@@ -65,6 +65,22 @@ class Settings(BaseSettings):
         "(their keys make a redelivery harmless). Must exceed the longest a message can come "
         "again: the broker's retention (Kafka: 7 days by default) and "
         "FQ_OUTBOX_RETENTION_SECONDS. 0 keeps them forever")
+    consumer_group_lag_interval_seconds: float = Field(
+        default=10.0, gt=0, description="How often each service reads every consumer group's "
+        "committed offsets from the broker (fq_consumer_group_lag_messages)")
+    # Liveness (kit.liveness) and make run's supervisor (kit.platform)
+    liveness_bound_seconds: float = Field(
+        default=120.0, gt=0, description="/healthz fails when a consumer loop, the outbox relay "
+        "or a leader job has made no progress (idle counts) for this long")
+    supervisor_health_failure_seconds: float = Field(
+        default=30.0, gt=0, description="make run restarts a service whose /healthz has failed "
+        "(or not answered) for this long")
+    supervisor_start_grace_seconds: float = Field(
+        default=90.0, ge=0, description="make run does not check a service's health for this "
+        "long after starting it (migrations, waiting for the database)")
+    supervisor_backoff_reset_seconds: float = Field(
+        default=300.0, gt=0, description="make run forgets a service's earlier restarts (and "
+        "their growing delay) once it has been healthy for this long")
     # Webhook deliveries (notify)
     delivery_timeout_seconds: float = 5.0
     # 16 attempts with a 2 s base doubling to a 1 h cap: retries span about 3 to 5 hours.

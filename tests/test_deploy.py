@@ -51,6 +51,9 @@ EXPORTED_METRICS = frozenset(
         "fq_cases_routed_total",
         "fq_routing_latency_seconds",
         "fq_consumer_lag_messages",
+        "fq_consumer_group_lag_messages",
+        "fq_consumer_group_committed_messages",
+        "fq_last_progress_timestamp_seconds",
         "fq_messages_consumed_total",
         "fq_outbox_backlog_rows",
         "fq_outbox_oldest_age_seconds",
@@ -263,7 +266,10 @@ def test_every_alert_is_labelled_and_unit_tested() -> None:
 def test_alerts_cover_the_operational_risks() -> None:
     used = set().union(*(_metric_names(rule["expr"]) for rule in alert_rules()))
     for metric in (
-        "fq_consumer_lag_messages",
+        "fq_consumer_group_lag_messages",
+        "fq_consumer_group_committed_messages",
+        "fq_last_progress_timestamp_seconds",
+        "fq_deliveries_total",
         "fq_outbox_oldest_age_seconds",
         "fq_dlq_messages_total",
         "fq_red_cases_unaccepted_overdue",

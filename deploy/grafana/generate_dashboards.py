@@ -90,8 +90,11 @@ def failure_ratio(by: str, failures: str, everything: str) -> str:
     return f"({failed} or 0 * {total}) / {total}"
 
 
-# Consumer lag: one series per partition, whichever replica reports it.
+# Consumer lag as each consumer reports it: one series per partition, whichever replica
+# reports it. A consumer that hangs stops reporting its own.
 LAG_BY_PARTITION = "max by (group, topic, partition) (fq_consumer_lag_messages)"
+# Consumer lag as the broker sees it (committed offsets), read by every service process.
+GROUP_LAG = "max by (group, topic) (fq_consumer_group_lag_messages)"
 RESOLVED_7D = 'sum(increase(fq_cases_transitions_total{to_status="resolved"}[7d]))'
 CLOSED_7D = 'sum(increase(fq_cases_transitions_total{to_status="closed"}[7d]))'
 RECEIVED_7D = "sum(increase(fq_cases_received_total[7d]))"
@@ -127,10 +130,10 @@ OPERATIONS = Dashboard(
                   kind="stat", unit="percentunit", width=4,
                   thresholds=((0.001, "orange"), (0.05, "red"))),
             Panel("Consumer lag",
-                  "Messages waiting per consumer group (sum over topics and partitions). "
-                  "Normally close to 0; a number that keeps growing means the group cannot "
-                  "keep up or is stuck.",
-                  (q(f"sum by (group) ({LAG_BY_PARTITION})", "{{group}}"),),
+                  "Messages waiting per consumer group (not yet committed, as the broker "
+                  "sees it). Normally close to 0; a number that keeps growing means the group "
+                  "cannot keep up or is stuck.",
+                  (q(f"sum by (group) ({GROUP_LAG})", "{{group}}"),),
                   kind="stat", width=4, thresholds=((1000, "orange"), (10000, "red"))),
             Panel("Oldest unpublished outbox row",
                   "Age of the oldest event each service has committed but not yet "
@@ -198,15 +201,35 @@ OPERATIONS = Dashboard(
         )),
         Row("Kafka consumers", (
             Panel("Consumer lag by group and topic",
-                  "Messages behind the end of each topic, per consumer group. Growing for "
-                  "10 minutes above 1000 fires FengqiaoConsumerLagGrowing.",
-                  (q(f"sum by (group, topic) ({LAG_BY_PARTITION})", "{{group}} ← {{topic}}"),),
+                  "Messages behind the end of each topic, per consumer group: the group's "
+                  "committed offsets against the log-end offsets, read from the broker by "
+                  "every service (not by the consumer, which cannot report itself hung). "
+                  "Growing for 10 minutes above 1000 fires FengqiaoConsumerLagGrowing; "
+                  "waiting with no commit for 5 minutes fires FengqiaoConsumerStalled.",
+                  (q(GROUP_LAG, "{{group}} ← {{topic}}"),),
                   thresholds=((1000, "orange"),)),
             Panel("Consumer lag, worst partitions",
-                  "The ten partitions furthest behind. One partition far behind the others "
-                  "points at a hot key or a stuck replica, not at overall load.",
+                  "The ten partitions furthest behind, as their consumers report them after "
+                  "each poll (a hung consumer stops reporting). One partition far behind the "
+                  "others points at a hot key or a stuck replica, not at overall load.",
                   (q(f"topk(10, {LAG_BY_PARTITION})",
                      "{{group}} ← {{topic}} [{{partition}}]"),)),
+            Panel("Messages committed / s by group",
+                  "Offsets each consumer group commits, read from the broker (sum over its "
+                  "topics). Flat 0 while its lag is above 0: the group is stuck "
+                  "(FengqiaoConsumerStalled).",
+                  (q("sum by (group) (max by (group, topic) "
+                     "(rate(fq_consumer_group_committed_messages[$__rate_interval])))",
+                     "{{group}}"),),
+                  unit="ops"),
+            Panel("Seconds since progress by activity",
+                  "For each consumer loop, outbox relay and leader job of each replica, the "
+                  "seconds since it last made progress (idle counts). Over 120 s its /healthz "
+                  "fails; over 300 s fires FengqiaoServiceStuck.",
+                  (q("max by (job, instance, activity) "
+                     "(time() - fq_last_progress_timestamp_seconds)",
+                     "{{job}} {{instance}} {{activity}}"),),
+                  unit="s", thresholds=((120, "orange"), (300, "red"))),
             Panel("Dead-lettered messages / s by topic",
                   "Messages sent to a dead-letter topic, by that topic (<topic>.dlq). The "
                   "reason is in each record's fq-dlq-reason header.",
@@ -273,12 +296,12 @@ OPERATIONS = Dashboard(
                      f"({rate('fq_delivery_attempt_duration_seconds_bucket')}))", "{{target}}"),),
                   unit="s"),
             Panel("Delivery attempts failing",
-                  "Share of delivery attempts that failed (retry or dead). A sustained high "
-                  "share usually means one receiver is down: notify's GET /v1/deliveries "
-                  "says which.",
-                  (q(failure_ratio("", 'fq_deliveries_total{result=~"retry|dead"}',
-                                   "fq_deliveries_total"), "failing"),),
-                  unit="percentunit", max=1, thresholds=((0.2, "orange"),)),
+                  "Share of delivery attempts that failed (retry or dead), by receiver "
+                  "(a subscription id, or hotline / sms). Over half for a receiver, for 2 "
+                  "minutes, fires FengqiaoDeliveriesFailing.",
+                  (q(failure_ratio("receiver", 'fq_deliveries_total{result=~"retry|dead"}',
+                                   "fq_deliveries_total"), "{{receiver}}"),),
+                  unit="percentunit", max=1, thresholds=((0.2, "orange"), (0.5, "red"))),
         )),
         Row("Processes", (
             Panel("CPU per replica",

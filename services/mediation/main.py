@@ -25,7 +25,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         Subscription(CASE_ROUTED, CaseRoutedEvent, handle_batch=events.handle_batch),
     ])
     supervisor = Supervisor(runtime)
-    runtime.job("supervision", supervisor.run, supervisor.stop)
+    runtime.job("supervision", supervisor.run, supervisor.stop, beats=True)
     return create_app(
         runtime, title="fengqiao mediation",
         description="Cases from acceptance to archive: lifecycle transitions with history, "

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.enums import Department, SupervisionLevel, Tier
 from contracts.events import CaseSupervision, CaseSupervisionEvent
 from contracts.topics import CASE_SUPERVISION
+from kit import liveness
 from kit.leader import run_as_leader, sleep_unless
 from kit.metrics import CASES_OPEN, CASES_OVERDUE, RED_UNACCEPTED_OVERDUE, SUPERVISION_EVENTS
 from kit.outbox import add_to_outbox, outbox_row
@@ -62,6 +63,7 @@ class Supervisor:
                 if loop.time() >= self._gauges_at:
                     await self.count_cases(datetime.now(UTC))
                     self._gauges_at = loop.time() + self.gauges_every
+                liveness.beat()
                 await sleep_unless(self._stopping, self.interval)
         finally:
             # Only the leader's gauges are true; a former leader stops reporting them.

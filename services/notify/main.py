@@ -65,7 +65,7 @@ def create(settings: Settings | None = None) -> FastAPI:
                              (CASE_LIFECYCLE, CaseLifecycleEvent),
                              (CASE_SUPERVISION, CaseSupervisionEvent))
     ], after_commit=sender.wake)
-    runtime.job("delivery-sender", sender.run, stop=sender.stop)
+    runtime.job("delivery-sender", sender.run, stop=sender.stop, beats=True)
     return create_app(
         runtime, title="fengqiao notify",
         description="Webhooks to departments and platforms (Standard Webhooks signatures, "

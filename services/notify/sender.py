@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.api_notify import DeliveryDead, DeliveryDeadEvent
 from contracts.topics import NOTIFY_DELIVERIES_DLQ
+from kit import liveness
 from kit.leader import run_as_leader
 from kit.metrics import DELIVERIES, DELIVERY_ATTEMPT_DURATION, DLQ_MESSAGES
 from kit.outbox import add_to_outbox, outbox_row
@@ -140,6 +141,7 @@ class DeliverySender:
                     limit = self._free_slots()
                     due = await self._due(limit) if limit > 0 else []
                     started = self._dispatch(client, tasks, due)
+                    liveness.beat()
                     if not (started and len(due) == limit):
                         await self._sleep()  # until an attempt ends, news, or the poll
                 if tasks:
@@ -296,16 +298,16 @@ class DeliverySender:
                 "b_delivered_at": None, "b_next": now}
             if outcome.error is None:
                 row.update(b_status=SUCCEEDED, b_delivered_at=datetime.now(UTC))
-                DELIVERIES.labels(result="succeeded").inc()
+                DELIVERIES.labels(receiver=outcome.due.receiver, result="succeeded").inc()
             elif outcome.permanent or attempt >= self.settings.delivery_max_attempts:
                 row["b_status"] = DEAD
                 dead.append((outcome, attempt))
-                DELIVERIES.labels(result="dead").inc()
+                DELIVERIES.labels(receiver=outcome.due.receiver, result="dead").inc()
             else:
                 row["b_next"] = now + next_attempt_delay(
                     attempt, self.settings.delivery_backoff_base_seconds,
                     self.settings.delivery_backoff_max_seconds)
-                DELIVERIES.labels(result="retry").inc()
+                DELIVERIES.labels(receiver=outcome.due.receiver, result="retry").inc()
             updates.append(row)
         try:
             async with self.sessions() as session, session.begin():
