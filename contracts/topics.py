@@ -95,7 +95,7 @@ TOPICS: tuple[Topic, ...] = (
 CONSUMER_GROUPS: dict[str, tuple[str, ...]] = {
     "intake": tuple(t.name for t in TOPICS if t.name.startswith("intake.")),
     "intake-open311-status": (CASE_LIFECYCLE,),
-    "router": (CASE_REPORTED, CASE_LIFECYCLE),
+    "router": (CASE_REPORTED, CASE_LIFECYCLE, CASE_ROUTED),
     "mediation": (CASE_REPORTED, CASE_ROUTED),
     "notify": (CASE_REPORTED, CASE_ROUTED, CASE_LIFECYCLE, CASE_SUPERVISION),
 }

@@ -247,6 +247,14 @@ OPERATIONS = Dashboard(
                   "replica holds the relay's lock.",
                   (q("max by (service) (fq_outbox_oldest_age_seconds)", "{{service}}"),),
                   unit="s", thresholds=((60, "red"),)),
+            Panel("Outbox rows set aside",
+                  "Rows the relay gave up on (the broker refused them, or they alone kept "
+                  "failing), waiting for an operator, and how many were set aside in the "
+                  "last hour. Anything above 0 fires FengqiaoOutboxRowsSetAside.",
+                  (q("max by (service) (fq_outbox_failed_rows)", "{{service}} waiting"),
+                   q("sum by (service) (increase(fq_outbox_set_aside_total[1h]))",
+                     "{{service}} set aside (1 h)")),
+                  thresholds=((1, "red"),), width=24),
         )),
         Row("HTTP APIs", (
             Panel("Requests / s by service and status",
@@ -399,6 +407,20 @@ GOVERNANCE = Dashboard(
                      "{{level}}"),),
                   stack=True, colours={"warning": "yellow", "level_1": "orange",
                                        "level_2": "red"}),
+        )),
+        Row("Corrections", (
+            Panel("Routing corrections per day by kind",
+                  "Routings staff corrected in the trailing 24 hours: returns by the lead "
+                  "department (退回), reassignments (改派) and dispatches by hand (人工分派). "
+                  "A rise after a rules change points at the change; the router's "
+                  "GET /v1/routing/corrections lists the cases.",
+                  (q("sum by (kind) (increase(fq_routing_corrections_total[1d]))",
+                     "{{kind}}"),), stack=True),
+            Panel("Routing corrections per day by department (top 10)",
+                  "Corrections by the department that held the case when it was corrected: "
+                  "a department that returns many cases may be routed to wrongly by a rule.",
+                  (q("topk(10, sum by (department) "
+                     "(increase(fq_routing_corrections_total[1d])))", "{{department}}"),)),
         )),
         Row("Outcomes", (
             Panel("Lifecycle transitions per day by status",

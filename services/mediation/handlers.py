@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from contracts.api_mediation import AssignmentRequest, TransitionRequest
-from contracts.enums import Channel, CorrectionKind, Status, SupervisionLevel
+from contracts.enums import Channel, CorrectionKind, Department, Status, SupervisionLevel
 from contracts.events import (
     CaseLifecycle,
     CaseLifecycleEvent,
@@ -229,6 +229,10 @@ class CaseEvents:
 
     def __init__(self, settings: Settings) -> None:
         self.overrides = limit_overrides(settings)
+        # Exported from zero, so a dashboard shows "no corrections" rather than no data.
+        for kind in CorrectionKind:
+            for department in Department:
+                ROUTING_CORRECTIONS.labels(kind.value, department.value)
 
     async def handle_batch(self, session: AsyncSession, batch: list[Delivery]) -> None:
         """A run of reported or routed events: their cases read in one query, the new cases,
