@@ -118,6 +118,9 @@ class CaseSummary(BaseModel):
     closed_at: datetime | None = None
     satisfaction: int | None = None
     referral: Referral | None = None
+    review_flagged: bool = Field(
+        default=False, description="Flagged for review (待研判): the router's readers disagreed "
+        "or doubted; the decision's `review` says why. Cleared when a dispatcher assigns it")
     overdue: bool = Field(description="A running time limit is past its deadline")
 
 

@@ -264,6 +264,9 @@ def build_router() -> APIRouter:
         overdue: Annotated[bool | None, Query(
             description="true: a running time limit is past its deadline; false: none is")
         ] = None,
+        review: Annotated[bool | None, Query(
+            description="true: flagged for review (待研判), the dispatchers' queue of doubtful "
+            "routings; false: not flagged")] = None,
         received_from: DateParam = None,
         received_to: DateParam = None,
         text: Annotated[str | None, Query(min_length=1, max_length=200, pattern=TEXT_PATTERN,
@@ -289,6 +292,8 @@ def build_router() -> APIRouter:
             query = query.where(store.within_jurisdictions({jurisdiction}))
         if overdue is not None:
             query = query.where(store.overdue(now) if overdue else ~store.overdue(now))
+        if review is not None:
+            query = query.where(C.review_flagged == review)
         if text is not None:
             query = query.where(C.text.contains(text, autoescape=True))
         query = query.where(*_received_between(received_from, received_to))
@@ -303,7 +308,7 @@ def build_router() -> APIRouter:
         filters = {name: value for name, value in (
             ("status", status), ("channel", channel), ("category", category), ("risk", risk),
             ("tier", tier), ("department", department), ("lead_department", lead_department),
-            ("jurisdiction", jurisdiction), ("overdue", overdue),
+            ("jurisdiction", jurisdiction), ("overdue", overdue), ("review", review),
             ("received_from", received_from), ("received_to", received_to), ("text", text),
             ("external_id", external_id), ("cursor", cursor)) if value is not None}
         async with runtime.sessions() as session:

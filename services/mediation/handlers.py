@@ -311,6 +311,9 @@ def routing_changes(case: Case, routed: CaseRouted, overrides: LimitOverrides
         "jurisdiction_code": decision.jurisdiction.code if decision.jurisdiction else None,
         "decision": decision.model_dump(mode="json"), "routing_round": routed.routing_round,
         "prior_related": prior_related_count(decision),
+        # A dispatcher's decision is a person's: nothing left to review.
+        "review_flagged": decision.review.flagged and (
+            correction is None or correction.kind is CorrectionKind.RETURN),
     }
     if correction is None or case.resolve_by is None:
         # A first routing counts from receipt; a case routed again from its escalation.

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.expression import false as sa_false
 from sqlmodel import Field, SQLModel, col
 
 from contracts.api_mediation import AuditAction, StatsDimension
@@ -82,6 +83,10 @@ class Case(MediationBase, table=True):
     reassignments: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     routed_lead_department: str | None = Field(default=None, max_length=32)
     routed_lead_rule: str | None = Field(default=None, max_length=64)
+    # The router's readers disagreed or doubted (待研判): the decision stands meanwhile and
+    # the case waits in the dispatchers' review queue until a person confirms or corrects it.
+    review_flagged: bool = Field(default=False, index=True,
+                                 sa_column_kwargs={"server_default": sa_false()})
     mediator: str | None = Field(default=None, max_length=128)
     referral: str | None = Field(default=None, max_length=16)
     satisfaction: int | None = None

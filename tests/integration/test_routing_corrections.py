@@ -94,10 +94,11 @@ async def key(world: World, *scopes: str, **limits: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def report(world: World, case_id: str, *, callback_url: str | None = None) -> None:
+async def report(world: World, case_id: str, *, callback_url: str | None = None,
+                 text: str = NOISE) -> None:
     event = CaseReportedEvent.wrap(CaseReported(
         case_id=case_id, channel=Channel.HOTLINE_12345, external_id=f"WO-{case_id}",
-        received_at=datetime.now(UTC), text=NOISE, callback_url=callback_url),
+        received_at=datetime.now(UTC), text=text, callback_url=callback_url),
         source="intake", subject=case_id)
     producer = Producer(world.bootstrap, "corrections-test")
     await producer.start()
@@ -382,3 +383,41 @@ async def test_a_reassigned_case_returned_by_its_new_department_is_routed_from_t
     told = await posts(world, won, lambda got: any(b.get("notice") == "withdrawn" for b in got))
     # Deliveries are not ordered: the assignment (round 2) and its withdrawal (round 3).
     assert sorted(b["notice"] for b in told if "notice" in b) == ["assigned", "withdrawn"]
+
+
+# The rules read a debt, the learned reader a marriage (services/router/domain/readers.py):
+# the readers disagree on the category, so the routing is flagged for review (待研判).
+DOUBTFUL = "丈夫在外面欠了很多钱，债主找上门，我想离婚但他不同意。"
+
+
+async def test_a_doubtful_routing_waits_in_the_review_queue_until_a_dispatcher_decides(
+        world: World, unique: str) -> None:
+    doubtful, plain = f"DBT{unique}", f"PLN{unique}"
+    dispatcher = await key(world, "cases:read", "cases:dispatch")
+    await report(world, doubtful, text=DOUBTFUL)
+    await report(world, plain)
+    async with httpx.AsyncClient(base_url=world.mediation, timeout=30) as client:
+        flagged = await case_when(client, doubtful, "routed")
+        unflagged = await case_when(client, plain, "routed")
+        assert flagged["review_flagged"] is True
+        assert flagged["decision"]["review"]["flagged"] is True
+        assert flagged["decision"]["review"]["reasons"]
+        assert unflagged["review_flagged"] is False
+        # The decision stands meanwhile: the case is routed to a department.
+        assert flagged["lead_department"]
+
+        queue = (await client.get("/v1/cases", headers=dispatcher,
+                                  params={"review": "true", "limit": 200})).json()["items"]
+        assert doubtful in {c["case_id"] for c in queue}
+        assert plain not in {c["case_id"] for c in queue}
+
+        decided = await client.post(f"/v1/cases/{doubtful}/assignment", headers=dispatcher,
+                                    json={"lead_department": "judicial_office", "tier": "town",
+                                          "reason": "婚姻纠纷为主，债务一并调处",
+                                          "expected_version": flagged["version"]})
+        assert decided.status_code == 200, decided.text
+        after = (await client.get(f"/v1/cases/{doubtful}", headers=AUTH)).json()
+        assert after["review_flagged"] is False
+        queue = (await client.get("/v1/cases", headers=dispatcher,
+                                  params={"review": "true", "limit": 200})).json()["items"]
+        assert doubtful not in {c["case_id"] for c in queue}
