@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -15,10 +15,11 @@ from sqlalchemy import select
 from contracts.enums import Category, Channel, CorrectionKind, Department, Risk, Tier
 from contracts.events import CaseReported, RoutingDecision
 from kit.auth import Principal, Scope, require
-from kit.errors import ApiError, error_responses
+from kit.errors import ApiError, FieldError, error_responses
 from kit.runtime import Runtime
 from services.router.domain.jurisdictions import Level
 from services.router.domain.policy import route_case
+from services.router.domain.quality import FirstDecision, Tally, lead_rule, measure
 from services.router.rulebook import Rulebook
 from services.router.store import decisions, reports
 
@@ -155,8 +156,94 @@ def _corrected_case(case_id: str, report: dict[str, Any], rows: list[Any]) -> Co
                           cooperating_departments=final.cooperating_departments))
 
 
+class QualityFigures(BaseModel):
+    routed: int = Field(description="Cases the router decided first in the period")
+    returned: int = Field(description="...of which a lead department returned (退回)")
+    reassigned: int = Field(description="...reassigned or dispatched by hand (改派 / 人工分派)")
+    corrected: int = Field(description="...corrected in any of these ways")
+    flagged: int = Field(description="...flagged for review (待研判) at the first decision")
+    accuracy_as_seen: float = Field(description="1 − corrected / routed: right as staff saw it")
+    return_rate: float
+    reassignment_rate: float
+    review_flag_rate: float
+
+
+class QualityRow(QualityFigures):
+    key: str = Field(description="The category, the lead rule or the month (YYYY-MM)")
+
+
+class RoutingQuality(BaseModel):
+    routed_from: datetime
+    routed_to: datetime
+    overall: QualityFigures
+    by_category: list[QualityRow]
+    by_rule: list[QualityRow]
+    by_month: list[QualityRow]
+
+
+QUALITY_DESCRIPTION = """How good the routing was as staff saw it: of the cases the router decided first between
+`routed_from` and `routed_to` (default: the last 90 days, at most 400 days), how many a lead
+department returned, how many a dispatcher reassigned or dispatched by hand, and how many
+the router flagged for review, overall and by category, by the rule that chose the lead
+department and by month. A correction made after the period still counts against the
+decision it corrected."""
+
+MAX_QUALITY_PERIOD = timedelta(days=400)
+
+
+def _rows(tallies: dict[str, Tally]) -> list[QualityRow]:
+    return [QualityRow(key=key, **tally.figures())
+            for key, tally in sorted(tallies.items(), key=lambda kv: -kv[1].routed)]
+
+
 def build_router(rulebook: Rulebook) -> APIRouter:
     router = APIRouter(tags=["routing"])
+
+    @router.get("/v1/routing/quality", response_model=RoutingQuality,
+                responses=error_responses(401, 403, 422),
+                summary="Routing accuracy as staff saw it (returns, reassignments) and the "
+                "review-flag rate, by category, rule and month",
+                description=QUALITY_DESCRIPTION)
+    async def quality(
+        request: Request,
+        routed_from: Annotated[AwareDatetime | None, Query(
+            description="Start of the period (ISO 8601 with an offset)")] = None,
+        routed_to: Annotated[AwareDatetime | None, Query(
+            description="End of the period (ISO 8601 with an offset)")] = None,
+        _: Principal = require(Scope.ROUTING_READ),
+    ) -> RoutingQuality:
+        runtime: Runtime = request.app.state.runtime
+        end = routed_to or datetime.now(UTC)
+        start = routed_from or end - timedelta(days=90)
+        if start >= end:
+            raise ApiError(422, "invalid_period", "routed_from must be before routed_to",
+                           fields=[FieldError(field="routed_from", reason="after routed_to")])
+        if end - start > MAX_QUALITY_PERIOD:
+            raise ApiError(422, "period_too_long", "the period is at most 400 days",
+                           fields=[FieldError(field="routed_from",
+                                              reason="at most 400 days before routed_to")])
+        first = select(decisions.c.case_id, decisions.c.decision, decisions.c.routed_at).where(
+            decisions.c.routing_round == 1, decisions.c.routed_at >= start,
+            decisions.c.routed_at < end)
+        corrected = select(decisions.c.case_id, decisions.c.kind).where(
+            decisions.c.kind.is_not(None),
+            decisions.c.case_id.in_(first.with_only_columns(decisions.c.case_id)))
+        async with runtime.sessions() as session:
+            firsts = (await session.execute(first)).all()
+            kinds: dict[str, set[str]] = {}
+            for row in (await session.execute(corrected)).all():
+                kinds.setdefault(row.case_id, set()).add(row.kind)
+        measured = measure((FirstDecision(
+            case_id=row.case_id, routed_at=row.routed_at,
+            category=str(row.decision.get("category")),
+            lead_rule=lead_rule(row.decision.get("rules_fired", [])),
+            flagged=bool((row.decision.get("review") or {}).get("flagged")))
+            for row in firsts), kinds)
+        return RoutingQuality(
+            routed_from=start, routed_to=end,
+            overall=QualityFigures(**measured.overall.figures()),
+            by_category=_rows(measured.by_category), by_rule=_rows(measured.by_rule),
+            by_month=_rows(measured.by_month))
 
     @router.get("/v1/routing/corrections", response_model=CorrectionsPage,
                 responses={**error_responses(401, 403, 422),

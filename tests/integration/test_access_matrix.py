@@ -324,6 +324,8 @@ MATRIX: dict[tuple[str, str, str], Route] = {
     ("router", "GET", "/v1/routing/corrections"): Route(
         Scope.ROUTING_READ, call("GET", "/v1/routing/corrections", params={"limit": 5}),
         s(200)),
+    ("router", "GET", "/v1/routing/quality"): Route(
+        Scope.ROUTING_READ, call("GET", "/v1/routing/quality"), s(200)),
     ("router", "GET", "/v1/jurisdictions"): Route(
         Scope.ROUTING_READ, call("GET", "/v1/jurisdictions", params={"level": "town"}), s(200)),
     ("router", "GET", "/v1/jurisdictions/{code}"): Route(

@@ -421,3 +421,33 @@ async def test_a_doubtful_routing_waits_in_the_review_queue_until_a_dispatcher_d
         queue = (await client.get("/v1/cases", headers=dispatcher,
                                   params={"review": "true", "limit": 200})).json()["items"]
         assert doubtful not in {c["case_id"] for c in queue}
+
+
+async def test_routing_quality_counts_returns_and_review_flags(world: World, unique: str
+                                                              ) -> None:
+    returned_id, doubtful_id = f"QRT{unique}", f"QDB{unique}"
+    village = await key(world, "cases:read", "cases:write", departments=["village_mediation"])
+    reader = await key(world, "routing:read")
+    await report(world, returned_id)
+    await report(world, doubtful_id, text=DOUBTFUL)
+    async with httpx.AsyncClient(base_url=world.mediation, timeout=30) as client:
+        first = await case_when(client, returned_id, "routed")
+        await case_when(client, doubtful_id, "routed")
+        assert (await give_back(client, first, village, "不属本村调处")).status_code == 200
+        await case_when(client, returned_id, "routed", routing_round=2)
+    async with httpx.AsyncClient(base_url=world.router, headers=reader, timeout=30) as api:
+        async def fetch() -> dict[str, Any]:
+            return dict((await api.get("/v1/routing/quality")).json())
+        quality = await eventually(fetch, lambda q: q["overall"]["returned"] >= 1)
+        bad = await api.get("/v1/routing/quality", params={
+            "routed_from": "2026-12-07T00:00:00+08:00", "routed_to": "2026-01-01T00:00:00+08:00"})
+    overall = quality["overall"]
+    assert overall["routed"] >= 2 and overall["flagged"] >= 1
+    assert overall["accuracy_as_seen"] < 1
+    assert overall["return_rate"] == round(overall["returned"] / overall["routed"], 4)
+    neighbor = next(r for r in quality["by_category"] if r["key"] == "neighbor")
+    assert neighbor["returned"] >= 1
+    assert any(r["key"].startswith("lead.") and r["returned"] >= 1 for r in quality["by_rule"])
+    assert quality["by_month"][0]["key"] == datetime.now(UTC).strftime("%Y-%m")
+    assert bad.status_code == 422
+    assert bad.json()["fields"][0]["field"] == "routed_from"
