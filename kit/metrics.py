@@ -23,6 +23,11 @@ HTTP_DURATION = Histogram("fq_http_request_duration_seconds", "HTTP request late
 CASES_RECEIVED = Counter("fq_cases_received", "Cases accepted by intake", ["channel"])
 CASES_ROUTED = Counter("fq_cases_routed", "Routing decisions by tier, lead department and risk",
                        ["tier", "department", "risk"])
+# By category, for the return rate of each category (first routings, and returns routed again).
+FIRST_ROUTINGS = Counter("fq_cases_routed_by_category", "First routing decisions by category",
+                         ["category"])
+ROUTING_RETURNS = Counter("fq_routing_returns", "Returns by the lead department (退回) the "
+                          "router routed again, by the case's category", ["category"])
 ROUTING_LATENCY = Histogram("fq_routing_latency_seconds", "From receipt to routing decision",
                             buckets=LATENCY_BUCKETS)
 

@@ -61,6 +61,8 @@ EXPORTED_METRICS = frozenset(
         "fq_outbox_failed_rows",
         "fq_outbox_set_aside_total",
         "fq_routing_corrections_total",
+        "fq_cases_routed_by_category_total",
+        "fq_routing_returns_total",
         "fq_dlq_messages_total",
         "fq_deliveries_total",
         "fq_delivery_attempt_duration_seconds",

@@ -416,6 +416,13 @@ GOVERNANCE = Dashboard(
                   "GET /v1/routing/corrections lists the cases.",
                   (q("sum by (kind) (increase(fq_routing_corrections_total[1d]))",
                      "{{kind}}"),), stack=True),
+            Panel("Return rate by category (1 d)",
+                  "Share of each category's first routings in the trailing day that a lead "
+                  "department returned (退回). Twice the category's 7-day rate, with at least "
+                  "5 returns, fires FengqiaoReturnRateDoubled.",
+                  (q("sum by (category) (increase(fq_routing_returns_total[1d])) / "
+                     "sum by (category) (increase(fq_cases_routed_by_category_total[1d]))",
+                     "{{category}}"),), unit="percentunit"),
             Panel("Routing corrections per day by department (top 10)",
                   "Corrections by the department that held the case when it was corrected: "
                   "a department that returns many cases may be routed to wrongly by a rule.",

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.enums import CorrectionKind, Department, Status, Tier
+from contracts.enums import Category, CorrectionKind, Department, Status, Tier
 from contracts.envelope import SOURCE_PREFIX
 from contracts.events import (
     CaseLifecycle,
@@ -25,7 +25,7 @@ from contracts.events import (
 )
 from contracts.topics import CASE_ROUTED
 from kit.consumer import Delivery
-from kit.metrics import CASES_ROUTED, ROUTING_LATENCY
+from kit.metrics import CASES_ROUTED, FIRST_ROUTINGS, ROUTING_LATENCY, ROUTING_RETURNS
 from kit.outbox import add_to_outbox, outbox_row
 from services.router.domain.policy import route_case
 from services.router.domain.returns import Returned, for_the_queue, reroute
@@ -100,6 +100,9 @@ def _routed_rows(report: CaseReported, decision: RoutingDecision, routing_round:
                         decision.risk.value).inc()
     if routing_round == 1:
         ROUTING_LATENCY.observe(max(0.0, (now - report.received_at).total_seconds()))
+        FIRST_ROUTINGS.labels(decision.category.value).inc()
+    elif correction is not None and correction.kind is CorrectionKind.RETURN:
+        ROUTING_RETURNS.labels(decision.category.value).inc()
     dumped = event.model_dump(mode="json")  # once, for both the table and the topic
     return ({"case_id": report.case_id, "routing_round": routing_round,
              "decision": dumped["data"]["decision"], "routed_at": now,
@@ -133,6 +136,9 @@ class RouterHandlers:
 
     def __init__(self, rulebook: Rulebook) -> None:
         self.rulebook = rulebook
+        for category in Category:  # exported from zero: a rate needs both sides
+            FIRST_ROUTINGS.labels(category.value)
+            ROUTING_RETURNS.labels(category.value)
 
     async def on_reported(self, session: AsyncSession, batch: list[Delivery]) -> None:
         """Route a batch of reports with a handful of queries, whatever its size."""
