@@ -7,7 +7,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    UrlConstraints,
+)
 
 from contracts.enums import Category, Department, Risk, Status, SupervisionLevel, Tier
 from contracts.envelope import CloudEvent
@@ -57,7 +65,9 @@ class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00]*$")
-    url: AnyHttpUrl = Field(description="Where events are POSTed (http or https)")
+    # Bounded before anything parses it: a 70,000-character URL once broke the parser (500).
+    url: Annotated[AnyHttpUrl, UrlConstraints(max_length=2048)] = Field(
+        description="Where events are POSTed (http or https), at most 2048 characters")
     kinds: list[EventKind] = Field(
         default=[KIND_ROUTED], min_length=1, max_length=len(EVENT_KINDS),
         description="routed; lifecycle (every status) or lifecycle.<status>; supervision "

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    UrlConstraints,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -86,6 +87,7 @@ def plausible_time(value: datetime) -> datetime:
 
 
 Text = Annotated[str, AfterValidator(printable)]
+Url = Annotated[HttpUrl, UrlConstraints(max_length=2048)]
 Moment = Annotated[AwareDatetime, AfterValidator(plausible_time),
                    Field(description="ISO 8601 with offset, e.g. 2026-11-20T08:00:00+08:00")]
 Phone = Annotated[str, Field(max_length=32, description="Mainland mobile (13800138000, +86 "
@@ -159,7 +161,7 @@ class HotlineWorkOrder(NativePayload):
     address: Address | None = None
     region_code: RegionCode | None = None
     deadline: Moment | None = None
-    callback_url: HttpUrl | None = Field(default=None, description="办结反馈 URL")
+    callback_url: Url | None = Field(default=None, description="办结反馈 URL")
 
     @field_validator("deadline")
     @classmethod
@@ -187,7 +189,7 @@ class GridReport(NativePayload):
     location: GeoPoint | None = None
     people_involved: PeopleCount | None = None
     parties: Parties = Field(default_factory=list)
-    photos: list[HttpUrl] = Field(default_factory=list, max_length=20)
+    photos: list[Url] = Field(default_factory=list, max_length=20)
 
 
 class PoliceReferral(NativePayload):
@@ -280,7 +282,7 @@ class Open311Request(NativePayload):
     last_name: PersonName | None = None
     phone: Phone | None = None
     description: Text = Field(min_length=1, max_length=4000)
-    media_url: HttpUrl | None = None
+    media_url: Url | None = None
 
     @model_validator(mode="after")
     def _located(self) -> Self:

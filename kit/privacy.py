@@ -17,6 +17,7 @@ import hmac
 import re
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 # Full-width digits and letters X, brackets, plus; every dash, dot and space people type.
 _SHADOW = str.maketrans(
@@ -243,3 +244,15 @@ def scrub(text: str) -> str:
     text, view = _replace(_ID_15, _id_15, text, view)
     text, view = _replace(_LANDLINE_IN_TEXT, _phone, text, view)
     return text
+
+
+def scrub_values(value: Any) -> Any:
+    """`value` with every string in it scrubbed, through dicts, lists and tuples (keys too):
+    for structures that leave as a whole, such as log records, audit details, error bodies."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub_values(k): scrub_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_values(v) for v in value]
+    return value

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from contracts.events import CaseReported, RoutingDecision
+from contracts.channels import plausible_time
+from contracts.events import CaseReported, PartyRef, RoutingDecision
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, error_responses
 from services.router.domain.jurisdictions import Level
@@ -17,12 +18,19 @@ from services.router.rulebook import Rulebook
 
 
 class PreviewRequest(CaseReported):
-    """A CaseReported-shaped report; the ids and receipt time may be left out."""
+    """A CaseReported-shaped report; the ids and receipt time may be left out. Strings,
+    amounts and times are bounded as intake bounds them: the preview takes what a caller
+    types, not what intake has already checked."""
+
+    model_config = ConfigDict(str_max_length=5000)
 
     case_id: str = Field(default="preview", max_length=64)
     external_id: str = Field(default="preview", max_length=128)
     received_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
     text: str = Field(min_length=1, max_length=10000)
+    amount: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False,
+                                 description="Money at stake, CNY")
+    parties: list[PartyRef] = Field(default_factory=list, max_length=200)
     prior_related: int = Field(default=0, ge=0, le=1000,
                                description="Prior related cases to assume (repeat detection)")
 
@@ -34,6 +42,12 @@ class PreviewRequest(CaseReported):
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise ValueError("an ISO 8601 time with offset, not a number")
         return value
+
+    @field_validator("received_at", "occurred_at", "deadline")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        # 9999-12-31T23:59:59-23:59 overflowed the deadline arithmetic (500).
+        return plausible_time(value) if value is not None else None
 
 
 class RulesView(BaseModel):
