@@ -17,7 +17,7 @@ from pydantic import (
     UrlConstraints,
 )
 
-from contracts.enums import Category, Department, Risk, Status, SupervisionLevel, Tier
+from contracts.enums import Category, Channel, Department, Risk, Status, SupervisionLevel, Tier
 from contracts.envelope import CloudEvent
 
 # ---------------------------------------------------------------------------------------------
@@ -81,6 +81,10 @@ class SubscriptionIn(BaseModel):
     jurisdictions: list[JurisdictionPrefix] = Field(
         default=[], max_length=100,
         description="Division codes; a case matches when its jurisdiction code starts with one")
+    channels: list[Channel] = Field(
+        default=[], max_length=len(Channel),
+        description="The cases' intake channels; empty: every channel. A key limited to "
+        "channels must name them (within its own)")
     authorised_personal_data: bool = Field(
         default=False, description="Also receive the reporting citizen's phone number "
         "(`contactphone`); only an admin key may set this")
@@ -96,6 +100,7 @@ class SubscriptionOut(BaseModel):
     risks: list[Risk]
     categories: list[Category]
     jurisdictions: list[str]
+    channels: list[Channel]
     authorised_personal_data: bool
     created_at: datetime
     previous_secret_expires_at: datetime | None = Field(

@@ -83,7 +83,8 @@ class SubscriptionBook:
                 subscriptions.c.deleted_at.is_(None)))).all()
             self._active = [ActiveSubscription(r.id, SubscriptionFilter(
                 frozenset(r.kinds), frozenset(r.departments), frozenset(r.tiers),
-                frozenset(r.risks), frozenset(r.categories), frozenset(r.jurisdictions)))
+                frozenset(r.risks), frozenset(r.categories), frozenset(r.jurisdictions),
+                frozenset(r.channels)))
                 for r in rows]
             self._loaded_at = time.monotonic()
         return self._active
@@ -200,9 +201,11 @@ class NotifyHandlers:
         book.remember(event.data.case_id, {
             "category": decision.category.value, "risk": decision.risk.value,
             "tier": decision.tier.value, "lead_department": decision.lead_department.value,
-            "cooperating_departments": departments[1:], "jurisdiction": jurisdiction})
+            "cooperating_departments": departments[1:], "jurisdiction": jurisdiction,
+            "channel": event.data.channel.value})
         notice = Notice(KIND_ROUTED, frozenset(departments), decision.tier.value,
-                        decision.risk.value, decision.category.value, jurisdiction)
+                        decision.risk.value, decision.category.value, jurisdiction,
+                        event.data.channel.value)
         return self._webhooks(active, event.id, event.data.case_id, notice, encode(event))
 
     def _on_lifecycle(self, book: CaseBook, active: list[ActiveSubscription],
