@@ -24,6 +24,7 @@ def create_app(runtime: Runtime, *, title: str, description: str,
                routers: Sequence[APIRouter], version: str = "1.0.0",
                on_start: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
     settings = runtime.settings
+    settings.check_secrets()  # no built-in secret outside development
     configure_logging(runtime.service, settings.log_level)
 
     @asynccontextmanager
