@@ -144,3 +144,18 @@ def test_numbers_written_any_way_leave_intake_masked_and_hash_like_the_plain_for
     assert "2026-11-23欠款12000元" in case.text and case.external_id == "GD20261123-0001"
     assert case.reporter is not None and case.reporter.phone_masked == "139****5678"
     assert case.reporter.phone_hash == keyed_hash(SECRET, "phone", "13912345678")
+
+
+def test_structured_phone_and_id_fields_take_the_usual_forms_and_store_the_normal_one() -> None:
+    for written, normal in [("139-1234-5678", "13912345678"), ("(+86)139 1234 5678", "13912345678"),
+                            ("００８６ １３９１２３４５６７８", "13912345678"),
+                            ("86-139.1234.5678", "13912345678"),
+                            ("（0571）8888-6666", "0571-88886666"),
+                            ("010-12345678 转 123", "010-12345678-123")]:
+        order = HotlineWorkOrder.model_validate({
+            "order_no": "GD1", "content": "漏水", "received_at": "2026-11-20T08:00:00+08:00",
+            "caller_phone": written})
+        assert order.caller_phone == normal, written
+    visit = WalkInVisit.model_validate({"content": "宅基地", "visitor": {
+        "name": "吴十", "id_number": "110105 19491231 002x"}})
+    assert visit.visitor is not None and visit.visitor.id_number == "11010519491231002X"
