@@ -123,3 +123,18 @@ async def test_with_a_valid_key_a_malformed_body_is_still_422(
         answer = await client.post("/v1/routing/preview", content=b"{not json",
                                    headers={"content-type": "application/json"})
     assert answer.status_code == 422 and fields_of(answer) == ["<body>"]
+
+
+async def test_an_error_never_repeats_a_personal_number(urls: dict[str, str]) -> None:
+    async with httpx.AsyncClient(headers=AUTH) as client:
+        answers = [
+            await client.get(urls["intake"] + "/open311/v2/requests/139-1234-5678.json"),
+            await client.get(urls["mediation"] + "/v1/cases/13912345678"),
+            await client.get(urls["intake"] + "/v1/intake/hotline_12345/reports/13912345678"),
+            await client.post(urls["intake"] + "/v1/intake/hotline_12345", json={
+                "order_no": "E1", "content": "x", "received_at": "2026-11-20T08:00:00+08:00",
+                "caller_phone": "1391234567", "13912345678": "an unknown field"}),
+        ]
+    for answer in answers:
+        assert 400 <= answer.status_code < 500, answer.text
+        assert "1234567" not in answer.text.replace("-", ""), answer.text
