@@ -75,8 +75,9 @@ class StrictJsonBody:
     FastAPI parses with the standard library, which takes NaN, Infinity and 1e999 (a float
     overflowing to infinity) and guesses UTF-16 or UTF-32: an agreement_amount of Infinity
     was stored as null with a 200. The body is parsed once more here with orjson, which
-    refuses all of these, then handed on unchanged. Bodies that are not JSON (Open311's
-    forms) pass through; a declared charset other than UTF-8 is 415."""
+    refuses all of these, then handed on unchanged. Bodies that are not JSON, and routes
+    without a JSON body parameter (Open311's forms), pass through; a declared charset
+    other than UTF-8 is 415."""
 
     BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -106,7 +107,8 @@ class StrictJsonBody:
 
         async def checked_receive() -> Message:
             nonlocal read, refused
-            if read:
+            if read or getattr(scope.get("route"), "body_field", None) is None:
+                # Routes that read their body themselves (Open311's forms) check it their way.
                 return await receive()
             read = True
             chunks: list[bytes] = []
