@@ -37,6 +37,9 @@ class StepInput(TransitionData):
     notes: str | None = Field(default=None, max_length=4000)
     agreement: str | None = Field(default=None, max_length=8000,
                                   description="The mediation agreement (调解协议)")
+    # Finite and bounded: Infinity or 1e999 was once taken and stored as null (the agreed
+    # sum lost) with a 200.
+    agreement_amount: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
     failure_reason: str | None = Field(default=None, max_length=2000)
     referral: Referral | None = None
     visit_notes: str | None = Field(default=None, max_length=4000,

@@ -7,9 +7,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    UrlConstraints,
+)
 
-from contracts.enums import Category, Department, Risk, Status, SupervisionLevel, Tier
+from contracts.enums import Category, Channel, Department, Risk, Status, SupervisionLevel, Tier
 from contracts.envelope import CloudEvent
 
 # ---------------------------------------------------------------------------------------------
@@ -63,7 +71,9 @@ class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00]*$")
-    url: AnyHttpUrl = Field(description="Where events are POSTed (http or https)")
+    # Bounded before anything parses it: a 70,000-character URL once broke the parser (500).
+    url: Annotated[AnyHttpUrl, UrlConstraints(max_length=2048)] = Field(
+        description="Where events are POSTed (http or https), at most 2048 characters")
     kinds: list[EventKind] = Field(
         default=[KIND_ROUTED], min_length=1, max_length=len(EVENT_KINDS),
         description="routed (also covers routed.assigned and routed.withdrawn: a corrected "
@@ -78,6 +88,10 @@ class SubscriptionIn(BaseModel):
     jurisdictions: list[JurisdictionPrefix] = Field(
         default=[], max_length=100,
         description="Division codes; a case matches when its jurisdiction code starts with one")
+    channels: list[Channel] = Field(
+        default=[], max_length=len(Channel),
+        description="The cases' intake channels; empty: every channel. A key limited to "
+        "channels must name them (within its own)")
     authorised_personal_data: bool = Field(
         default=False, description="Also receive the reporting citizen's phone number "
         "(`contactphone`); only an admin key may set this")
@@ -93,6 +107,7 @@ class SubscriptionOut(BaseModel):
     risks: list[Risk]
     categories: list[Category]
     jurisdictions: list[str]
+    channels: list[Channel]
     authorised_personal_data: bool
     created_at: datetime
     previous_secret_expires_at: datetime | None = Field(

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    UrlConstraints,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -24,26 +25,14 @@ from pydantic import (
 
 from contracts.enums import PartyRole, Urgency
 from contracts.events import GeoPoint
+from kit import privacy
 
-_MOBILE = re.compile(r"^1[3-9]\d{9}$")
-_LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
-_ID_NUMBER = re.compile(r"^\d{17}[\dX]$")
+# Re-exported: the contracts' validators are kit.privacy's normaliser.
+from kit.privacy import id_number_check_character as id_number_check_character
+from kit.privacy import normalise_phone as normalise_phone
+
+_ID_NUMBER = re.compile(r"^[0-9]{17}[0-9X]$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# GB 11643-1999: weights of the first 17 digits (2^(18-i) mod 11) and the check characters.
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-
-
-def normalise_phone(value: str) -> str:
-    """Strip spaces, dashes in mobiles and the +86/0086 prefix; raise ValueError if not a phone."""
-    raw = re.sub(r"[\s()]", "", value)
-    raw = re.sub(r"^(\+86|0086)", "", raw)
-    compact = raw.replace("-", "")
-    if _MOBILE.match(compact):
-        return compact
-    if _LANDLINE.match(raw):
-        return raw
-    raise ValueError("not a mainland China mobile (11 digits, 1[3-9]...) or landline (0xx-xxxxxxx)")
 
 
 def printable(value: str) -> str:
@@ -54,16 +43,12 @@ def printable(value: str) -> str:
     return value
 
 
-def id_number_check_character(first17: str) -> str:
-    """The 18th character of a resident id number whose first 17 digits are `first17`."""
-    total = sum(int(digit) * weight for digit, weight in zip(first17, _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[total % 11]
-
-
 def normalise_id_number(value: str) -> str:
-    """An 18-character resident id number (GB 11643-1999) with a final upper-case X; raise
-    ValueError, without repeating the number, when it is malformed."""
-    number = value.strip().upper()
+    """An 18-character resident id number (GB 11643-1999) with a final upper-case X, read
+    through kit.privacy's normaliser (groups, full-width digits); raise ValueError, without
+    repeating the number, when it is malformed. First-generation 15-digit numbers have
+    expired: refused here, though free text's are still masked."""
+    number = re.sub(r"[ .\-]", "", privacy.shadow(value)).upper()
     if not _ID_NUMBER.match(number):
         raise ValueError("not an 18-character resident id number (17 digits, then a digit or X)")
     try:
@@ -102,6 +87,7 @@ def plausible_time(value: datetime) -> datetime:
 
 
 Text = Annotated[str, AfterValidator(printable)]
+Url = Annotated[HttpUrl, UrlConstraints(max_length=2048)]
 Moment = Annotated[AwareDatetime, AfterValidator(plausible_time),
                    Field(description="ISO 8601 with offset, e.g. 2026-11-20T08:00:00+08:00")]
 Phone = Annotated[str, Field(max_length=32, description="Mainland mobile (13800138000, +86 "
@@ -175,7 +161,7 @@ class HotlineWorkOrder(NativePayload):
     address: Address | None = None
     region_code: RegionCode | None = None
     deadline: Moment | None = None
-    callback_url: HttpUrl | None = Field(default=None, description="办结反馈 URL")
+    callback_url: Url | None = Field(default=None, description="办结反馈 URL")
 
     @field_validator("deadline")
     @classmethod
@@ -203,7 +189,7 @@ class GridReport(NativePayload):
     location: GeoPoint | None = None
     people_involved: PeopleCount | None = None
     parties: Parties = Field(default_factory=list)
-    photos: list[HttpUrl] = Field(default_factory=list, max_length=20)
+    photos: list[Url] = Field(default_factory=list, max_length=20)
 
 
 class PoliceReferral(NativePayload):
@@ -296,7 +282,7 @@ class Open311Request(NativePayload):
     last_name: PersonName | None = None
     phone: Phone | None = None
     description: Text = Field(min_length=1, max_length=4000)
-    media_url: HttpUrl | None = None
+    media_url: Url | None = None
 
     @model_validator(mode="after")
     def _located(self) -> Self:

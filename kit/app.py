@@ -11,9 +11,10 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from kit.auth import KeyBeforeBody
 from kit.errors import ErrorBody, install_error_handlers
 from kit.http_metrics import HttpMetrics
-from kit.limits import BodySizeLimit
+from kit.limits import BodySizeLimit, StrictJsonBody
 from kit.logs import configure_logging
 from kit.ratelimit import RateLimiter
 from kit.runtime import Runtime
@@ -23,6 +24,7 @@ def create_app(runtime: Runtime, *, title: str, description: str,
                routers: Sequence[APIRouter], version: str = "1.0.0",
                on_start: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
     settings = runtime.settings
+    settings.check_secrets()  # no built-in secret outside development
     configure_logging(runtime.service, settings.log_level)
 
     @asynccontextmanager
@@ -44,6 +46,10 @@ def create_app(runtime: Runtime, *, title: str, description: str,
     app.state.ready = False
     install_error_handlers(app)
     _document_error_format(app)
+    # Outermost last: metrics, then the size limit, then the key (before any body is
+    # read), then the strict JSON check.
+    app.add_middleware(StrictJsonBody)
+    app.add_middleware(KeyBeforeBody)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetrics, service=runtime.service)
     for router in routers:

@@ -14,8 +14,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import JSON, Column, Float, MetaData, String, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as AsgiScope
 
-from kit.errors import ApiError
+from kit.errors import ApiError, ErrorBody
 
 KEY_PREFIX = "fq_"
 CACHE_SECONDS = 5.0
@@ -167,4 +169,82 @@ def require(scope: Scope) -> Any:
             raise ApiError(403, "forbidden", f"This key lacks the '{scope.value}' scope.")
         return principal
 
+    dependency.requires_key = True  # type: ignore[attr-defined]  # read by KeyBeforeBody
     return Depends(dependency)
+
+
+def _requires_key(dependant: Any) -> bool:
+    return any(getattr(d.call, "requires_key", False) or _requires_key(d)
+               for d in dependant.dependencies)
+
+
+class KeyRefused(Exception):
+    pass
+
+
+class KeyBeforeBody:
+    """Refuse a request to a route that needs a key with 401 before its body is read, when it
+    has no key or an unknown one: FastAPI reads and parses the body before it runs the
+    route's dependencies, so an anonymous client would otherwise get 400/422 for its body
+    and make the service parse up to the body limit for nothing. The check runs when the
+    route first asks for the body (routing has chosen the route by then); the scope is
+    still checked by the route (403), once the key is known to be valid."""
+
+    BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._needs_key: dict[int, bool] = {}
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in self.BODYLESS:
+            await self.app(scope, receive, send)
+            return
+        checked = refused = False
+
+        async def checking_receive() -> Message:
+            nonlocal checked, refused
+            if not checked:
+                checked = True
+                refusal = await self._refusal(scope) if self._route_needs_key(scope) else None
+                if refusal:
+                    refused = True
+                    await self._refuse(send, refusal)
+                    raise KeyRefused  # FastAPI turns it into a 400, which is dropped below
+            return await receive()
+
+        async def tracking_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, checking_receive, tracking_send)
+        except KeyRefused:
+            pass
+
+    def _route_needs_key(self, scope: AsgiScope) -> bool:
+        route = scope.get("route")
+        if route is None:
+            return False
+        if id(route) not in self._needs_key:
+            dependant = getattr(route, "dependant", None)
+            self._needs_key[id(route)] = dependant is not None and _requires_key(dependant)
+        return self._needs_key[id(route)]
+
+    async def _refusal(self, scope: AsgiScope) -> str | None:
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return "An API key is required: send 'Authorization: Bearer <key>'."
+        keys: KeyStore = scope["app"].state.keys
+        if await keys.principal(token.strip()) is None:
+            return "The API key is unknown or revoked."
+        return None
+
+    @staticmethod
+    async def _refuse(send: Send, message: str) -> None:
+        body = ErrorBody(error="unauthenticated", message=message).model_dump_json().encode()
+        await send({"type": "http.response.start", "status": 401, "headers": [
+            (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})

@@ -13,6 +13,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kit.privacy import scrub_values
+
 DATABASE_RETRY_AFTER_SECONDS = "2"
 # SQLSTATE classes 08 (connection exception) and 57 (operator intervention: shutdown,
 # restart, "cannot connect now").
@@ -67,7 +69,9 @@ def _response(status: int, body: ErrorBody, headers: dict[str, str] | None = Non
               extra: dict[str, Any] | None = None) -> JSONResponse:
     content = body.model_dump()
     content.update(extra or {})
-    return JSONResponse(content, status_code=status, headers=headers)
+    # An error never repeats a phone, id or bank card number it was sent (a path parameter,
+    # a field name, a validator's message): they are masked like everything that leaves.
+    return JSONResponse(scrub_values(content), status_code=status, headers=headers)
 
 
 def database_unavailable(exc: BaseException) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from kit.privacy import scrub
+from kit.privacy import scrub, scrub_values
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
 
@@ -33,7 +33,11 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        # Scrub the whole line, so that no field, message or traceback carries a number.
+        # Scrub every value, then the whole line: JSON escapes (a tab written as \t) would
+        # hide a number from the line's scrub, and a field's str() from the values'.
+        entry = scrub_values({k: v if isinstance(v, str | int | float | bool | None
+                                                 | dict | list) else str(v)
+                              for k, v in entry.items()})
         return scrub(orjson.dumps(entry, default=str).decode())
 
 

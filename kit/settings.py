@@ -5,11 +5,18 @@ from __future__ import annotations
 from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_PORTS = {"intake": 8001, "router": 8002, "mediation": 8003, "notify": 8004}
+
+# The built-in secrets: in the source, so anyone can read them. Good for `make run` on the
+# embedded default (SQLite) only; elsewhere a service refuses to start with one of them.
+DEV_HASH_SECRET = "fengqiao-dev-hash-secret"
+DEV_HOTLINE_CALLBACK_SECRET = "whsec_ZmVuZ3FpYW8tZGV2LWhvdGxpbmUtY2FsbGJhY2sta2V5"
+DEVELOPMENT = "development"
 
 
 # Where notify never sends by default: loopback, "this host", link-local (169.254.169.254 is
@@ -31,7 +38,12 @@ class Settings(BaseSettings):
         default=None, description="Default: sqlite+aiosqlite:///<var_dir>/<service>.db")
     auth_database_url: str | None = Field(
         default=None, description="Where API keys live; default: database_url, or var/auth.db")
-    hash_secret: str = Field(default="fengqiao-dev-hash-secret",
+    environment: str = Field(
+        default=DEVELOPMENT, pattern=r"^(development|production|staging|test)$",
+        description="development, staging, test or production. Outside development (or on "
+        "any database but the embedded SQLite) a service refuses to start while a secret "
+        "is a built-in default")
+    hash_secret: str = Field(default=DEV_HASH_SECRET, min_length=16,
                              description="HMAC key for phone and id number hashes")
     dev_api_key: str | None = Field(default=None, description="An admin key, e.g. from make run")
     open311_public_read: bool = True
@@ -98,8 +110,14 @@ class Settings(BaseSettings):
         "list of CIDRs: by default loopback, link-local (cloud metadata), multicast. [] allows "
         "all, e.g. for receivers on the same machine in development")
     hotline_callback_secret: str = Field(
-        default="whsec_ZmVuZ3FpYW8tZGV2LWhvdGxpbmUtY2FsbGJhY2sta2V5",
-        description="Standard Webhooks secret signing hotline result feedback (办结反馈)")
+        default=DEV_HOTLINE_CALLBACK_SECRET,
+        description="Standard Webhooks secret signing hotline result feedback (办结反馈) to a "
+        "callback URL no entry of FQ_HOTLINE_CALLBACK_SECRETS names")
+    hotline_callback_secrets: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per hotline integration: its callback origin (scheme://host[:port]) to "
+        "its signing secrets, as JSON. Every secret listed signs each callback, so during a "
+        "rotation list the new one and the old one until the hotline has the new one")
     intake_url: str = Field(default="http://127.0.0.1:8001",
                             description="Intake's base URL: notify asks it for contact phones")
     contact_directory_api_key: str | None = Field(
@@ -140,6 +158,56 @@ class Settings(BaseSettings):
             ip_network(network, strict=False)  # ValueError names the bad one
         return value
 
+    @field_validator("hotline_callback_secrets")
+    @classmethod
+    def _origins(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for origin, secrets in value.items():
+            parts = urlsplit(origin)
+            if not parts.scheme or not parts.netloc or parts.path not in ("", "/") \
+                    or parts.query or parts.fragment:
+                raise ValueError(f"'{origin}' is not an origin such as https://host:port")
+            if not 1 <= len(secrets) <= 4:
+                raise ValueError(f"{origin}: 1 to 4 secrets (2 during a rotation)")
+        return {_origin(origin): secrets for origin, secrets in value.items()}
+
+    def hotline_signing_secrets(self, callback_url: str | None) -> tuple[str, ...]:
+        """The secrets that sign a callback to `callback_url`: its integration's own, else
+        FQ_HOTLINE_CALLBACK_SECRET."""
+        own = self.hotline_callback_secrets.get(_origin(callback_url or ""))
+        return tuple(own) if own else (self.hotline_callback_secret,)
+
+    def is_development(self) -> bool:
+        """The embedded default: development on SQLite. PostgreSQL means a real deployment,
+        whatever FQ_ENVIRONMENT says."""
+        url = self.effective_database_url()
+        return self.environment == DEVELOPMENT and url.startswith("sqlite")
+
+    def default_secrets(self) -> list[str]:
+        """The settings holding a built-in secret, by environment variable name."""
+        found = []
+        if self.service in ("intake", "fengqiao") and self.hash_secret == DEV_HASH_SECRET:
+            found.append("FQ_HASH_SECRET")
+        if self.service in ("notify", "fengqiao"):
+            if self.hotline_callback_secret == DEV_HOTLINE_CALLBACK_SECRET:
+                found.append("FQ_HOTLINE_CALLBACK_SECRET")
+            if any(DEV_HOTLINE_CALLBACK_SECRET in secrets
+                   for secrets in self.hotline_callback_secrets.values()):
+                found.append("FQ_HOTLINE_CALLBACK_SECRETS")
+        return found
+
+    def check_secrets(self) -> None:
+        """Refuse to start outside development while a secret is a built-in default."""
+        if self.is_development():
+            return
+        defaults = self.default_secrets()
+        if defaults:
+            raise ValueError(
+                f"refusing to start {self.service} (environment {self.environment}, database "
+                f"{self.effective_database_url().split(':', 1)[0]}): "
+                + ", ".join(defaults) + " still hold the built-in development secret, which "
+                "anyone can read in the source. Make new ones as docs/deploy.md says "
+                "(Secrets) and set them in the environment.")
+
     def effective_port(self) -> int:
         return self.port or SERVICE_PORTS.get(self.service, 8000)
 
@@ -154,6 +222,20 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.var_dir / 'auth.db'}"
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, lower case, default ports left out."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url.strip().lower()
+    if not parts.scheme or not parts.hostname:
+        return url.strip().lower()
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    netloc = parts.hostname.lower() + (f":{port}" if port and port != default else "")
+    return f"{parts.scheme.lower()}://{netloc}"
 
 
 @lru_cache

@@ -162,11 +162,15 @@ def service_settings(service: str, bootstrap: str, database_url: str, run_dir: P
         "auth_database_url": url, "var_dir": run_dir, "dev_api_key": DEV_KEY,
         "consumer_poll_ms": 50, "consumer_session_timeout_ms": 6000,
         "outbox_poll_seconds": 0.1, "outbox_retention_seconds": 0,
-        "webhook_denied_networks": [], **overrides}
+        "webhook_denied_networks": [], "hash_secret": TEST_HASH_SECRET,
+        "hotline_callback_secret": TEST_HOTLINE_CALLBACK_SECRET, **overrides}
     return Settings(**values)  # type: ignore[arg-type]
 
 
 DEV_KEY = "fq_test_admin_key"
+# Not the built-in development secrets: on PostgreSQL the services refuse to start with those.
+TEST_HASH_SECRET = "fengqiao-test-hash-secret-not-for-production"
+TEST_HOTLINE_CALLBACK_SECRET = "whsec_dGVzdC1ob3RsaW5lLWNhbGxiYWNrLXNlY3JldA=="
 AUTH = {"Authorization": f"Bearer {DEV_KEY}"}
 
 
@@ -178,7 +182,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # turns it on). Receivers here are on loopback, which notify refuses by default.
 FAST_ENV = {"FQ_CONSUMER_POLL_MS": "50", "FQ_CONSUMER_SESSION_TIMEOUT_MS": "6000",
             "FQ_OUTBOX_POLL_SECONDS": "0.1", "FQ_OUTBOX_RETENTION_SECONDS": "0",
-            "FQ_WEBHOOK_DENIED_NETWORKS": "[]"}
+            "FQ_WEBHOOK_DENIED_NETWORKS": "[]", "FQ_HASH_SECRET": TEST_HASH_SECRET,
+            "FQ_HOTLINE_CALLBACK_SECRET": TEST_HOTLINE_CALLBACK_SECRET}
 
 
 @dataclass

@@ -191,6 +191,8 @@ def test_app_services_are_wired_up(services: dict[str, dict[str, Any]]) -> None:
             "FQ_DATABASE_URL",
             "FQ_AUTH_DATABASE_URL",
             "FQ_HASH_SECRET",
+            "FQ_HOTLINE_CALLBACK_SECRET",
+            "FQ_ENVIRONMENT",
             "FQ_DEV_API_KEY",
             "FQ_LOG_LEVEL",
         ):

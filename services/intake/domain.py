@@ -98,6 +98,21 @@ def _text(value: str | None) -> str | None:
     return scrub(value) if value else None
 
 
+def _masked_party(party: PartyRef) -> PartyRef:
+    return party.model_copy(update={"name": _text(party.name), "address": _text(party.address)})
+
+
+def masked_case(case: CaseReported) -> CaseReported:
+    """Every free-text field of a case scrubbed, whichever channel's mapping built it: the
+    last step before a case leaves intake, so a new mapping cannot forget one. Ids, codes
+    and the callback address are the sources' own and stay as they are."""
+    return case.model_copy(update={
+        "text": scrub(case.text), "channel_category": _text(case.channel_category),
+        "address": _text(case.address),
+        "reporter": _masked_party(case.reporter) if case.reporter else None,
+        "parties": [_masked_party(p) for p in case.parties]})
+
+
 # --- one mapping per channel ----------------------------------------------------------------
 
 def hotline_to_case(order: HotlineWorkOrder, receipt: Receipt) -> CaseReported:
@@ -208,7 +223,7 @@ class ChannelAdapter(Generic[NativeT]):
         if not isinstance(payload, self.native):
             raise TypeError(f"{self.channel} takes {self.native.__name__}, "
                             f"not {type(payload).__name__}")
-        return self.map_to_case(payload, receipt)
+        return masked_case(self.map_to_case(payload, receipt))
 
 
 # The channels that post to POST /v1/intake/{channel} and publish to intake.<channel>.v1.

@@ -35,6 +35,7 @@ from contracts.api_mediation import AuditAction, StatsDimension
 from contracts.enums import Channel, Risk, SlaKind
 from kit.auth import Principal
 from kit.db import UtcDateTime
+from kit.privacy import scrub_values
 from kit.tables import KitTables
 from services.mediation.domain.figures import COUNT_NAMES, CaseCounts
 from services.mediation.domain.lifecycle import OPEN_STATUSES
@@ -200,10 +201,12 @@ async def record_supervision_once(session: AsyncSession, row: dict[str, Any]) ->
 
 def audit(principal: Principal, action: AuditAction, case_id: str | None = None,
           **detail: Any) -> AuditRecord:
-    """The audit row of what `principal` did; add it to the session that does it."""
+    """The audit row of what `principal` did; add it to the session that does it. Its detail
+    is scrubbed: staff search for phone numbers (`text=`, `external_id=`), and the audit log
+    is read by more people than the cases."""
     return AuditRecord(at=datetime.now(UTC), key_id=principal.key_id[:32],
                        key_name=principal.name[:128], action=action.value, case_id=case_id,
-                       detail=detail)
+                       detail=scrub_values(detail))
 
 
 # --- reads ---------------------------------------------------------------------------------

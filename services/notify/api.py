@@ -51,12 +51,18 @@ SubscriptionId = Annotated[str, Path(max_length=32, pattern=NO_NUL)]
 
 
 def _check_within_limits(body: SubscriptionIn, principal: Principal) -> None:
-    """A key limited to departments or jurisdictions subscribes only within them."""
+    """A key limited to channels, departments or jurisdictions subscribes only within them:
+    what a subscription receives is what the key could read through the case API."""
     problems: list[FieldError] = []
     if body.authorised_personal_data and Scope.ADMIN not in principal.scopes:
         raise ApiError(403, "forbidden", "Only an admin key may authorise a subscription for "
                        "personal data.", fields=[FieldError(
                            field="authorised_personal_data", reason="requires an admin key")])
+    if principal.channels:
+        outside = {c.value for c in body.channels} - principal.channels
+        if not body.channels or outside:
+            problems.append(FieldError(field="channels", reason="this key may subscribe "
+                                       "only to " + ", ".join(sorted(principal.channels))))
     if principal.departments:
         outside = {d.value for d in body.departments} - principal.departments
         if not body.departments or outside:
@@ -138,6 +144,7 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
             risks=sorted({r.value for r in body.risks}),
             categories=sorted({c.value for c in body.categories}),
             jurisdictions=sorted(set(body.jurisdictions)),
+            channels=sorted({c.value for c in body.channels}),
             authorised_personal_data=body.authorised_personal_data, owner=principal.key_id,
             created_at=datetime.now(UTC))
         async with runtime.sessions() as session, session.begin():

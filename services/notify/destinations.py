@@ -34,7 +34,7 @@ class Destinations:
         """For a URL whose host is an IP address: checked where it is given (at subscribe)."""
         try:
             address = ip_address(httpx.URL(url).host)
-        except ValueError:
+        except (ValueError, httpx.InvalidURL):
             return None
         return self.refusal_of_address(address)
 

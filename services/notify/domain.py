@@ -115,6 +115,7 @@ class Notice:
     risk: str | None = None
     category: str | None = None
     jurisdiction: str | None = None
+    channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,11 +129,14 @@ class SubscriptionFilter:
     risks: frozenset[str] = frozenset()
     categories: frozenset[str] = frozenset()
     jurisdictions: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()
 
     def matches(self, kind: str, departments: Iterable[str], *, tier: str | None = None,
                 risk: str | None = None, category: str | None = None,
-                jurisdiction: str | None = None) -> bool:
+                jurisdiction: str | None = None, channel: str | None = None) -> bool:
         if self.kinds and not self.wants(kind):
+            return False
+        if self.channels and channel not in self.channels:
             return False
         if self.departments and not self.departments & set(departments):
             return False
@@ -148,7 +152,8 @@ class SubscriptionFilter:
 
     def admits(self, notice: Notice) -> bool:
         return self.matches(notice.kind, notice.departments, tier=notice.tier, risk=notice.risk,
-                            category=notice.category, jurisdiction=notice.jurisdiction)
+                            category=notice.category, jurisdiction=notice.jurisdiction,
+                            channel=notice.channel)
 
     def wants(self, kind: str) -> bool:
         """`lifecycle` covers every `lifecycle.<status>`, `supervision` every level."""
@@ -189,7 +194,7 @@ class CaseFacts:
         known = {d for d in (*departments, self.lead_department) if d}
         return Notice(kind=kind, departments=frozenset(known | set(self.cooperating_departments)),
                       tier=tier or self.tier, risk=self.risk, category=self.category,
-                      jurisdiction=self.jurisdiction)
+                      jurisdiction=self.jurisdiction, channel=self.channel)
 
 
 # Citizens reach these channels themselves; grid, police and court reports come from an
@@ -212,7 +217,7 @@ def reported_facts(report: CaseReported) -> dict[str, Any]:
 def lifecycle_facts(step: CaseLifecycle) -> dict[str, Any]:
     """The facts one lifecycle step establishes. Each step sets its own facts only, so
     applying steps in their (per-case, per-partition) order gives the case's current state."""
-    facts: dict[str, Any] = {"status": step.to_status.value}
+    facts: dict[str, Any] = {"status": step.to_status.value, "channel": step.channel.value}
     if step.lead_department:
         facts["lead_department"] = step.lead_department.value
     if step.tier:

@@ -90,7 +90,8 @@ class SubscriptionBook:
                 subscriptions.c.deleted_at.is_(None)))).all()
             self._active = [ActiveSubscription(r.id, SubscriptionFilter(
                 frozenset(r.kinds), frozenset(r.departments), frozenset(r.tiers),
-                frozenset(r.risks), frozenset(r.categories), frozenset(r.jurisdictions)))
+                frozenset(r.risks), frozenset(r.categories), frozenset(r.jurisdictions),
+                frozenset(r.channels)))
                 for r in rows]
             self._loaded_at = time.monotonic()
         return self._active
@@ -217,18 +218,20 @@ class NotifyHandlers:
         book.remember(routed.case_id, {
             "category": decision.category.value, "risk": decision.risk.value,
             "tier": decision.tier.value, "lead_department": departments[0] if departments
-            else None, "cooperating_departments": departments[1:], "jurisdiction": jurisdiction})
+            else None, "cooperating_departments": departments[1:], "jurisdiction": jurisdiction,
+            "channel": routed.channel.value})
+        channel = routed.channel.value
         correction = routed.correction
         if correction is None:
             notice = Notice(KIND_ROUTED, frozenset(departments), decision.tier.value,
-                            decision.risk.value, decision.category.value, jurisdiction)
+                            decision.risk.value, decision.category.value, jurisdiction, channel)
             return self._webhooks(active, event.id, routed.case_id, notice, encode(event))
         # A corrected routing: assigned to the new departments, withdrawn from the one that
         # held it (one delivery per subscription: a subscription for both hears "assigned").
         queued: list[dict[str, Any]] = []
         if departments:
             assigned = Notice(KIND_ASSIGNED, frozenset(departments), decision.tier.value,
-                              decision.risk.value, decision.category.value, jurisdiction)
+                              decision.risk.value, decision.category.value, jurisdiction, channel)
             queued = self._webhooks(active, event.id, routed.case_id, assigned,
                                     notice_body(event, "assigned"))
         previous = correction.previous_lead_department
@@ -236,7 +239,7 @@ class NotifyHandlers:
             told = {d["subscription_id"] for d in queued}
             withdrawn = Notice(KIND_WITHDRAWN_FROM, frozenset({previous.value}),
                                decision.tier.value, decision.risk.value,
-                               decision.category.value, jurisdiction)
+                               decision.category.value, jurisdiction, channel)
             body = notice_body(event, "withdrawn")
             queued += [pending_delivery(WEBHOOK, sub.id, event.id, routed.case_id,
                                         withdrawn.kind, body)

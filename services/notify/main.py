@@ -32,9 +32,14 @@ from services.notify.store import kit_tables, metadata
 
 def check_settings(settings: Settings) -> None:
     """Fail at start, not at the first closure, on a bad secret or template."""
+    settings.check_secrets()
     if not is_valid_secret(settings.hotline_callback_secret):
         raise ValueError("FQ_HOTLINE_CALLBACK_SECRET must be whsec_ followed by base64 of "
                          "16 to 64 bytes")
+    for origin, secrets in settings.hotline_callback_secrets.items():
+        if not all(is_valid_secret(s) for s in secrets):
+            raise ValueError(f"FQ_HOTLINE_CALLBACK_SECRETS: a secret for {origin} is not "
+                             "whsec_ followed by base64 of 16 to 64 bytes")
     check_sms_template(SMS_RECEIVED, settings.sms_template_received)
     check_sms_template(SMS_CLOSED, settings.sms_template_closed)
 

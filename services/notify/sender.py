@@ -188,8 +188,9 @@ class DeliverySender:
                                          row.previous_secret_expires_at, now))
             url, authorised = row.subscription_url, bool(row.authorised_personal_data)
         else:
-            keys = (self.settings.hotline_callback_secret,) if row.target == HOTLINE_FEEDBACK \
-                else ()
+            # Each hotline integration signs with its own secrets (two during a rotation).
+            keys = self.settings.hotline_signing_secrets(row.url) \
+                if row.target == HOTLINE_FEEDBACK else ()
             url, authorised = row.url, False
         return Due(row.id, row.target, row.subscription_id, row.event_id, row.case_id,
                    row.kind, row.body, row.attempts, url, keys, authorised,

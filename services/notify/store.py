@@ -58,6 +58,7 @@ class Subscription(NotifyBase, table=True):
     risks: list[str] = _json_list()
     categories: list[str] = _json_list()
     jurisdictions: list[str] = _json_list()
+    channels: list[str] = _json_list()
     authorised_personal_data: bool = Field(default=False, sa_column=Column(
         Boolean, nullable=False, server_default=false()))
     # The secret before the last rotation keeps signing until previous_secret_expires_at.

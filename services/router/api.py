@@ -9,11 +9,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
+from contracts.channels import plausible_time
 from contracts.enums import Category, Channel, CorrectionKind, Department, Risk, Tier
-from contracts.events import CaseReported, RoutingDecision
+from contracts.events import CaseReported, PartyRef, RoutingDecision
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, FieldError, error_responses
 from kit.runtime import Runtime
@@ -25,12 +26,19 @@ from services.router.store import decisions, reports
 
 
 class PreviewRequest(CaseReported):
-    """A CaseReported-shaped report; the ids and receipt time may be left out."""
+    """A CaseReported-shaped report; the ids and receipt time may be left out. Strings,
+    amounts and times are bounded as intake bounds them: the preview takes what a caller
+    types, not what intake has already checked."""
+
+    model_config = ConfigDict(str_max_length=5000)
 
     case_id: str = Field(default="preview", max_length=64)
     external_id: str = Field(default="preview", max_length=128)
     received_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
     text: str = Field(min_length=1, max_length=10000)
+    amount: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False,
+                                 description="Money at stake, CNY")
+    parties: list[PartyRef] = Field(default_factory=list, max_length=200)
     prior_related: int = Field(default=0, ge=0, le=1000,
                                description="Prior related cases to assume (repeat detection)")
 
@@ -42,6 +50,12 @@ class PreviewRequest(CaseReported):
         if isinstance(value, int | float) and not isinstance(value, bool):
             raise ValueError("an ISO 8601 time with offset, not a number")
         return value
+
+    @field_validator("received_at", "occurred_at", "deadline")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        # 9999-12-31T23:59:59-23:59 overflowed the deadline arithmetic (500).
+        return plausible_time(value) if value is not None else None
 
 
 class RulesView(BaseModel):

@@ -1,8 +1,12 @@
-"""Personal data stays private: reports full of phone and id numbers go through the whole
-platform (REST, batches, Kafka-native intake, Open311; routing; mediation steps whose free
-text a mediator filled with numbers; webhooks, hotline result feedback and SMS), then every
-log line of every service, every event on every topic, every notification body, the SMS log
-and the case API's answers are searched for the numbers in clear. None may appear.
+"""Personal data stays private: reports full of phone, id and bank card numbers, written
+every way people write them (139-1234-5678, +86 139 1234 5678, full-width digits, grouped
+id numbers, landlines with area codes), go through the whole platform (REST, batches,
+Kafka-native intake, Open311; routing; mediation steps whose free text a mediator filled
+with numbers; staff searching for a number; webhooks, hotline result feedback and SMS),
+then every log line of every service, every event on every topic, every notification
+body, the SMS log, the API's answers and every row of every database table outside
+intake's are searched for the numbers in clear, in any of those forms. None may appear.
+Run on SQLite and on PostgreSQL (when a server answers).
 
 Intake's raw topics (intake.<channel>.v1) are not searched: they carry the source systems'
 own payloads, numbers included, by contract. The one subscription here is not authorised
@@ -13,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -26,6 +32,7 @@ from fastapi import FastAPI, Request, Response
 
 from contracts.channels import id_number_check_character
 from contracts.topics import intake_topic
+from kit.privacy import shadow
 from kit.settings import SERVICE_PORTS
 from tests.infra import (
     AUTH,
@@ -44,28 +51,64 @@ MOBILE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 
 
+FULL_WIDTH = str.maketrans({str(i): chr(0xFF10 + i) for i in range(10)})
+# Separators between digits, as the leak search takes them out again.
+BETWEEN_DIGITS = re.compile(r"(?<=[0-9])[ \-.()]{1,3}(?=[0-9])")
+
+
+def plain(text: str) -> str:
+    """The text with full-width digits in ASCII and separators between digits removed: a
+    number in clear is in it as its bare digits, whatever form it was written in."""
+    return BETWEEN_DIGITS.sub("", shadow(text)).upper()
+
+
 @dataclass
 class Numbers:
-    """Fresh numbers for this run, so that a leak can be told from anything else."""
+    """Fresh numbers for this run, so that a leak can be told from anything else; each is
+    issued in one of the forms people write it, and searched for in all of them."""
 
     rng: random.Random = field(default_factory=random.Random)
     issued: list[str] = field(default_factory=list)
 
-    def phone(self) -> str:
+    def _written(self, groups: list[str], prefixes: tuple[str, ...] = ("",)) -> str:
+        separator = self.rng.choice(["", " ", "-", ".", "－", "\u3000"])
+        text = self.rng.choice(prefixes) + separator.join(groups)
+        return text.translate(FULL_WIDTH) if self.rng.random() < 0.2 else text
+
+    def phone(self, plain_form: bool = False) -> str:
         number = f"1{self.rng.choice('3456789')}{self.rng.randrange(10**9):09d}"
         self.issued.append(number)
-        return number
+        if plain_form:
+            return number
+        return self._written([number[:3], number[3:7], number[7:]],
+                             ("", "", "+86 ", "0086", "86-", "(+86)"))
 
-    def id_number(self) -> str:
+    def landline(self) -> str:
+        area = self.rng.choice(["0575", "0571", "010", "021"])
+        number = f"{self.rng.randrange(2, 10)}{self.rng.randrange(10**7):07d}"
+        self.issued.append(area + number)
+        return self.rng.choice([f"{area}-{number}", f"({area}){number}", f"{area} {number}",
+                                f"（{area}）{number[:4]}-{number[4:]}"])
+
+    def id_number(self, plain_form: bool = False) -> str:
         born = f"19{self.rng.randrange(50, 99)}0{self.rng.randrange(1, 9)}1{self.rng.randrange(9)}"
         first17 = f"330699{born}{self.rng.randrange(1000):03d}"
         number = first17 + id_number_check_character(first17)
         self.issued.append(number)
-        return number
+        if plain_form or self.rng.random() < 0.3:
+            return number.lower() if number.endswith("X") and self.rng.random() < 0.5 \
+                else number
+        return self._written([number[:6], number[6:14], number[14:]])
+
+    def bank_card(self) -> str:
+        number = "6222" + "".join(str(self.rng.randrange(10)) for _ in range(15))
+        self.issued.append(number)
+        return self._written([number[i:i + 4] for i in range(0, len(number), 4)])
 
     def leaks(self, text: str) -> list[str]:
         found = set(MOBILE.findall(text)) | set(ID_NUMBER.findall(text))
-        found |= {n for n in self.issued if n in text}
+        bare = plain(text)
+        found |= {n for n in self.issued if n in bare}
         return sorted(found)
 
 
@@ -104,7 +147,8 @@ def traffic(numbers: Numbers, run: str, callback: str) -> dict[str, list[dict[st
     """Reports per channel with numbers in every place a source may put them."""
     def text(what: str) -> str:
         return (f"{what}，联系电话{numbers.phone()}，身份证号{numbers.id_number()}，"
-                f"另一位当事人手机 {numbers.phone()}。")
+                f"另一位当事人手机 {numbers.phone()}，座机{numbers.landline()}，"
+                f"欠款打到卡号{numbers.bank_card()}。")
 
     return {
         "hotline_12345": [{"order_no": f"PD-H{i}-{run}", "content": text("邻居噪音扰民"),
@@ -151,9 +195,55 @@ async def _all_events(bootstrap: str) -> dict[str, list[bytes]]:
         await consumer.stop()
 
 
+def _rows_text(values: Any) -> str:
+    """A row's cells as text; bytes (event payloads, delivery bodies) decoded."""
+    cells = []
+    for value in values:
+        if isinstance(value, memoryview):
+            value = bytes(value)
+        cells.append(value.decode(errors="replace") if isinstance(value, bytes) else str(value))
+    return " ".join(cells)
+
+
+def _sqlite_rows(var: Path) -> dict[str, list[str]]:
+    """Every row of every table in every service's SQLite file but intake's."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(var.glob("*.db")):
+        if path.name == "intake.db":
+            continue
+        with sqlite3.connect(path) as db:
+            tables = [r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                found[f"table {path.stem}.{table}"] = [
+                    _rows_text(row) for row in db.execute(f'SELECT * FROM "{table}"')]
+    return found
+
+
+async def _postgres_rows(database_url: str) -> dict[str, list[str]]:
+    """Every row of every table in the database but intake's (intake_*)."""
+    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        tables = [r["tablename"] for r in await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        found = {}
+        for table in tables:
+            if table.startswith("intake_"):
+                continue
+            found[f"table {table}"] = [_rows_text(row.values()) for row in
+                                       await connection.fetch(f'SELECT * FROM "{table}"')]
+        return found
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_no_phone_or_id_number_in_clear_in_logs_events_or_notifications(
         isolated: Isolated, run_dir: Path,
-        receiver: tuple[Receiver, str]) -> None:
+        receiver: tuple[Receiver, str], backend: str) -> None:
+    if backend == "postgresql" and isolated.database_url.startswith("sqlite"):
+        pytest.skip("no PostgreSQL server answers")
+    database_url = isolated.database_url if backend == "postgresql" else "sqlite"
     hooks, receiver_url = receiver
     numbers = Numbers()
     run = f"{random.randrange(16**8):08x}"
@@ -162,8 +252,8 @@ async def test_no_phone_or_id_number_in_clear_in_logs_events_or_notifications(
     env = {"FQ_INTAKE_URL": f"http://127.0.0.1:{ports['intake']}",
            "FQ_DELIVERY_BACKOFF_BASE_SECONDS": "0.2", "FQ_LOG_LEVEL": "DEBUG"}
     api_answers: list[str] = []
-    with service_processes(ports, bootstrap=isolated.broker.bootstrap, database_url=isolated.database_url,
-                           var=var, env=env) as started:
+    with service_processes(ports, bootstrap=isolated.broker.bootstrap,
+                           database_url=database_url, var=var, env=env) as started:
         urls = {name: s.url for name, s in started.items()}
         async with httpx.AsyncClient(headers=AUTH, timeout=30) as client:
             sub = await client.post(urls["notify"] + "/v1/subscriptions", json={
@@ -188,7 +278,8 @@ async def test_no_phone_or_id_number_in_clear_in_logs_events_or_notifications(
             case_ids += [r["case_id"] for r in batch.json()["results"] if r["case_id"]]
             refused = await client.post(urls["intake"] + "/v1/intake/hotline_12345", json={
                 "order_no": f"PD-bad-{run}", "content": "x", "received_at": "2026-11-23",
-                "caller_phone": numbers.phone()[:-1], "caller_id": numbers.id_number()})
+                "caller_phone": numbers.phone(plain_form=True)[:-1],
+                "caller_id": numbers.id_number()})
             assert refused.status_code == 422
             api_answers.append(refused.text)
             filed = await client.post(urls["intake"] + "/open311/v2/requests.json", data={
@@ -259,6 +350,13 @@ async def test_no_phone_or_id_number_in_clear_in_logs_events_or_notifications(
                                                  params={"limit": 500})).text)
             api_answers.append((await client.get(
                 urls["intake"] + "/open311/v2/requests.json")).text)
+            # Staff search for a caller's number as they heard it: the search terms go to
+            # the audit log, which must keep them masked.
+            for search in ({"text": numbers.phone()}, {"external_id": numbers.phone()},
+                           {"text": numbers.id_number()}):
+                searched = await client.get(urls["mediation"] + "/v1/cases", params=search)
+                assert searched.status_code in (200, 422), searched.text
+                api_answers.append(searched.text)
             audit = await client.get(urls["mediation"] + "/v1/audit", params={"limit": 500})
             api_answers.append(audit.text)
     # The services have stopped: their logs are complete.
@@ -279,6 +377,10 @@ async def test_no_phone_or_id_number_in_clear_in_logs_events_or_notifications(
     places["webhook bodies"] = [b.decode() for b in hooks.webhooks]
     places["hotline feedback bodies"] = [b.decode() for b in hooks.feedback]
     places["API answers"] = api_answers
+    tables = (await _postgres_rows(database_url) if backend == "postgresql"
+              else _sqlite_rows(var))
+    assert any("mediation_audit" in name for name in tables), sorted(tables)
+    places.update(tables)
 
     leaks = [f"{where}: {', '.join(found)} in {line[:200]}"
              for where, lines in places.items() for line in lines

@@ -363,9 +363,9 @@ MATRIX: dict[tuple[str, str, str], Route] = {
     ("notify", "POST", "/v1/subscriptions"): Route(
         Scope.SUBSCRIPTIONS, call("POST", "/v1/subscriptions", json={
             "name": "matrix", "url": UNREACHABLE_HOOK, "departments": ["judicial_office"]}),
-        s(201), only({"department": s(201), "channel": s(201),
-                      # it must name jurisdictions within its own
-                      "jurisdiction": s(403)})),
+        s(201), only({"department": s(201),
+                      # they must name jurisdictions, channels within their own
+                      "jurisdiction": s(403), "channel": s(403)})),
     ("notify", "GET", "/v1/subscriptions/{subscription_id}"): Route(
         Scope.SUBSCRIPTIONS, call("GET", "/v1/subscriptions/{w.subscription_id}"), s(200),
         lambda world, kind: s(404)),
@@ -516,8 +516,7 @@ async def test_a_limited_key_sees_only_its_own_subscriptions_and_their_deliverie
         world: World, kind: str) -> None:
     notify = world.urls["notify"]
     headers = world.headers(kind)
-    body: dict[str, Any] = {"name": f"own {kind}", "url": UNREACHABLE_HOOK,
-                            **{k: v for k, v in LIMITS[kind].items() if k != "channels"}}
+    body: dict[str, Any] = {"name": f"own {kind}", "url": UNREACHABLE_HOOK, **LIMITS[kind]}
     made = await world.client.post(notify + "/v1/subscriptions", headers=headers, json=body)
     assert made.status_code == 201, made.text
     listed = await world.client.get(notify + "/v1/subscriptions", headers=headers)
@@ -529,6 +528,45 @@ async def test_a_limited_key_sees_only_its_own_subscriptions_and_their_deliverie
     deliveries = await world.client.get(notify + "/v1/deliveries", headers=headers,
                                         params={"subscription_id": world.subscription_id})
     assert deliveries.json()["items"] == []
+
+
+async def test_a_channel_limited_key_subscribes_only_within_its_channels(world: World) -> None:
+    """Issue 22: a key limited to one channel with subscriptions:manage subscribed to every
+    case's events and received other channels' cases (channel, external id, actor...)."""
+    notify = world.urls["notify"]
+    headers = world.headers("channel")
+    for outside in ({}, {"channels": ["hotline_12345"]}, {"channels": ["grid", "walk_in"]}):
+        refused = await world.client.post(notify + "/v1/subscriptions", headers=headers, json={
+            "name": "beyond", "url": UNREACHABLE_HOOK, "kinds": ["routed", "lifecycle"],
+            **outside})
+        assert refused.status_code == 403, refused.text
+        assert [f["field"] for f in refused.json()["fields"]] == ["channels"]
+    made = await world.client.post(notify + "/v1/subscriptions", headers=headers, json={
+        "name": "grid only", "url": UNREACHABLE_HOOK, "kinds": ["routed", "lifecycle"],
+        "channels": ["grid"]})
+    assert made.status_code == 201 and made.json()["channels"] == ["grid"]
+    # The admin's catch-all subscription tells when notify has handled both cases' events.
+    catch_all = await world.admin("POST", "notify", "/v1/subscriptions", json={
+        "name": "catch-all", "url": UNREACHABLE_HOOK, "kinds": ["routed"]})
+    run = uuid.uuid4().hex[:8]
+    hotline = await world.admin("POST", "intake", "/v1/intake/hotline_12345",
+                                json=_native("hotline_12345", f"MX-CH-H-{run}"))
+    grid = await world.admin("POST", "intake", "/v1/intake/grid",
+                             json=_native("grid", f"MX-CH-G-{run}"))
+
+    async def delivered(subscription: str, key: dict[str, str]) -> set[str]:
+        answer = await world.client.get(notify + "/v1/deliveries", headers=key, params={
+            "subscription_id": subscription, "limit": 100})
+        return {d["case_id"] for d in answer.json()["items"]}
+
+    both = {hotline.json()["case_id"], grid.json()["case_id"]}
+    await eventually(lambda: delivered(catch_all.json()["id"], AUTH), both.issubset, within=60)
+    seen = await eventually(lambda: delivered(made.json()["id"], headers),
+                            lambda ids: grid.json()["case_id"] in ids, within=30)
+    assert hotline.json()["case_id"] not in seen
+    everything = await world.client.get(notify + "/v1/deliveries", headers=AUTH, params={
+        "case_id": hotline.json()["case_id"], "limit": 100})
+    assert made.json()["id"] not in {d["subscription_id"] for d in everything.json()["items"]}
 
 
 async def test_a_cooperating_department_reads_a_case_but_only_the_lead_moves_it(

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.infra import AUTH, DEV_KEY, Isolated, free_port
+from tests.infra import AUTH, DEV_KEY, TEST_HASH_SECRET, Isolated, free_port
 from tests.integration.test_intake import order
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def intake_process(isolated: Isolated, run_dir: Path) -> Iterator[str]:
     var.mkdir(exist_ok=True)
     env = {**os.environ, "FQ_SERVICE": "intake", "FQ_PORT": str(port),
            "FQ_KAFKA_BOOTSTRAP": broker.bootstrap, "FQ_DEV_API_KEY": DEV_KEY,
-           "FQ_VAR_DIR": str(var), "FQ_LOG_LEVEL": "WARNING"}
+           "FQ_VAR_DIR": str(var), "FQ_LOG_LEVEL": "WARNING", "FQ_HASH_SECRET": TEST_HASH_SECRET}
     if not database_url.startswith("sqlite"):
         env["FQ_DATABASE_URL"] = database_url
     log = (var / "intake.log").open("wb")

@@ -165,6 +165,9 @@ class World:
     logs: RawLogs
     hotline_secret: str
     sms_log: Path
+    # This hotline's secret being rotated (both sign), and the one for other hotlines.
+    hotline_next_secret: str = ""
+    other_hotlines_secret: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +175,8 @@ async def world(isolated: Isolated) -> AsyncIterator[World]:
     """Notify on a broker and database of its own: other modules' subscriptions to receivers
     long gone would otherwise share its sender with these tests."""
     receivers = Receivers()
-    hotline_secret = new_secret()
+    hotline_secret, hotline_next_secret, other_hotlines_secret = (
+        new_secret(), new_secret(), new_secret())
     producer = Producer(isolated.broker.bootstrap, "notify-test")
     await producer.start()
     async with serve(receivers.app()) as hooks:
@@ -184,14 +188,17 @@ async def world(isolated: Isolated) -> AsyncIterator[World]:
             contact_directory_api_key=DIRECTORY_KEY, sms_gateway_url=hooks + "/sms",
             # The receivers here are on loopback: deny only the metadata range.
             webhook_denied_networks=[METADATA_NETWORK],
-            hotline_callback_secret=hotline_secret)
+            # This hotline's own secrets, in a rotation; others' callbacks use the default.
+            hotline_callback_secret=other_hotlines_secret,
+            hotline_callback_secrets={hooks: [hotline_next_secret, hotline_secret]})
         app = create(settings)
         logs = RawLogs()
         logging.getLogger().addHandler(logs)  # after create(): it installs the JSON handler
         try:
             async with serve(app) as url:
                 yield World(url, hooks, receivers, producer, app, logs, hotline_secret,
-                            isolated.directory / "sms.log")
+                            isolated.directory / "sms.log", hotline_next_secret,
+                            other_hotlines_secret)
         finally:
             logging.getLogger().removeHandler(logs)
             await producer.stop()
@@ -562,7 +569,11 @@ async def test_the_hotline_hears_the_outcome_on_closure_visit_and_rating(
                   step(case_id, Status.CLOSED, 6), step(case_id, Status.VISITED, 7),
                   step(case_id, Status.RATED, 8, satisfaction=5))
     hits = await received(world, name, 3)
+    # Signed by this hotline's own secrets, the old and the new (a rotation), and by no
+    # other hotline's.
     assert all(standard_webhooks_verify(world.hotline_secret, h) for h in hits)
+    assert all(standard_webhooks_verify(world.hotline_next_secret, h) for h in hits)
+    assert not any(standard_webhooks_verify(world.other_hotlines_secret, h) for h in hits)
     feedback = {f["status"]: f for f in (orjson.loads(h.body) for h in hits)}
     assert set(feedback) == {"closed", "visited", "rated"}
     closed = feedback["closed"]

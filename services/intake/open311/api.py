@@ -25,6 +25,7 @@ from contracts.channels import Open311Request
 from contracts.enums import Channel
 from kit.auth import KeyStore, Principal, Scope
 from kit.errors import field_errors
+from kit.privacy import scrub
 from kit.ratelimit import retry_after
 from kit.runtime import Runtime
 from services.intake.open311.domain import (
@@ -53,7 +54,8 @@ class Open311Failure(Exception):
 
 async def open311_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Open311Failure)
-    return JSONResponse([Open311Error(code=exc.status, description=d).model_dump()
+    # Scrubbed like every error answer: a description may quote what the client sent.
+    return JSONResponse([Open311Error(code=exc.status, description=scrub(d)).model_dump()
                          for d in exc.descriptions], status_code=exc.status,
                         headers=exc.headers)
 

@@ -124,3 +124,38 @@ def test_the_fingerprint_ignores_field_order_and_sees_any_change() -> None:
                                          "content": "x", "order_no": "A"})
     assert content_fingerprint(a) == content_fingerprint(b)
     assert content_fingerprint(a) != content_fingerprint(a.model_copy(update={"content": "y"}))
+
+
+def test_numbers_written_any_way_leave_intake_masked_and_hash_like_the_plain_form() -> None:
+    """The probe's finding: 139-1234-5678, +86 and full-width numbers, grouped id numbers
+    and bank cards in a hotline order's text, name and category stayed in clear."""
+    order = HotlineWorkOrder.model_validate({
+        "order_no": "GD20261123-0001", "received_at": "2026-11-20T08:00:00+08:00",
+        "content": "来电人139-1234-5678（备用 +86 139 1234 5678，１３９１２３４５６７８），身份证"
+                   "110105 19491231 002X，卡号6222 0212 3456 7890 123，2026-11-23欠款12000元",
+        "caller_name": "王某 139.1234.5678", "category": "借贷纠纷 0571-88886666",
+        "caller_phone": "+86 139-1234-5678"})
+    case = ADAPTERS[Channel.HOTLINE_12345].to_case(order, RECEIPT)
+    body = case.model_dump_json()
+    plain = body.replace(" ", "").replace("-", "").replace(".", "")
+    for number in ("13912345678", "11010519491231002X", "62220212345678901", "88886666"):
+        assert number not in plain
+    assert "１３９１２３４５６７８" not in body
+    assert "2026-11-23欠款12000元" in case.text and case.external_id == "GD20261123-0001"
+    assert case.reporter is not None and case.reporter.phone_masked == "139****5678"
+    assert case.reporter.phone_hash == keyed_hash(SECRET, "phone", "13912345678")
+
+
+def test_structured_phone_and_id_fields_take_the_usual_forms_and_store_the_normal_one() -> None:
+    for written, normal in [("139-1234-5678", "13912345678"), ("(+86)139 1234 5678", "13912345678"),
+                            ("００８６ １３９１２３４５６７８", "13912345678"),
+                            ("86-139.1234.5678", "13912345678"),
+                            ("（0571）8888-6666", "0571-88886666"),
+                            ("010-12345678 转 123", "010-12345678-123")]:
+        order = HotlineWorkOrder.model_validate({
+            "order_no": "GD1", "content": "漏水", "received_at": "2026-11-20T08:00:00+08:00",
+            "caller_phone": written})
+        assert order.caller_phone == normal, written
+    visit = WalkInVisit.model_validate({"content": "宅基地", "visitor": {
+        "name": "吴十", "id_number": "110105 19491231 002x"}})
+    assert visit.visitor is not None and visit.visitor.id_number == "11010519491231002X"
