@@ -181,11 +181,13 @@ class StatsReport(BaseModel):
 
 
 class AuditAction(StrEnum):
-    """What a key did with cases: read one, listed some, or moved one along its lifecycle."""
+    """What a key did with cases: read one, listed some, moved one along its lifecycle,
+    or erased its personal data (the retention job, or a lawful request)."""
 
     READ = "read"
     LIST = "list"
     TRANSITION = "transition"
+    ERASE = "erase"
 
 
 class AuditEntry(BaseModel):

@@ -55,3 +55,6 @@ SUPERVISION_EVENTS = Counter("fq_supervision_events", "Supervision events emitte
 DELIVERY_ATTEMPT_DURATION = Histogram("fq_delivery_attempt_duration_seconds",
                                       "One delivery attempt (webhook, hotline feedback, SMS)",
                                       ["target"], buckets=LATENCY_BUCKETS)
+PERSONAL_DATA_ERASED = Counter(
+    "fq_personal_data_erased", "Cases whose personal data a service erased, by why "
+    "(retention after archive, or a lawful request)", ["service", "reason"])

@@ -12,6 +12,7 @@ from kit.runtime import Runtime
 from kit.settings import Settings
 from services.mediation.api import build_router
 from services.mediation.handlers import CaseEvents
+from services.mediation.retention import PersonalDataRetention
 from services.mediation.scheduled import Supervisor
 from services.mediation.store import kit_tables, metadata
 
@@ -26,6 +27,8 @@ def create(settings: Settings | None = None) -> FastAPI:
     ])
     supervisor = Supervisor(runtime)
     runtime.job("supervision", supervisor.run, supervisor.stop)
+    retention = PersonalDataRetention(runtime)
+    runtime.job("personal-data-retention", retention.run, retention.stop)
     return create_app(
         runtime, title="fengqiao mediation",
         description="Cases from acceptance to archive: lifecycle transitions with history, "

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from contracts.events import CaseLifecycleEvent, CaseReportedEvent
-from contracts.topics import CASE_LIFECYCLE, CASE_REPORTED
+from contracts.events import CaseLifecycleEvent, CasePersonalDataErasedEvent, CaseReportedEvent
+from contracts.topics import CASE_LIFECYCLE, CASE_PERSONAL_DATA_ERASED, CASE_REPORTED
 from kit.app import create_app
 from kit.consumer import Subscription
 from kit.runtime import Runtime
 from kit.settings import Settings
 from services.router.api import build_router
+from services.router.erasure import on_personal_data_erased
 from services.router.handlers import RouterHandlers, is_escalation
 from services.router.rulebook import Rulebook
 from services.router.store import kit_tables, metadata
@@ -26,6 +27,9 @@ def create(settings: Settings | None = None) -> FastAPI:
         Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, handlers.on_lifecycle,
                      relevant=is_escalation),
     ])
+    runtime.consume("router-personal-data", [
+        Subscription(CASE_PERSONAL_DATA_ERASED, CasePersonalDataErasedEvent,
+                     on_personal_data_erased)])
     return create_app(
         runtime, title="fengqiao router",
         description="Category, risk, tier, lead and cooperating departments for every case, "

@@ -25,9 +25,10 @@ from sqlalchemy.pool import NullPool
 from kit.settings import SERVICE_PORTS
 from tests.infra import AUTH, ROOT, Isolated, eventually, free_port, serve, service_processes
 
-pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
+# Four services started twice: on a loaded 2-core machine that alone can take minutes.
+pytestmark = [pytest.mark.e2e, pytest.mark.both_backends, pytest.mark.timeout(600)]
 
-BEFORE, DURING, AFTER, NEW = 100, 20, 20, 10
+BEFORE, DURING, AFTER, NEW = 100, 10, 10, 10
 # Kept published rows are what a restored platform replays to its new broker.
 ENV = {"FQ_OUTBOX_RETENTION_SECONDS": "3600"}
 # Time order of the history, not the ids: compared as each service reads them back.
