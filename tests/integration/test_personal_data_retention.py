@@ -184,3 +184,72 @@ async def test_an_archived_case_past_retention_keeps_no_personal_data_and_the_fi
             {"reason": "retention"}]
         metrics = (await client.get(urls["mediation"] + "/metrics")).text
         assert 'fq_personal_data_erased_total{reason="retention",service="mediation"}' in metrics
+
+
+P = Person("慕容复", "13655501234", "330106197707070013", "杭州市拱墅区湖墅南路5号",
+           "https://img.example.com/p/p-3.jpg")
+Q = Person("段誉", "13566602345", "330106198808080016", "杭州市滨江区江南大道9号",
+           "https://img.example.com/p/q-4.jpg")
+
+
+async def test_a_persons_export_lists_their_cases_only_and_an_erasure_removes_them(
+        platform: Platform) -> None:
+    urls = platform.urls
+    tag = uuid.uuid4().hex[:8]
+    async with httpx.AsyncClient(headers=AUTH, timeout=30) as client:
+        both = await client.post(urls["intake"] + "/v1/intake/walk_in", json={
+            "visit_id": f"PD-{tag}-1", "address": P.address,
+            "content": f"{P.name}与{Q.name}因宅基地界线争执，{Q.name}电话{Q.phone}",
+            "visitor": {"name": P.name, "phone": P.phone, "id_number": P.id_number},
+            "parties": [{"name": Q.name, "role": "被申请人", "phone": Q.phone,
+                         "address": Q.address}]})
+        assert both.status_code == 202, both.text
+        own = await client.post(urls["intake"] + "/v1/intake/hotline_12345",
+                                json=P.order(f"PD-{tag}-2"))
+        other = await client.post(urls["intake"] + "/v1/intake/hotline_12345",
+                                  json=Q.order(f"PD-{tag}-3"))
+        ids = [r.json()["case_id"] for r in (both, own, other)]
+
+        async def routed() -> set[str]:
+            got = set()
+            for case_id in ids:
+                r = await client.get(f"{urls['mediation']}/v1/cases/{case_id}")
+                if r.status_code == 200 and r.json()["status"] == "routed":
+                    got.add(case_id)
+            return got
+
+        await eventually(routed, lambda got: got == set(ids))
+
+        for bad, field in (({}, "body"), ({"phone": "12"}, "phone"),
+                           ({"id_number": "330106197707070010"}, "id_number")):
+            r = await client.post(urls["mediation"] + "/v1/personal-data/export", json=bad)
+            assert r.status_code == 422, r.text
+            assert field in r.text
+        spaced = f"+86 {P.phone[:3]} {P.phone[3:7]} {P.phone[7:]}"
+        export = await client.post(urls["mediation"] + "/v1/personal-data/export",
+                                   json={"phone": spaced})
+        assert export.status_code == 200, export.text
+        cases = export.json()["cases"]
+        assert sorted(c["case_id"] for c in cases) == sorted(ids[:2]), (ids, export.text)
+        assert all(role["name"] == P.name for c in cases for role in c["roles"])
+        assert not [s for s in Q.strings() if s in export.text], "nothing about anyone else"
+        [walk_in] = [c for c in cases if c["case_id"] == ids[0]]
+        assert "宅基地界线争执" in walk_in["text"] and P.name in walk_in["text"]
+
+        erased = await client.post(urls["mediation"] + "/v1/personal-data/erase", json={
+            "phone": P.phone, "legal_basis": "个人信息删除申请 2026-001"})
+        assert erased.status_code == 200, erased.text
+        assert sorted(erased.json()["case_ids"]) == sorted(ids[:2])
+        again = await client.post(urls["mediation"] + "/v1/personal-data/export",
+                                  json={"id_number": P.id_number})
+        assert again.json()["cases"] == [], "nothing left to find"
+
+        async def left() -> dict[str, list[str]]:
+            return {s: leaks(await platform.rows(s), P) for s in SERVICE_PORTS}
+
+        await eventually(left, lambda found: not any(found.values()), within=60)
+        assert [r for r in await platform.rows("intake") if ids[2] in r and Q.phone in r], \
+            "another person's own case keeps their data"
+        audit = await client.get(urls["mediation"] + "/v1/audit", params={"case_id": ids[0]})
+        assert [e["detail"] for e in audit.json()["items"] if e["action"] == "erase"] == [
+            {"reason": "request"}]
