@@ -25,7 +25,7 @@ from contracts.api_mediation import (
 from contracts.enums import Status
 from kit.auth import Principal, Scope, require
 from kit.erasure import erase_json, erase_text, personal_strings
-from kit.errors import error_responses
+from kit.errors import ApiError, error_responses
 from kit.metrics import PERSONAL_DATA_ERASED
 from kit.privacy import keyed_hash
 from kit.runtime import Runtime
@@ -83,6 +83,14 @@ def _export(case: Case, history: list[CaseHistory], hashes: set[str]) -> Persona
         personal_data_erased_at=case.personal_data_erased_at)
 
 
+def _unlimited(principal: Principal) -> None:
+    """A person's cases span departments, places and channels: a key limited to some of
+    them must not learn of the others, so only an unlimited key may ask."""
+    if principal.departments or principal.jurisdictions or principal.channels:
+        raise ApiError(403, "forbidden", "a key limited to departments, jurisdictions or "
+                       "channels may not search or erase a person's data")
+
+
 def build_personal_data_router() -> APIRouter:
     router = APIRouter()
 
@@ -95,6 +103,7 @@ def build_personal_data_router() -> APIRouter:
     async def export(body: PersonQuery, request: Request,
                      principal: Principal = require(Scope.PERSONAL_DATA_ADMIN)
                      ) -> PersonalDataExport:
+        _unlimited(principal)
         runtime: Runtime = request.app.state.runtime
         hashes = person_hashes(runtime.settings.hash_secret, body)
         async with runtime.sessions() as session, session.begin():
@@ -119,6 +128,7 @@ def build_personal_data_router() -> APIRouter:
     async def erase(body: ErasureRequest, request: Request,
                     principal: Principal = require(Scope.PERSONAL_DATA_ADMIN)
                     ) -> PersonalDataErased:
+        _unlimited(principal)
         runtime: Runtime = request.app.state.runtime
         hashes = person_hashes(runtime.settings.hash_secret, body)
         now = datetime.now(UTC)
