@@ -17,7 +17,8 @@ uv:
 install: uv
 	@$(UV) sync --frozen --quiet
 
-# promtool (Debian's prometheus package) checks the alert rules and dashboard queries.
+# promtool (Debian's prometheus package) checks the alert rules and dashboard queries;
+# postgresql-client brings pg_dump/pg_restore for backups on PostgreSQL.
 system-deps:
 	@if ! command -v promtool >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
@@ -26,6 +27,15 @@ system-deps:
 				--no-install-recommends prometheus >/dev/null) \
 			|| echo "warning: could not install prometheus; promtool tests will skip"; \
 		else echo "warning: promtool missing and cannot apt-get; promtool tests will skip"; fi; \
+	fi
+	@# pg_dump and pg_restore: `fengqiao backup/restore` on PostgreSQL and the restore drill.
+	@if ! command -v pg_dump >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's postgresql-client (for pg_dump, pg_restore)"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends postgresql-client >/dev/null) \
+			|| echo "warning: could not install postgresql-client; the PostgreSQL restore drill will fail"; \
+		else echo "warning: pg_dump missing and cannot apt-get; the PostgreSQL restore drill will fail"; fi; \
 	fi
 
 run: install

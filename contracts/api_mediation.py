@@ -7,8 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contracts.channels import IdNumber, Phone
 from contracts.enums import (
     Category,
     Channel,
@@ -229,12 +230,16 @@ class StatsReport(BaseModel):
 
 
 class AuditAction(StrEnum):
-    """What a key did with cases: read one, listed some, or moved one along its lifecycle."""
+    """What a key did with cases: read one, listed some, moved one along its lifecycle,
+    or erased its personal data (the retention job, or a lawful request)."""
 
     READ = "read"
     LIST = "list"
     TRANSITION = "transition"
     ASSIGN = "assign"
+    ERASE = "erase"
+    PERSONAL_DATA_EXPORT = "personal_export"
+    PERSONAL_DATA_ERASE = "personal_erase"
 
 
 class AuditEntry(BaseModel):
@@ -253,3 +258,56 @@ class AuditEntry(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntry]
     next_cursor: int | None = Field(description="Pass as `cursor` for the next (older) page")
+
+
+class PersonQuery(BaseModel):
+    """A person named by a phone or id number (in any form a channel accepts), never in a
+    URL: request bodies are not logged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Phone | None = None
+    id_number: IdNumber | None = None
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> PersonQuery:
+        if not self.phone and not self.id_number:
+            raise ValueError("give phone or id_number (or both)")
+        return self
+
+
+class ErasureRequest(PersonQuery):
+    legal_basis: str = Field(min_length=1, max_length=500, description="The lawful request "
+                             "the erasure answers (its reference, who asked, why): audited")
+
+    @field_validator("legal_basis")
+    @classmethod
+    def _no_nul_basis(cls, value: object) -> object:
+        return _refuse_nul(value)
+
+
+class PersonalDataCase(BaseModel):
+    """What mediation holds on the person in one case: the case's facts, the person as the
+    case names them, and the text with everyone else's names and numbers taken out."""
+
+    case_id: str
+    channel: str
+    external_id: str
+    status: Status
+    received_at: datetime
+    category: str | None
+    lead_department: str | None
+    roles: list[dict[str, Any]] = Field(description="The person as the case names them "
+                                        "(reporter or party): name, role, masked numbers")
+    text: str | None
+    history: list[HistoryEntry]
+    personal_data_erased_at: datetime | None
+
+
+class PersonalDataExport(BaseModel):
+    cases: list[PersonalDataCase]
+
+
+class PersonalDataErased(BaseModel):
+    case_ids: list[str] = Field(description="The cases whose personal data was erased "
+                                "(every service erases its copy shortly after)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -201,6 +201,17 @@ class CaseSupervision(_Model):
     at: AwareDatetime
 
 
+class CasePersonalDataErased(_Model):
+    """A case's personal data was erased where mediation keeps it: every service that keeps
+    some of its own erases it too. Carries no personal data itself."""
+
+    case_id: CaseId
+    reason: Literal["retention", "request"] = Field(
+        description="retention: archived longer than FQ_PERSONAL_DATA_RETENTION_DAYS; "
+        "request: erased ahead of time on a lawful request")
+    at: AwareDatetime
+
+
 class CaseReportedEvent(CloudEvent[CaseReported]):
     event_type: ClassVar[str] = "cn.fengqiao.case.reported.v1"
 
@@ -215,6 +226,10 @@ class CaseLifecycleEvent(CloudEvent[CaseLifecycle]):
 
 class CaseSupervisionEvent(CloudEvent[CaseSupervision]):
     event_type: ClassVar[str] = "cn.fengqiao.case.supervision.v1"
+
+
+class CasePersonalDataErasedEvent(CloudEvent[CasePersonalDataErased]):
+    event_type: ClassVar[str] = "cn.fengqiao.case.personal_data_erased.v1"
 
 
 def case_id_of(event: Any) -> str:

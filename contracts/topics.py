@@ -18,6 +18,7 @@ from contracts.channels import (
 from contracts.envelope import CloudEvent
 from contracts.events import (
     CaseLifecycleEvent,
+    CasePersonalDataErasedEvent,
     CaseReportedEvent,
     CaseRoutedEvent,
     CaseSupervisionEvent,
@@ -27,6 +28,7 @@ CASE_REPORTED = "case.reported.v1"
 CASE_ROUTED = "case.routed.v1"
 CASE_LIFECYCLE = "case.lifecycle.v1"
 CASE_SUPERVISION = "case.supervision.v1"
+CASE_PERSONAL_DATA_ERASED = "case.personal_data_erased.v1"
 DLQ_SUFFIX = ".dlq"
 NOTIFY_DELIVERIES_DLQ = "notify.deliveries.v1.dlq"
 
@@ -63,6 +65,10 @@ TOPICS: tuple[Topic, ...] = (
           ("mediation",), ("router", "notify", "intake (Open311 request status)")),
     Topic(CASE_SUPERVISION, CaseSupervisionEvent, "Time-limit warnings and supervision (督办).",
           ("mediation",), ("notify",)),
+    Topic(CASE_PERSONAL_DATA_ERASED, CasePersonalDataErasedEvent,
+          "A case's personal data erased (retention after archive, or a lawful request): "
+          "each service erases what it keeps of it.",
+          ("mediation",), ("intake", "router", "notify")),
     Topic(intake_topic("hotline_12345"), HotlineWorkOrder,
           "Native 12345 work orders from hotline systems that publish to Kafka.",
           ("hotline systems",), ("intake",)),
@@ -98,6 +104,10 @@ CONSUMER_GROUPS: dict[str, tuple[str, ...]] = {
     "router": (CASE_REPORTED, CASE_LIFECYCLE, CASE_ROUTED),
     "mediation": (CASE_REPORTED, CASE_ROUTED),
     "notify": (CASE_REPORTED, CASE_ROUTED, CASE_LIFECYCLE, CASE_SUPERVISION),
+    # Each service erases its copy of a case's personal data in a group of its own.
+    "intake-personal-data": (CASE_PERSONAL_DATA_ERASED,),
+    "router-personal-data": (CASE_PERSONAL_DATA_ERASED,),
+    "notify-personal-data": (CASE_PERSONAL_DATA_ERASED,),
 }
 
 

@@ -51,6 +51,8 @@ class Scope(StrEnum):
     DELIVERIES_READ = "deliveries:read"
     STATS_READ = "stats:read"
     PERSONAL_DATA_READ = "personal_data:read"
+    # A person's data on request: export, and erasure ahead of the retention (mediation).
+    PERSONAL_DATA_ADMIN = "personal_data:admin"
     AUDIT_READ = "audit:read"
 
 

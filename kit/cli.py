@@ -9,6 +9,7 @@ import json
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -109,6 +110,34 @@ def _run(args: argparse.Namespace) -> int:
     return run_platform()
 
 
+def _backup(args: argparse.Namespace) -> int:
+    from kit.backup import BackupError, backup
+
+    try:
+        manifest = backup(args.directory)
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for entry in manifest["databases"]:
+        print(f"{entry['name']}: {entry['file']} ({entry['bytes']} bytes, "
+              f"{sum(entry['tables'].values())} rows, {', '.join(entry['components'])})")
+    print(f"backup complete: {args.directory / 'manifest.json'}")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from kit.backup import BackupError, restore
+
+    try:
+        manifest = restore(args.directory)
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored the backup of {manifest['created_at']} "
+          f"({len(manifest['databases'])} database(s)); start the platform again")
+    return 0
+
+
 def _revision(args: argparse.Namespace) -> int:
     from kit import migrate
     from kit.auth import auth_metadata
@@ -159,6 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="the embedded platform: Tansu, SQLite and all services")
     run.set_defaults(func=_run)
+
+    backup = sub.add_parser("backup", help="copy every service's database (online) with a "
+                            "manifest: SQLite's backup API, or pg_dump on PostgreSQL")
+    backup.add_argument("directory", type=Path, help="a new or empty directory")
+    backup.set_defaults(func=_backup)
+
+    restore = sub.add_parser("restore", help="put a backup back (the platform stopped)")
+    restore.add_argument("directory", type=Path, help="a directory `backup` wrote")
+    restore.set_defaults(func=_restore)
 
     revision = sub.add_parser("revision", help="autogenerate a migration (developers)")
     revision.add_argument("component", choices=[*SERVICES, "auth"])

@@ -78,3 +78,6 @@ DELIVERY_ATTEMPT_DURATION = Histogram("fq_delivery_attempt_duration_seconds",
 LAST_PROGRESS = Gauge("fq_last_progress_timestamp_seconds",
                       "When each activity (consumer loop, outbox relay, leader job) last made "
                       "progress, idle or busy (kit.liveness)", ["service", "activity"])
+PERSONAL_DATA_ERASED = Counter(
+    "fq_personal_data_erased", "Cases whose personal data a service erased, by why "
+    "(retention after archive, or a lawful request)", ["service", "reason"])

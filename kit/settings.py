@@ -145,6 +145,18 @@ class Settings(BaseSettings):
     supervision_batch: int = Field(default=500, ge=1, description="Cases per supervision step")
     case_gauges_interval_seconds: float = Field(
         default=15.0, gt=0, description="How often the leader recounts open and overdue cases")
+    # Personal data (docs/privacy.md)
+    personal_data_retention_days: float = Field(
+        default=1095.0, gt=0, description="How long a case's personal data is kept after it is "
+        "archived; then mediation's leader erases it everywhere (the case's facts stay). "
+        "Default 3 years: the general limitation period of the Civil Code (art. 188), during "
+        "which the parties may still bring the dispute to court; set it from the centre's "
+        "archive rules")
+    personal_data_check_seconds: float = Field(
+        default=3600.0, gt=0, description="How often mediation's leader looks for archived "
+        "cases past the retention")
+    personal_data_batch: int = Field(default=200, ge=1,
+                                     description="Cases erased per transaction")
     # Rate limits per API key on intake's POST routes (admin keys are not limited)
     rate_limit_per_second: float = Field(
         default=50.0, ge=0, description="Requests per second a key may keep up; 0: no limit")

@@ -71,6 +71,7 @@ EXPORTED_METRICS = frozenset(
         "fq_supervision_events_total",
         "fq_cases_transitions_total",
         "fq_red_cases_unaccepted_overdue",
+        "fq_personal_data_erased_total",
     }
 )
 # What prometheus_client's default process collector exports in every service.

@@ -443,6 +443,13 @@ GOVERNANCE = Dashboard(
                   (q(f"{RESOLVED_7D} / {CLOSED_7D}", "化解率 resolution"),
                    q(f"{CLOSED_7D} / {RECEIVED_7D}", "办结率 closure")),
                   unit="percentunit", max=1),
+            Panel("Personal data erased per day",
+                  "Cases whose personal data a service erased in the trailing 24 hours: "
+                  "retention after archive (FQ_PERSONAL_DATA_RETENTION_DAYS) or a lawful "
+                  "request. Mediation erases first; intake, router and notify follow, so "
+                  "their lines match mediation's (docs/privacy.md).",
+                  (q("sum by (service, reason) (increase(fq_personal_data_erased_total[1d]))",
+                     "{{service}} {{reason}}"),)),
         )),
     ),
 )

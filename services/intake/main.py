@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.events import CaseLifecycleEvent
-from contracts.topics import CASE_LIFECYCLE, intake_topic
+from contracts.events import CaseLifecycleEvent, CasePersonalDataErasedEvent
+from contracts.topics import CASE_LIFECYCLE, CASE_PERSONAL_DATA_ERASED, intake_topic
 from kit.app import create_app
 from kit.consumer import Delivery, Handler, PoisonMessage, Subscription
 from kit.runtime import Runtime
@@ -17,6 +17,7 @@ from kit.settings import Settings
 from services.intake.api import build_router
 from services.intake.committer import GroupCommitter
 from services.intake.domain import ADAPTERS, ChannelAdapter, Outcome
+from services.intake.erasure import on_personal_data_erased
 from services.intake.handlers import submit
 from services.intake.open311.api import Open311Failure, open311_error
 from services.intake.open311.api import router as open311_router
@@ -44,6 +45,9 @@ def create(settings: Settings | None = None) -> FastAPI:
     runtime.consume("intake-open311-status", [
         Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, follow_lifecycle,
                      relevant=is_open311_step)])
+    runtime.consume("intake-personal-data", [
+        Subscription(CASE_PERSONAL_DATA_ERASED, CasePersonalDataErasedEvent,
+                     on_personal_data_erased)])
     app = create_app(
         runtime, title="fengqiao intake",
         description="Reports from every channel, in their native formats, become cases: "

@@ -12,6 +12,8 @@ from kit.runtime import Runtime
 from kit.settings import Settings
 from services.mediation.api import build_router
 from services.mediation.handlers import CaseEvents
+from services.mediation.personal_data import build_personal_data_router
+from services.mediation.retention import PersonalDataRetention
 from services.mediation.scheduled import Supervisor
 from services.mediation.store import kit_tables, metadata
 
@@ -26,9 +28,11 @@ def create(settings: Settings | None = None) -> FastAPI:
     ])
     supervisor = Supervisor(runtime)
     runtime.job("supervision", supervisor.run, supervisor.stop, beats=True)
+    retention = PersonalDataRetention(runtime)
+    runtime.job("personal-data-retention", retention.run, retention.stop)
     return create_app(
         runtime, title="fengqiao mediation",
         description="Cases from acceptance to archive: lifecycle transitions with history, "
         "time limits and supervision (督办), the case API for staff and other platforms, "
         "and the figures the centres report.",
-        routers=[build_router()])
+        routers=[build_router(), build_personal_data_router()])

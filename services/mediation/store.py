@@ -108,6 +108,8 @@ class Case(MediationBase, table=True):
     resolution_supervised: str | None = Field(default=None, max_length=16)
     supervision_due_at: datetime | None = _ts()
     updated_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    # When its personal data was erased (retention after archive, or a lawful request).
+    personal_data_erased_at: datetime | None = _ts()
 
 
 class CaseHistory(MediationBase, table=True):

@@ -7,11 +7,18 @@ from fastapi import FastAPI
 
 from contracts.events import (
     CaseLifecycleEvent,
+    CasePersonalDataErasedEvent,
     CaseReportedEvent,
     CaseRoutedEvent,
     CaseSupervisionEvent,
 )
-from contracts.topics import CASE_LIFECYCLE, CASE_REPORTED, CASE_ROUTED, CASE_SUPERVISION
+from contracts.topics import (
+    CASE_LIFECYCLE,
+    CASE_PERSONAL_DATA_ERASED,
+    CASE_REPORTED,
+    CASE_ROUTED,
+    CASE_SUPERVISION,
+)
 from kit.app import create_app
 from kit.consumer import Subscription
 from kit.runtime import Runtime
@@ -24,6 +31,7 @@ from services.notify.domain import (
     check_sms_template,
     is_valid_secret,
 )
+from services.notify.erasure import on_personal_data_erased
 from services.notify.gateways import HttpContactDirectory, HttpSmsGateway, LogFileSmsGateway
 from services.notify.handlers import NotifyHandlers, SubscriptionBook
 from services.notify.sender import DeliverySender
@@ -70,6 +78,9 @@ def create(settings: Settings | None = None) -> FastAPI:
                              (CASE_LIFECYCLE, CaseLifecycleEvent),
                              (CASE_SUPERVISION, CaseSupervisionEvent))
     ], after_commit=sender.wake)
+    runtime.consume("notify-personal-data", [
+        Subscription(CASE_PERSONAL_DATA_ERASED, CasePersonalDataErasedEvent,
+                     on_personal_data_erased)])
     runtime.job("delivery-sender", sender.run, stop=sender.stop, beats=True)
     return create_app(
         runtime, title="fengqiao notify",

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from contracts.events import CaseLifecycleEvent, CaseReportedEvent, CaseRoutedEvent
-from contracts.topics import CASE_LIFECYCLE, CASE_REPORTED, CASE_ROUTED
+from contracts.events import (
+    CaseLifecycleEvent,
+    CasePersonalDataErasedEvent,
+    CaseReportedEvent,
+    CaseRoutedEvent,
+)
+from contracts.topics import CASE_LIFECYCLE, CASE_PERSONAL_DATA_ERASED, CASE_REPORTED, CASE_ROUTED
 from kit.app import create_app
 from kit.consumer import Subscription
 from kit.runtime import Runtime
 from kit.settings import Settings
 from services.router.api import build_router
+from services.router.erasure import on_personal_data_erased
 from services.router.handlers import RouterHandlers, is_assigned_by_hand, is_escalation
 from services.router.rulebook import Rulebook
 from services.router.store import kit_tables, metadata
@@ -29,6 +35,9 @@ def create(settings: Settings | None = None) -> FastAPI:
         Subscription(CASE_ROUTED, CaseRoutedEvent, handlers.on_assigned,
                      relevant=is_assigned_by_hand),
     ])
+    runtime.consume("router-personal-data", [
+        Subscription(CASE_PERSONAL_DATA_ERASED, CasePersonalDataErasedEvent,
+                     on_personal_data_erased)])
     return create_app(
         runtime, title="fengqiao router",
         description="Category, risk, tier, lead and cooperating departments for every case, "

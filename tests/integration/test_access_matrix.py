@@ -357,6 +357,15 @@ MATRIX: dict[tuple[str, str, str], Route] = {
         Scope.STATS_READ, call("GET", "/v1/stats", params={"group_by": "tier"}), s(200)),
     ("mediation", "GET", "/v1/audit"): Route(
         Scope.AUDIT_READ, call("GET", "/v1/audit", params={"limit": 5}), s(200)),
+    # mediation: a person's data (nobody's number here: nothing found, nothing erased)
+    ("mediation", "POST", "/v1/personal-data/export"): Route(
+        Scope.PERSONAL_DATA_ADMIN, call("POST", "/v1/personal-data/export",
+                                        json={"phone": "13000000000"}), s(200),
+        only({"department": s(403), "jurisdiction": s(403), "channel": s(403)})),
+    ("mediation", "POST", "/v1/personal-data/erase"): Route(
+        Scope.PERSONAL_DATA_ADMIN, call("POST", "/v1/personal-data/erase", json={
+            "phone": "13000000000", "legal_basis": "matrix"}), s(200),
+        only({"department": s(403), "jurisdiction": s(403), "channel": s(403)})),
     # notify: limited keys see and manage only the subscriptions they made
     ("notify", "GET", "/v1/subscriptions"): Route(
         Scope.SUBSCRIPTIONS, call("GET", "/v1/subscriptions"), s(200)),

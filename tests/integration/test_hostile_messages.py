@@ -32,6 +32,8 @@ from contracts.envelope import CloudEvent
 from contracts.events import (
     CaseLifecycle,
     CaseLifecycleEvent,
+    CasePersonalDataErased,
+    CasePersonalDataErasedEvent,
     CaseReported,
     CaseReportedEvent,
     CaseRouted,
@@ -45,6 +47,7 @@ from contracts.events import (
 )
 from contracts.topics import (
     CASE_LIFECYCLE,
+    CASE_PERSONAL_DATA_ERASED,
     CASE_REPORTED,
     CASE_ROUTED,
     CASE_SUPERVISION,
@@ -169,6 +172,9 @@ def valid_event(topic: str, case_id: str) -> CloudEvent[Any]:
         return CaseSupervisionEvent.wrap(CaseSupervision(
             case_id=case_id, level="warning", sla_kind="acceptance", deadline=now,
             tier="village", at=now), source="test", subject=case_id)
+    if topic == CASE_PERSONAL_DATA_ERASED:
+        return CasePersonalDataErasedEvent.wrap(CasePersonalDataErased(
+            case_id=case_id, reason="request", at=now), source="test", subject=case_id)
     raise KeyError(topic)
 
 
