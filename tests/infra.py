@@ -205,11 +205,11 @@ def _wait_ready(started: dict[str, ServiceProcess], within: float) -> list[str]:
 
 @contextmanager
 def service_processes(ports: dict[str, int], *, bootstrap: str, database_url: str,
-                      var: Path, env: dict[str, str] | None = None
-                      ) -> Iterator[dict[str, ServiceProcess]]:
+                      var: Path, env: dict[str, str] | None = None,
+                      ready_within: float = 60.0) -> Iterator[dict[str, ServiceProcess]]:
     """Run services as separate processes (`fengqiao serve <name>`), as in production, and
     stop them with SIGTERM afterwards. Raises RuntimeError with their logs if one is not
-    ready within a minute."""
+    ready within `ready_within` seconds (a minute)."""
     var.mkdir(parents=True, exist_ok=True)
     base = {**os.environ, **FAST_ENV, "FQ_KAFKA_BOOTSTRAP": bootstrap,
             "FQ_DEV_API_KEY": DEV_KEY, "FQ_VAR_DIR": str(var), **(env or {})}
@@ -225,7 +225,7 @@ def service_processes(ports: dict[str, int], *, bootstrap: str, database_url: st
                     env={**base, "FQ_SERVICE": name, "FQ_PORT": str(port)},
                     stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
             started[name] = ServiceProcess(name, f"http://127.0.0.1:{port}", process, log)
-        not_ready = _wait_ready(started, 60)
+        not_ready = _wait_ready(started, ready_within)
         if not_ready:
             logs = {n: started[n].log.read_text(errors="replace")[-3000:] for n in not_ready}
             raise RuntimeError(f"services not ready: {not_ready}\n{logs}")
