@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -407,7 +408,10 @@ def _age_sessions(stack: Stack, username: str, seconds: float) -> None:
         finally:
             await engine.dispose()
 
-    asyncio.run(go())
+    # Playwright's sync API runs an event loop in this thread: the database is reached from
+    # another.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, go()).result()
 
 
 def test_zz_screens_saved(stack: Stack) -> None:
@@ -415,5 +419,5 @@ def test_zz_screens_saved(stack: Stack) -> None:
     saved = {p.stem for p in stack.shots.glob("*.png")}
     assert {"todo", "case", "dispatch", "walk-in", "stats", "login"} <= saved, saved
     if os.environ.get("FQ_UPDATE_DOC_SCREENSHOTS"):
-        for name in ("todo", "case"):
-            shutil.copy(stack.shots / f"{name}.png", ROOT / "docs" / f"workbench-{name}.png")
+        for shot, doc in (("todo", "todo"), ("case-error", "case")):
+            shutil.copy(stack.shots / f"{shot}.png", ROOT / "docs" / f"workbench-{doc}.png")
