@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kit.settings import ALL_PORTS, SERVICE_PORTS
+from kit.settings import ALL_PORTS
 from kit.tansu import port_open
 from tests.infra import Broker
 
