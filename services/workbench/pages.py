@@ -38,8 +38,9 @@ from services.workbench.web import (
 )
 
 Me = Annotated[Signed, Depends(signed_in)]
-# Done with, from the 待办 list's point of view (shown only when asked for by status).
-DONE = {Status.ARCHIVED.value, Status.CLOSED.value, Status.VISITED.value, Status.RATED.value}
+# Done with, from the 待办 list's point of view (shown only when asked for by status). A closed
+# case is still someone's work: the follow-up call (回访), the rating, the archive.
+DONE = {Status.ARCHIVED.value}
 TODO_FILTERS = ("status", "risk", "category", "tier", "channel", "jurisdiction", "overdue")
 LIST_LIMIT = 200  # one page of mediation's list: the newest 200 cases matching the filters
 RISK_ORDER = {Risk.RED.value: 0, Risk.ORANGE.value: 1, Risk.YELLOW.value: 2, Risk.BLUE.value: 3}
