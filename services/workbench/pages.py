@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.enums import Risk, Status
 from services.workbench import store
-from services.workbench.accounts import SignInThrottle, check_password
+from services.workbench.accounts import Role, SignInThrottle, check_password
 from services.workbench.client import ServiceError, Services
 from services.workbench.forms import (
     ASSIGNMENT_FIELDS,
@@ -182,13 +182,19 @@ async def _case_page(request: Request, me: Signed, case_id: str, *, status: int 
                      values: dict[str, str] | None = None, message: str = "",
                      problem: str = "") -> Response:
     case = _with_time_left(await _services(request).case(me.staff.token, case_id))
-    allowed = [s for s in case["allowed_transitions"]
-               if me.staff.may_dispatch or s != Status.RETURNED_TO_SOURCE]
+    # Only the lead department's staff move a case (mediation refuses the others with 403):
+    # a cooperating department, a clerk or a leader reads it.
+    read_only = me.staff.role in (Role.CLERK, Role.LEADER) or bool(
+        me.staff.departments and case.get("lead_department") not in me.staff.departments)
+    allowed = [] if read_only else [
+        s for s in case["allowed_transitions"]
+        if me.staff.may_dispatch or s != Status.RETURNED_TO_SOURCE]
     assignable = me.staff.may_dispatch and case["status"] in (
         Status.ROUTED, Status.ACCEPTED, Status.AWAITING_DISPATCH)
     decision = case.get("decision") or {}
     return page(request, "case.html", {
         "case": case, "decision": decision, "steps": step_forms(allowed),
+        "read_only": read_only,
         "assignable": assignable, "assignment_fields": ASSIGNMENT_FIELDS,
         "open_step": open_step, "errors": errors or {}, "values": values or {},
         "message": message, "problem": problem,

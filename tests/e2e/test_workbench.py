@@ -289,12 +289,20 @@ def test_walk_in_registration(browser: Browser, stack: Stack, accounts: dict[str
     expect(page.get_by_role("alert")).to_contain_text("请补全")
     expect(page.get_by_label("诉求内容")).to_have_attribute("aria-invalid", "true")
     screen(page, stack, "walk-in")
-    page.get_by_label("诉求内容").fill("来访人称公司拖欠三个月工资共计两万元，多次讨要未果。")
+    content = "来访人称公司拖欠三个月工资共计两万元，多次讨要未果。"
+    page.get_by_label("诉求内容").fill(content)
     page.get_by_label("来访人姓名").fill("赵某")
     page.get_by_label("来访人电话").fill("13900139000")
+    form = page.get_by_role("form", name="来访登记")
+    sent = {name: form.locator(f"input[name={name}]").input_value()
+            for name in ("csrf_token", "visit_id")}
     page.get_by_role("button", name="登记").click()
     expect(page.get_by_role("heading", name="登记完成")).to_be_visible()
     case_id = page.get_by_role("status").locator("strong").inner_text()
+    # The same form sent again (a double click, a retry) registers nothing new, and says so.
+    again = page.request.post(stack.wb + "/walk-in", form={
+        **sent, "content": content, "visitor_name": "赵某", "visitor_phone": "13900139000"})
+    assert again.status == 200 and "此次来访已登记过" in again.text() and case_id in again.text()
     case = stack.until(case_id, lambda c: c["status"] == "routed")
     assert case["channel"] == "walk_in"
     page.get_by_role("link", name="查看案件").click()
@@ -383,6 +391,29 @@ def test_csrf_and_session_expiry_are_refused(browser: Browser, stack: Stack,
     # Signed out for good: the old cookie opens nothing.
     answer = page.request.get(stack.wb + "/todo", max_redirects=0)
     assert answer.status == 303 and answer.headers["location"].startswith("/login")
+    page.context.close()
+
+
+def test_disabled_account_is_signed_out_and_reset_enables_it(browser: Browser, stack: Stack,
+                                                           accounts: dict[str, str]) -> None:
+    made = stack.users("create", "wang", "--role", "leader", "--jurisdiction", "3306")
+    assert made.returncode == 0, made.stderr
+    page = _page(browser)
+    sign_in(page, stack, "wang")
+    assert "分流" not in page.get_by_role("navigation", name="主导航").inner_text()
+    page.get_by_role("link", name="督办").click()
+    expect(page.get_by_role("heading", name="督办", level=1)).to_be_visible()
+
+    assert stack.users("disable", "wang").returncode == 0
+    page.goto(stack.wb + "/todo")
+    expect(page.get_by_role("heading", name="登录工作台")).to_be_visible()
+    page.get_by_label("用户名").fill("wang")
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page.get_by_role("alert")).to_contain_text("账号已停用")
+
+    assert stack.users("reset-password", "wang").returncode == 0
+    sign_in(page, stack, "wang")
     page.context.close()
 
 
