@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
 SECRET = "test-workbench-secret"
 PASSWORD = "correct horse battery"
-WAIT_MS = 30_000  # generous: a loaded 2-core machine
+WAIT_MS = 45_000  # generous: a loaded 2-core machine
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -59,8 +60,10 @@ class Stack:
                               capture_output=True, text=True, timeout=120)
 
     def work_order(self, text: str) -> str:
+        # Received now: the newest case, on the first page of 待办 whatever else the
+        # session's database holds (mediation lists the newest first).
         order = {"order_no": f"WB-{uuid.uuid4().hex[:10]}", "content": text,
-                 "received_at": "2026-11-23T09:30:00+08:00", "caller_phone": "13800138000",
+                 "received_at": datetime.now(UTC).isoformat(), "caller_phone": "13800138000",
                  "category": "邻里纠纷"}
         r = httpx.post(self.urls["intake"] + "/v1/intake/hotline_12345", json=order,
                        headers=AUTH, timeout=30)
@@ -72,7 +75,7 @@ class Stack:
         return dict(r.json()) if r.status_code == 200 else {}
 
     def until(self, case_id: str, ok: Callable[[dict[str, Any]], bool],
-              within: float = 60) -> dict[str, Any]:
+              within: float = 90) -> dict[str, Any]:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             case = self.case(case_id)
@@ -169,7 +172,7 @@ def screen(page: Page, stack: Stack, name: str) -> None:
 
 def open_case(page: Page, stack: Stack, case_id: str, form: str) -> None:
     """The case page, once the step's form is offered (the router may still be at work)."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while True:
         page.goto(f"{stack.wb}/cases/{case_id}")
         if (page.get_by_role("form", name=form, exact=True).count()
