@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 .PHONY: run test install uv system-deps lint typecheck contracts bench chaos chaos-sqlite clean help
 
 help:
-	@echo "make run    start the whole platform (Tansu + SQLite + four services)"
+	@echo "make run    start the whole platform (Tansu + SQLite + four services + workbench)"
 	@echo "make test   install what is missing and run every check and test"
 
 uv:
@@ -19,7 +19,17 @@ install: uv
 
 # promtool (Debian's prometheus package) checks the alert rules and dashboard queries;
 # postgresql-client brings pg_dump/pg_restore for backups on PostgreSQL.
+# Debian's chromium runs the workbench's browser tests (Playwright never downloads a browser
+# here), with a CJK font so their screenshots read.
 system-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's chromium (for the workbench's browser tests)"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends chromium fonts-wqy-microhei >/dev/null) \
+			|| echo "warning: could not install chromium; browser tests will skip (fail under CI)"; \
+		else echo "warning: chromium missing and cannot apt-get; browser tests will skip (fail under CI)"; fi; \
+	fi
 	@if ! command -v promtool >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing Debian's prometheus (for promtool)"; \

@@ -118,13 +118,16 @@ class KeyStore:
 
     async def create(self, name: str, scopes: list[str], *, channels: list[str] | None = None,
                      departments: list[str] | None = None,
-                     jurisdictions: list[str] | None = None) -> tuple[str, str]:
-        """Store a new key; returns (key_id, token). The token is shown once, never stored."""
+                     jurisdictions: list[str] | None = None,
+                     token: str | None = None) -> tuple[str, str]:
+        """Store a new key; returns (key_id, token). The token is shown once, never stored.
+        `token`: one the caller derived itself (the workbench's per-person keys), instead of
+        a random one."""
         unknown = set(scopes) - {s.value for s in Scope}
         if unknown:
             raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
         assert self.engine is not None
-        token = new_token()
+        token = token or new_token()
         key_id = secrets.token_hex(6)
         async with self.engine.begin() as conn:
             await conn.execute(api_keys.insert().values(

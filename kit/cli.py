@@ -15,9 +15,9 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from kit.settings import SERVICE_PORTS, Settings
+from kit.settings import ALL_PORTS, Settings
 
-SERVICES = tuple(SERVICE_PORTS)
+SERVICES = tuple(ALL_PORTS)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -104,6 +104,12 @@ def _keys(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def _users(args: argparse.Namespace) -> int:
+    from services.workbench import users_cli
+
+    return users_cli.run(args)
+
+
 def _run(args: argparse.Namespace) -> int:
     from kit.platform import run_platform
 
@@ -185,6 +191,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     revoke = keys_sub.add_parser("revoke")
     revoke.add_argument("key_id")
     keys.set_defaults(func=_keys)
+
+    users = sub.add_parser("users", help="workbench staff accounts (docs/workbench.md)")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    ucreate = users_sub.add_parser("create", help="a new account; asks for the password "
+                                   "(or FQ_NEW_PASSWORD)")
+    ucreate.add_argument("username")
+    ucreate.add_argument("--role", required=True,
+                         choices=["clerk", "dispatcher", "handler", "leader", "admin"])
+    ucreate.add_argument("--name", default=None, help="display name (default: the username)")
+    ucreate.add_argument("--department", action="append", default=[])
+    ucreate.add_argument("--jurisdiction", action="append", default=[])
+    users_sub.add_parser("list")
+    udisable = users_sub.add_parser("disable", help="sign out and revoke its key")
+    udisable.add_argument("username")
+    ureset = users_sub.add_parser("reset-password", help="a new password and key; enables "
+                                  "a disabled account")
+    ureset.add_argument("username")
+    users.set_defaults(func=_users)
 
     run = sub.add_parser("run", help="the embedded platform: Tansu, SQLite and all services")
     run.set_defaults(func=_run)

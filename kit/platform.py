@@ -1,7 +1,9 @@
 """`make run`: the whole platform on one machine. Starts Tansu (unless FQ_KAFKA_BOOTSTRAP
-names another broker), creates the topics, runs the four services as separate processes,
-restarts any that dies or whose /healthz fails for a while (as a container orchestrator
-would: a hung process is alive and useless), and stops everything on Ctrl-C or SIGTERM."""
+names another broker), creates the topics, runs the four services and the workbench as
+separate processes, restarts any that dies or whose /healthz fails for a while (as a
+container orchestrator would: a hung process is alive and useless), and stops everything on
+Ctrl-C or SIGTERM. A dev workbench account (`dev`, an admin) gets a new password each run,
+printed in the banner."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from types import FrameType
 
 from contracts.topics import all_topic_names
 from kit.bus import create_topics, wait_for_broker
-from kit.settings import SERVICE_PORTS, Settings
+from kit.settings import ALL_PORTS, SERVICE_PORTS, WEB_PORTS, Settings
 from kit.tansu import port_open, start_tansu
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -32,6 +34,54 @@ def _dev_key(var: Path) -> str:
     return key
 
 
+def _workbench_secret(var: Path) -> str:
+    """Kept in var/ so the workbench accounts' keys (derived from it) outlive a restart."""
+    if secret := os.environ.get("FQ_WORKBENCH_SECRET"):
+        return secret
+    path = var / "workbench-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+DEV_USER = "dev"
+
+
+def _dev_account(settings: Settings) -> str:
+    """The dev admin account of the workbench, with a new password; returns the password."""
+    from kit import migrate
+    from kit.auth import KeyStore, auth_metadata
+    from kit.db import create_engine
+    from services.workbench import accounts, store
+
+    password = secrets.token_urlsafe(9)
+
+    async def go() -> None:
+        engine = create_engine(settings.effective_database_url(), pool_size=1)
+        auth_url = settings.effective_auth_database_url()
+        auth_engine = (engine if auth_url == settings.effective_database_url()
+                       else create_engine(auth_url, pool_size=1))
+        try:
+            await migrate.upgrade(engine, "workbench", store.metadata)
+            await migrate.upgrade(auth_engine, "auth", auth_metadata)
+            keys = KeyStore(auth_engine)
+            if await store.get_user(engine, DEV_USER) is None:
+                await accounts.create_user(
+                    engine, keys, settings.workbench_secret, username=DEV_USER,
+                    password=password, role="admin", display_name="开发管理员")
+            else:
+                await accounts.reset_password(engine, keys, settings.workbench_secret,
+                                              DEV_USER, password)
+        finally:
+            await engine.dispose()
+            if auth_engine is not engine:
+                await auth_engine.dispose()
+
+    asyncio.run(go())
+    return password
+
+
 class Platform:
     def __init__(self) -> None:
         self.settings = Settings()
@@ -42,8 +92,8 @@ class Platform:
         self.embedded_broker = self.bootstrap == DEFAULT_BOOTSTRAP
         self.broker: subprocess.Popen[bytes] | None = None
         self.services: dict[str, subprocess.Popen[bytes]] = {}
-        self.ports = dict(SERVICE_PORTS)
-        self.restarts: dict[str, int] = dict.fromkeys(SERVICE_PORTS, 0)
+        self.ports = dict(ALL_PORTS)
+        self.restarts: dict[str, int] = dict.fromkeys(ALL_PORTS, 0)
         # Health: when each service was started, since when it has failed its health check
         # and since when it has passed it.
         self.started_at: dict[str, float] = {}
@@ -55,6 +105,13 @@ class Platform:
         self.backoff_reset = self.settings.supervisor_backoff_reset_seconds
         self.stopping = False
         self.key = _dev_key(self.var)
+        self.workbench_secret = _workbench_secret(self.var)
+        self.dev_password = ""
+
+    def create_dev_account(self) -> None:
+        settings = Settings(service="workbench", var_dir=self.var,
+                            workbench_secret=self.workbench_secret)
+        self.dev_password = _dev_account(settings)
 
     def start_broker(self) -> None:
         if not self.embedded_broker:
@@ -79,7 +136,8 @@ class Platform:
 
     def launch(self, name: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, "FQ_SERVICE": name, "FQ_KAFKA_BOOTSTRAP": self.bootstrap,
-               "FQ_DEV_API_KEY": self.key, "FQ_VAR_DIR": str(self.var)}
+               "FQ_DEV_API_KEY": self.key, "FQ_VAR_DIR": str(self.var),
+               "FQ_WORKBENCH_SECRET": self.workbench_secret}
         log = open(self.var / "log" / f"{name}.log", "ab")
         return subprocess.Popen(
             [sys.executable, "-m", "kit.cli", "serve", name], env=env, stdout=log,
@@ -95,6 +153,8 @@ class Platform:
             "─" * 64,
             *(f"  {n:<10} http://127.0.0.1:{p}   (docs: /docs, metrics: /metrics)"
               for n, p in SERVICE_PORTS.items()),
+            *(f"  {n:<10} http://127.0.0.1:{p}   (综治中心工作台: sign in as "
+              f"{DEV_USER} / {self.dev_password})" for n, p in WEB_PORTS.items()),
             f"  broker     {broker}",
             f"  database   {db}",
             f"  logs       {self.var}/log/",
@@ -110,11 +170,11 @@ class Platform:
         import httpx
 
         deadline = time.monotonic() + timeout
-        pending = set(SERVICE_PORTS)
+        pending = set(ALL_PORTS)
         while pending and time.monotonic() < deadline:
             for name in list(pending):
                 try:
-                    r = httpx.get(f"http://127.0.0.1:{SERVICE_PORTS[name]}/readyz", timeout=1)
+                    r = httpx.get(f"http://127.0.0.1:{ALL_PORTS[name]}/readyz", timeout=1)
                     if r.status_code == 200:
                         pending.discard(name)
                 except httpx.HTTPError:
@@ -230,7 +290,8 @@ def run_platform() -> int:
     try:
         platform.start_broker()
         platform.create_topics()
-        for name in SERVICE_PORTS:
+        platform.create_dev_account()
+        for name in ALL_PORTS:
             platform.start_service(name)
         if not platform.wait_ready():
             print(f"warning: not every service is ready yet; see {platform.var}/log/",

@@ -11,6 +11,10 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_PORTS = {"intake": 8001, "router": 8002, "mediation": 8003, "notify": 8004}
+# Services for people, not for the event flow: no broker, no consumers; `make run` starts them
+# after the four above.
+WEB_PORTS = {"workbench": 8005}
+ALL_PORTS = {**SERVICE_PORTS, **WEB_PORTS}
 
 # The built-in secrets: in the source, so anyone can read them. Good for `make run` on the
 # embedded default (SQLite) only; elsewhere a service refuses to start with one of them.
@@ -163,6 +167,25 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(
         default=200, ge=1, description="Requests a key may send at once before the rate applies")
 
+    # The workbench (综治中心工作台, docs/workbench.md)
+    mediation_url: str = Field(default="http://127.0.0.1:8003",
+                               description="Mediation's base URL: the workbench reads and "
+                               "moves cases there")
+    workbench_secret: str = Field(
+        default="fengqiao-dev-workbench-secret",
+        description="Workbench: derives each staff account's API key (HMAC); keep it secret "
+        "and stable, changing it disables every account's key until its password is reset")
+    workbench_idle_minutes: float = Field(
+        default=30.0, gt=0, description="Workbench: a session unused this long is signed out")
+    workbench_secure_cookie: bool | None = Field(
+        default=None, description="Workbench: mark the session cookie Secure; default: when "
+        "the request came over HTTPS (behind TLS)")
+    workbench_login_attempts: int = Field(
+        default=5, ge=1, description="Workbench: failed sign-ins per user (and 4x this per "
+        "address) within 15 minutes before sign-in is refused for a while")
+    workbench_refresh_seconds: float = Field(
+        default=20.0, gt=0, description="Workbench: how often the 待办 list refreshes itself")
+
     @field_validator("webhook_denied_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -221,7 +244,7 @@ class Settings(BaseSettings):
                 "(Secrets) and set them in the environment.")
 
     def effective_port(self) -> int:
-        return self.port or SERVICE_PORTS.get(self.service, 8000)
+        return self.port or ALL_PORTS.get(self.service, 8000)
 
     def effective_database_url(self) -> str:
         if self.database_url:

@@ -37,7 +37,8 @@ DASHBOARD_FILES = sorted((GRAFANA_DIR / "dashboards").glob("*.json"))
 DASHBOARD_GENERATOR = GRAFANA_DIR / "generate_dashboards.py"
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 
-APP_SERVICES = {"intake": 8001, "router": 8002, "mediation": 8003, "notify": 8004}
+APP_SERVICES = {"intake": 8001, "router": 8002, "mediation": 8003, "notify": 8004,
+                "workbench": 8005}
 SCALABLE_SERVICES = ("router", "mediation", "notify")
 ONE_SHOT_SERVICES = ("topics",)
 DATASOURCE_UID = "prometheus"

@@ -4,6 +4,7 @@ that dies, and stops everything on SIGTERM."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kit.settings import SERVICE_PORTS
+from kit.settings import ALL_PORTS
 from kit.tansu import port_open
 from tests.infra import Broker
 
@@ -38,8 +39,8 @@ def _wait(predicate: object, within: float) -> bool:
 
 
 def test_platform_starts_restarts_and_stops_cleanly(broker: Broker, run_dir: Path) -> None:
-    if any(port_open("127.0.0.1", p) for p in SERVICE_PORTS.values()):
-        pytest.skip("ports 8001-8004 are taken (is `make run` running?)")
+    if any(port_open("127.0.0.1", p) for p in ALL_PORTS.values()):
+        pytest.skip("ports 8001-8005 are taken (is `make run` running?)")
     var = run_dir / "platform"
     env = {**os.environ, "FQ_VAR_DIR": str(var), "FQ_KAFKA_BOOTSTRAP": broker.bootstrap}
     env.pop("FQ_DEV_API_KEY", None)
@@ -47,7 +48,7 @@ def test_platform_starts_restarts_and_stops_cleanly(broker: Broker, run_dir: Pat
     proc = subprocess.Popen([sys.executable, "-m", "kit.cli", "run"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert _wait(lambda: all(_ready(p) for p in SERVICE_PORTS.values()), 90)
+        assert _wait(lambda: all(_ready(p) for p in ALL_PORTS.values()), 90)
         key = (var / "dev-api-key").read_text().strip()
         assert key.startswith("fq_dev_")
         r = httpx.get("http://127.0.0.1:8003/v1/cases",
@@ -68,6 +69,9 @@ def test_platform_starts_restarts_and_stops_cleanly(broker: Broker, run_dir: Pat
             proc.communicate()
     assert proc.returncode == 0
     assert "fengqiao is running" in out and key in out
+    # The workbench's address and the dev account's sign-in.
+    signed_in = re.search(r"http://127\.0\.0\.1:8005 .*sign in as dev / (\S+)\)", out)
+    assert signed_in, out
     assert "router exited" in out
     assert "stopped." in out
-    assert not any(port_open("127.0.0.1", p) for p in SERVICE_PORTS.values())
+    assert not any(port_open("127.0.0.1", p) for p in ALL_PORTS.values())

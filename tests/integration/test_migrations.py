@@ -25,6 +25,7 @@ COMPONENTS = {
     "router": lambda: importlib.import_module("services.router.store").metadata,
     "mediation": lambda: importlib.import_module("services.mediation.store").metadata,
     "notify": lambda: importlib.import_module("services.notify.store").metadata,
+    "workbench": lambda: importlib.import_module("services.workbench.store").metadata,
     "auth": lambda: auth_metadata,
 }
 
