@@ -85,3 +85,12 @@ def erase_json(value: Any, known: Iterable[str] = (), drop: frozenset[str] = fro
         return node
 
     return walk(value, None)
+
+
+def count_erasures_from_zero(service: str) -> None:
+    """Export the service's erasure counter at 0 for every reason, so that a dashboard
+    shows "none erased" rather than no data."""
+    from kit.metrics import PERSONAL_DATA_ERASED
+
+    for reason in ("retention", "request"):
+        PERSONAL_DATA_ERASED.labels(service=service, reason=reason)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kit.bus import Producer
 from tests.infra import (
     IN_CI,
     TEST_BACKEND,
@@ -65,6 +66,15 @@ def database_url(run_dir: Path) -> Iterator[str]:
         pytest.fail("PostgreSQL is required under CI=true but nothing answers on 127.0.0.1:5432 "
                     "and FQ_TEST_DATABASE_URL is not set")
     yield f"sqlite+aiosqlite:///{run_dir / 'test.db'}"
+
+
+@pytest.fixture
+async def producer(broker: Broker) -> AsyncIterator[Producer]:
+    """The kit's producer on the session's broker."""
+    p = Producer(broker.bootstrap, "test")
+    await p.start()
+    yield p
+    await p.stop()
 
 
 @pytest.fixture

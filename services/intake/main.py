@@ -12,6 +12,7 @@ from contracts.events import CaseLifecycleEvent, CasePersonalDataErasedEvent
 from contracts.topics import CASE_LIFECYCLE, CASE_PERSONAL_DATA_ERASED, intake_topic
 from kit.app import create_app
 from kit.consumer import Delivery, Handler, PoisonMessage, Subscription
+from kit.erasure import count_erasures_from_zero
 from kit.runtime import Runtime
 from kit.settings import Settings
 from services.intake.api import build_router
@@ -36,6 +37,7 @@ def _kafka_handler(runtime: Runtime, adapter: ChannelAdapter[Any]) -> Handler:
 
 
 def create(settings: Settings | None = None) -> FastAPI:
+    count_erasures_from_zero("intake")
     settings = settings or Settings(service="intake")
     runtime = Runtime(settings, IntakeBase.metadata, kit_tables)
     # Native payloads published to Kafka: the loop dead-letters what fails validation.

@@ -8,6 +8,7 @@ from contracts.events import CaseReportedEvent, CaseRoutedEvent
 from contracts.topics import CASE_REPORTED, CASE_ROUTED
 from kit.app import create_app
 from kit.consumer import Subscription
+from kit.erasure import count_erasures_from_zero
 from kit.runtime import Runtime
 from kit.settings import Settings
 from services.mediation.api import build_router
@@ -19,6 +20,7 @@ from services.mediation.store import kit_tables, metadata
 
 
 def create(settings: Settings | None = None) -> FastAPI:
+    count_erasures_from_zero("mediation")
     settings = settings or Settings(service="mediation")
     runtime = Runtime(settings, metadata, kit_tables)
     events = CaseEvents(settings)

@@ -21,6 +21,7 @@ from contracts.topics import (
 )
 from kit.app import create_app
 from kit.consumer import Subscription
+from kit.erasure import count_erasures_from_zero
 from kit.runtime import Runtime
 from kit.settings import Settings
 from services.notify.api import build_router
@@ -61,6 +62,7 @@ def sms_gateway(settings: Settings) -> SmsGateway:
 
 
 def create(settings: Settings | None = None) -> FastAPI:
+    count_erasures_from_zero("notify")
     settings = settings or Settings(service="notify")
     check_settings(settings)
     runtime = Runtime(settings, metadata, kit_tables)

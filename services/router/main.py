@@ -14,6 +14,7 @@ from contracts.events import (
 from contracts.topics import CASE_LIFECYCLE, CASE_PERSONAL_DATA_ERASED, CASE_REPORTED, CASE_ROUTED
 from kit.app import create_app
 from kit.consumer import Subscription
+from kit.erasure import count_erasures_from_zero
 from kit.runtime import Runtime
 from kit.settings import Settings
 from services.router.api import build_router
@@ -24,6 +25,7 @@ from services.router.store import kit_tables, metadata
 
 
 def create(settings: Settings | None = None) -> FastAPI:
+    count_erasures_from_zero("router")
     settings = settings or Settings(service="router")
     rulebook = Rulebook(settings.routing_rules_path, settings.jurisdictions_path)
     runtime = Runtime(settings, metadata, kit_tables)

@@ -204,6 +204,10 @@ def scrape_config(ports: dict[str, int], prometheus_address: str) -> dict[str, A
         config: dict[str, Any] = yaml.safe_load(f)
     config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     config["rule_files"] = [str(PROMETHEUS_DIR / name) for name in config["rule_files"]]
+    # The services this test runs, and Prometheus itself; not the workbench (it has no part
+    # in the pipeline, and its own tests are tests/e2e/test_workbench.py).
+    config["scrape_configs"] = [job for job in config["scrape_configs"]
+                                if job["job_name"] in ports or job["job_name"] == "prometheus"]
     for job in config["scrape_configs"]:
         name = job["job_name"]
         target = f"127.0.0.1:{ports[name]}" if name in ports else prometheus_address

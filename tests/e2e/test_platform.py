@@ -65,8 +65,14 @@ def test_platform_starts_restarts_and_stops_cleanly(broker: Broker, run_dir: Pat
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+            # SIGTERM first: the services run in sessions of their own and would outlive a
+            # SIGKILL of the supervisor, holding the ports.
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 0
     assert "fengqiao is running" in out and key in out
     # The workbench's address and the dev account's sign-in.

@@ -43,14 +43,6 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await eng.dispose()
 
 
-@pytest.fixture
-async def producer(broker: Broker) -> AsyncIterator[Producer]:
-    p = Producer(broker.bootstrap, "test")
-    await p.start()
-    yield p
-    await p.stop()
-
-
 async def read_topic(bootstrap: str, topic: str, count: int, within: float = 15.0
                      ) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",

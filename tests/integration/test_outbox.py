@@ -37,14 +37,6 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await eng.dispose()
 
 
-@pytest.fixture
-async def producer(broker: Broker) -> AsyncIterator[Producer]:
-    p = Producer(broker.bootstrap, "test-outbox")
-    await p.start()
-    yield p
-    await p.stop()
-
-
 def relay_for(engine: AsyncEngine, producer: Producer, service: str) -> OutboxRelay:
     """A relay that keeps published rows (as `make run` does), in batches of 10."""
     return OutboxRelay(service=service, engine=engine, sessions=session_factory(engine),
