@@ -19,7 +19,6 @@ import contextlib
 import os
 import re
 import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ from tests.e2e.test_observability import (
     Receiver,
     _work_order,
     prometheus_binary,  # noqa: F401  (a fixture)
+    running_prometheus,
     scrape_config,
 )
 from tests.infra import (
@@ -122,29 +122,8 @@ def prometheus(prometheus_binary: str, ports: dict[str, int],  # noqa: F811
     _fast_rules(home / "alerts.yml")
     config["rule_files"] = [str(home / "alerts.yml")]
     (home / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    with open(home / "prometheus.log", "wb") as log:
-        process = subprocess.Popen(
-            [prometheus_binary, f"--config.file={home / 'prometheus.yml'}",
-             f"--storage.tsdb.path={home / 'data'}", f"--web.listen-address={address}",
-             "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://{address}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/-/ready", timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("prometheus did not start:\n"
-                            + (home / "prometheus.log").read_text(errors="replace")[-3000:])
-            time.sleep(0.1)
+    with running_prometheus(prometheus_binary, home, address) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 class Platform:

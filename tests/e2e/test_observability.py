@@ -11,12 +11,14 @@ select on are the production ones; the alert rules are deploy/prometheus/alerts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -223,11 +225,19 @@ def prometheus(prometheus_binary: str, ports: dict[str, int], run_dir: Path) -> 
     home = run_dir / "prometheus"
     home.mkdir(exist_ok=True)
     address = f"127.0.0.1:{free_port()}"
-    config = home / "prometheus.yml"
-    config.write_text(yaml.safe_dump(scrape_config(ports, address)), encoding="utf-8")
+    (home / "prometheus.yml").write_text(yaml.safe_dump(scrape_config(ports, address)),
+                                         encoding="utf-8")
+    with running_prometheus(prometheus_binary, home, address) as url:
+        yield url
+
+
+@contextmanager
+def running_prometheus(binary: str, home: Path, address: str) -> Iterator[str]:
+    """Prometheus with `home`/prometheus.yml, its data and log in `home`, listening on
+    `address`; yields its URL once it is ready, and stops it afterwards."""
     with open(home / "prometheus.log", "wb") as log:
         process = subprocess.Popen(
-            [prometheus_binary, f"--config.file={config}",
+            [binary, f"--config.file={home / 'prometheus.yml'}",
              f"--storage.tsdb.path={home / 'data'}", f"--web.listen-address={address}",
              "--log.level=warn"],
             stdout=log, stderr=subprocess.STDOUT)
@@ -235,11 +245,9 @@ def prometheus(prometheus_binary: str, ports: dict[str, int], run_dir: Path) -> 
     try:
         deadline = time.monotonic() + 30
         while True:
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(url + "/-/ready", timeout=1).status_code == 200:
                     break
-            except httpx.HTTPError:
-                pass
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("prometheus did not start:\n"
                             + (home / "prometheus.log").read_text(errors="replace")[-3000:])
