@@ -128,6 +128,13 @@ class Settings(BaseSettings):
         default=None, description="Key with scope personal_data:read for intake's contact "
         "directory; default: dev_api_key")
     sms_enabled: bool = True
+    sms_channels: list[str] = Field(
+        default_factory=lambda: ["walk_in", "open311", "petition"],
+        description="Channels whose reporting citizens notify texts (on receipt and on "
+        "closure), as a JSON list. Not hotline_12345 by default: a 12345 platform texts its "
+        "callers itself, and two messages about one call confuse people; add it where the "
+        "hotline asks the centre to text. Only citizen channels (hotline_12345, walk_in, "
+        "open311, petition): grid, police and court reports come from an official")
     sms_gateway_url: str | None = Field(
         default=None, description="HTTP SMS gateway; unset: messages go to <var_dir>/sms.log")
     sms_gateway_token: str | None = Field(default=None, description="Bearer token for it")
@@ -192,6 +199,16 @@ class Settings(BaseSettings):
         for network in value:
             ip_network(network, strict=False)  # ValueError names the bad one
         return value
+
+    @field_validator("sms_channels")
+    @classmethod
+    def _citizen_channels_only(cls, value: list[str]) -> list[str]:
+        citizen = ("hotline_12345", "walk_in", "open311", "petition")
+        other = [c for c in value if c not in citizen]
+        if other:
+            raise ValueError(f"FQ_SMS_CHANNELS may name only citizen channels "
+                             f"({', '.join(citizen)}), not {', '.join(other)}")
+        return sorted(set(value))
 
     @field_validator("hotline_callback_secrets")
     @classmethod

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import random
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -336,17 +336,21 @@ def check_sms_template(template_name: str, template: str) -> None:
                          f"placeholders: {', '.join(sorted(allowed))}") from exc
 
 
-def wants_sms_on_receipt(report: CaseReported) -> bool:
-    return (report.channel in CITIZEN_CHANNELS and report.reporter is not None
+def wants_sms_on_receipt(report: CaseReported, channels: Collection[str]) -> bool:
+    """`channels`: the channels whose citizens the centre texts (FQ_SMS_CHANNELS)."""
+    return (report.channel in CITIZEN_CHANNELS and report.channel in channels
+            and report.reporter is not None
             and bool(report.reporter.phone_hash or report.reporter.phone_masked))
 
 
-def wants_sms_on_closure(facts: CaseFacts, step: CaseLifecycle) -> bool:
-    return step.to_status == Status.CLOSED and texts_the_citizen(facts)
+def wants_sms_on_closure(facts: CaseFacts, step: CaseLifecycle, channels: Collection[str]
+                         ) -> bool:
+    return step.to_status == Status.CLOSED and texts_the_citizen(facts, channels)
 
 
-def texts_the_citizen(facts: CaseFacts) -> bool:
-    return facts.reporter_phone_masked is not None and facts.channel in CITIZEN_CHANNELS
+def texts_the_citizen(facts: CaseFacts, channels: Collection[str]) -> bool:
+    return (facts.reporter_phone_masked is not None and facts.channel in CITIZEN_CHANNELS
+            and facts.channel in channels)
 
 
 def sms_text(template: str, **values: str) -> str:

@@ -177,7 +177,8 @@ class NotifyHandlers:
         steps_came_first = book.facts[report.case_id].status is not None
         facts = book.remember(report.case_id, reported_facts(report))
         queued = []
-        if self.settings.sms_enabled and wants_sms_on_receipt(report):
+        texted = self.settings.sms_channels
+        if self.settings.sms_enabled and wants_sms_on_receipt(report, texted):
             text = sms_text(self.settings.sms_template_received, case_id=report.case_id,
                             external_id=report.external_id)
             queued.append(self._sms(event.id, report.case_id, SMS_RECEIVED, text))
@@ -201,7 +202,9 @@ class NotifyHandlers:
         if feedback is not None:
             queued.append(self._feedback(f"{event.id}.{feedback.status.value}", facts,
                                          feedback))
-        if self.settings.sms_enabled and facts.closed_at is not None and texts_the_citizen(facts):
+        texted = self.settings.sms_channels
+        if (self.settings.sms_enabled and facts.closed_at is not None
+                and texts_the_citizen(facts, texted)):
             queued.append(self._closing_sms(f"{event.id}.closed", facts,
                                             event.data.external_id))
         return queued
@@ -259,7 +262,8 @@ class NotifyHandlers:
         feedback = hotline_feedback(facts, step)
         if feedback is not None:
             queued.append(self._feedback(event.id, facts, feedback))
-        if self.settings.sms_enabled and wants_sms_on_closure(facts, step):
+        if self.settings.sms_enabled and wants_sms_on_closure(facts, step,
+                                                              self.settings.sms_channels):
             queued.append(self._closing_sms(event.id, facts, step.external_id))
         return queued
 

@@ -186,6 +186,8 @@ async def world(isolated: Isolated) -> AsyncIterator[World]:
             delivery_max_attempts=3, delivery_timeout_seconds=TIMEOUT,
             delivery_max_in_flight_per_receiver=2, intake_url=hooks,
             contact_directory_api_key=DIRECTORY_KEY, sms_gateway_url=hooks + "/sms",
+            # A centre that texts 12345 callers too (the default leaves that to the hotline).
+            sms_channels=["hotline_12345", "walk_in", "open311", "petition"],
             # The receivers here are on loopback: deny only the metadata range.
             webhook_denied_networks=[METADATA_NETWORK],
             # This hotline's own secrets, in a rotation; others' callbacks use the default.

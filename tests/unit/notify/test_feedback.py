@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from contracts.enums import Channel, Department, Referral, Status
 from contracts.events import CaseLifecycle, CaseReported, PartyRef, TransitionData
@@ -113,20 +114,35 @@ def reported(channel: Channel, phone: bool) -> CaseReported:
                         text="漏水", reporter=reporter)
 
 
+# A centre that texts every citizen channel's reporters, 12345 callers included.
+TEXTED = ("hotline_12345", "walk_in", "open311", "petition")
+
+
 @pytest.mark.parametrize("channel,phone,wanted", [
     (Channel.HOTLINE_12345, True, True), (Channel.WALK_IN, True, True),
     (Channel.HOTLINE_12345, False, False), (Channel.GRID, True, False),
     (Channel.COURT, True, False)])
 def test_the_citizen_is_texted_on_receipt_when_they_reported_with_a_phone(
         channel: Channel, phone: bool, wanted: bool) -> None:
-    assert wants_sms_on_receipt(reported(channel, phone)) is wanted
+    assert wants_sms_on_receipt(reported(channel, phone), TEXTED) is wanted
 
 
 def test_the_citizen_is_texted_on_closure_only() -> None:
-    assert wants_sms_on_closure(HOTLINE_CASE, step(Status.CLOSED))
-    assert not wants_sms_on_closure(HOTLINE_CASE, step(Status.RATED))
+    assert wants_sms_on_closure(HOTLINE_CASE, step(Status.CLOSED), TEXTED)
+    assert not wants_sms_on_closure(HOTLINE_CASE, step(Status.RATED), TEXTED)
     assert not wants_sms_on_closure(replace(HOTLINE_CASE, reporter_phone_masked=None),
-                                    step(Status.CLOSED))
+                                    step(Status.CLOSED), TEXTED)
+
+
+def test_12345_callers_are_left_to_the_hotline_unless_the_centre_texts_them_too() -> None:
+    """The hotline texts its own callers; by default the centre does not text them again."""
+    default = Settings().sms_channels
+    assert not wants_sms_on_receipt(reported(Channel.HOTLINE_12345, True), default)
+    assert not wants_sms_on_closure(HOTLINE_CASE, step(Status.CLOSED), default)
+    assert wants_sms_on_receipt(reported(Channel.WALK_IN, True), default)
+    assert Settings(sms_channels=["hotline_12345"]).sms_channels == ["hotline_12345"]
+    with pytest.raises(ValidationError, match="only citizen channels"):
+        Settings(sms_channels=["walk_in", "grid"])
 
 
 def test_sms_templates_are_checked_at_start() -> None:
