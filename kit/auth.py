@@ -56,6 +56,31 @@ class Scope(StrEnum):
     AUDIT_READ = "audit:read"
 
 
+# Keys made for one kind of integration (`fengqiao keys create --profile ...`): exactly the
+# scopes it needs, each limited by the key's channels (docs/security.md).
+KEY_PROFILES: dict[str, tuple[Scope, ...]] = {
+    # A 12345 platform: post orders (and read the region codes it sends), read its orders'
+    # cases, read its callbacks' delivery log. Only with --channel hotline_12345.
+    "hotline": (Scope.INTAKE_WRITE, Scope.CASES_READ, Scope.DELIVERIES_READ),
+}
+
+
+def key_scopes(profile: str | None, scopes: list[str], channels: list[str]) -> list[str]:
+    """The scopes of a new key: a profile's, or those named; ValueError says what is wrong."""
+    if profile is None:
+        if not scopes:
+            raise ValueError("name the key's scopes (--scope, repeatable) or a --profile")
+        return scopes
+    if profile not in KEY_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(KEY_PROFILES)}")
+    if scopes:
+        raise ValueError("--profile sets the scopes: do not name --scope as well")
+    if not channels:
+        raise ValueError(f"a {profile} key is limited to its channel: add --channel "
+                         "(e.g. --channel hotline_12345)")
+    return [s.value for s in KEY_PROFILES[profile]]
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling, and what they may see."""
@@ -156,8 +181,9 @@ class KeyStore:
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer fq_...`")
 
 
-def require(scope: Scope) -> Any:
-    """A dependency that admits a caller whose key has `scope` (or admin)."""
+def require(scope: Scope, *alternatives: Scope) -> Any:
+    """A dependency that admits a caller whose key has `scope`, one of `alternatives`, or
+    admin."""
 
     async def dependency(
         request: Request,
@@ -170,8 +196,9 @@ def require(scope: Scope) -> Any:
         principal = await store.principal(credentials.credentials)
         if principal is None:
             raise ApiError(401, "unauthenticated", "The API key is unknown or revoked.")
-        if not principal.allows(scope):
-            raise ApiError(403, "forbidden", f"This key lacks the '{scope.value}' scope.")
+        if not any(principal.allows(s) for s in (scope, *alternatives)):
+            wanted = " or ".join(f"'{s.value}'" for s in (scope, *alternatives))
+            raise ApiError(403, "forbidden", f"This key lacks the {wanted} scope.")
         return principal
 
     dependency.requires_key = True  # type: ignore[attr-defined]  # read by KeyBeforeBody

@@ -72,7 +72,7 @@ def _topics(args: argparse.Namespace) -> int:
 
 def _keys(args: argparse.Namespace) -> int:
     from kit import migrate
-    from kit.auth import KeyStore, auth_metadata
+    from kit.auth import KeyStore, auth_metadata, key_scopes
     from kit.db import create_engine
 
     async def go() -> int:
@@ -82,8 +82,9 @@ def _keys(args: argparse.Namespace) -> int:
             store = KeyStore(engine)
             if args.keys_command == "create":
                 try:
+                    scopes = key_scopes(args.profile, args.scope, args.channel)
                     key_id, token = await store.create(
-                        args.name, args.scope, channels=args.channel,
+                        args.name, scopes, channels=args.channel,
                         departments=args.department, jurisdictions=args.jurisdiction)
                 except ValueError as exc:
                     print(f"error: {exc}", file=sys.stderr)
@@ -182,8 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create")
     create.add_argument("--name", required=True)
-    create.add_argument("--scope", action="append", required=True,
+    create.add_argument("--scope", action="append", default=[],
                         help="repeatable: admin, intake:write, cases:read, ...")
+    create.add_argument("--profile", choices=["hotline"], default=None,
+                        help="the scopes an integration needs (hotline: intake:write, "
+                        "cases:read, deliveries:read; requires --channel)")
     create.add_argument("--channel", action="append", default=[])
     create.add_argument("--department", action="append", default=[])
     create.add_argument("--jurisdiction", action="append", default=[])

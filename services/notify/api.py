@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from sqlalchemy import Select, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.api_notify import (
@@ -33,11 +33,13 @@ from services.notify.domain import SECRET_OVERLAP, new_secret
 from services.notify.handlers import SubscriptionBook
 from services.notify.store import (
     DEAD,
+    HOTLINE_FEEDBACK,
     PENDING,
     SUCCEEDED,
     WEBHOOK,
     Subscription,
     attempts,
+    cases,
     deliveries,
     subscriptions,
 )
@@ -108,11 +110,26 @@ async def _get_subscription(session: AsyncSession, subscription_id: str,
     return row
 
 
+def _visible_deliveries(principal: Principal) -> ColumnElement[bool] | None:
+    """Which deliveries a key sees: all (unlimited), else those of its own subscriptions and,
+    for a key limited to channels (a hotline integration's), the callbacks to its channels'
+    work orders (受理, 过程反馈, 办结 ...), so a hotline can read why one of them failed."""
+    if not principal.is_limited:
+        return None
+    own = deliveries.c.subscription_id.in_(
+        select(subscriptions.c.id).where(subscriptions.c.owner == principal.key_id))
+    if not principal.channels:
+        return own
+    callbacks = (deliveries.c.target == HOTLINE_FEEDBACK) & deliveries.c.case_id.in_(
+        select(cases.c.case_id).where(cases.c.channel.in_(sorted(principal.channels))))
+    return or_(own, callbacks)
+
+
 async def _get_delivery(session: AsyncSession, delivery_id: int, principal: Principal) -> Any:
     query = select(deliveries).where(deliveries.c.id == delivery_id)
-    if principal.is_limited:
-        query = query.where(deliveries.c.subscription_id.in_(
-            select(subscriptions.c.id).where(subscriptions.c.owner == principal.key_id)))
+    visible = _visible_deliveries(principal)
+    if visible is not None:
+        query = query.where(visible)
     row = (await session.execute(query)).first()
     if row is None:
         raise ApiError(404, "not_found", f"no delivery {delivery_id}")
@@ -236,9 +253,9 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
                 query = query.where(column == value)
         if cursor is not None:
             query = query.where(deliveries.c.id < cursor)
-        if principal.is_limited:
-            query = query.where(deliveries.c.subscription_id.in_(
-                select(subscriptions.c.id).where(subscriptions.c.owner == principal.key_id)))
+        visible = _visible_deliveries(principal)
+        if visible is not None:
+            query = query.where(visible)
         async with runtime.sessions() as session:
             rows = (await session.execute(query)).all()
         page = rows[:limit]

@@ -343,13 +343,15 @@ def build_router(rulebook: Rulebook) -> APIRouter:
     async def jurisdictions(
         level: Level | None = None,
         parent: Annotated[str | None, Query(max_length=15, pattern=r"^\d+$")] = None,
-        _: Principal = require(Scope.ROUTING_READ),
+        # An intake key may read the codes it sends as region_code (a hotline's key).
+        _: Principal = require(Scope.ROUTING_READ, Scope.INTAKE_WRITE),
     ) -> list[JurisdictionView]:
         return [_view(n) for n in rulebook.tree.nodes(level=level, parent=parent)]
 
     @router.get("/v1/jurisdictions/{code}", response_model=JurisdictionDetail,
                 responses=error_responses(401, 403, 404))
-    async def jurisdiction(code: str, _: Principal = require(Scope.ROUTING_READ)
+    async def jurisdiction(code: str,
+                           _: Principal = require(Scope.ROUTING_READ, Scope.INTAKE_WRITE)
                            ) -> JurisdictionDetail:
         tree = rulebook.tree
         node = tree.get(code)

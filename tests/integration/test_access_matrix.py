@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kit.auth import KeyStore, Scope
+from kit.auth import KeyStore, Scope, key_scopes
 from kit.db import create_engine
 from kit.settings import SERVICE_PORTS
 from services.intake.domain import ADAPTERS
@@ -115,6 +115,10 @@ async def _make_keys(world: World, keys: KeyStore) -> None:
         key_id, token = await keys.create(f"matrix {kind}", sorted(scopes_of(kind)),
                                           **LIMITS.get(kind, {}))
         world.tokens[kind], world.key_ids[kind] = token, key_id
+    # What `fengqiao keys create --profile hotline --channel hotline_12345` makes.
+    channels = ["hotline_12345"]
+    world.key_ids["hotline"], world.tokens["hotline"] = await keys.create(
+        "matrix hotline profile", key_scopes("hotline", [], channels), channels=channels)
 
 
 async def _seed(world: World, run: str) -> None:
@@ -217,6 +221,7 @@ class Route:
     allowed: Statuses
     limited: LimitedAnswer | None = None
     open311: bool = False
+    also: tuple[Scope, ...] = ()  # other scopes that admit a key as well
 
 
 def call(method: str, path: str, **kwargs: Any) -> Build:
@@ -326,10 +331,13 @@ MATRIX: dict[tuple[str, str, str], Route] = {
         s(200)),
     ("router", "GET", "/v1/routing/quality"): Route(
         Scope.ROUTING_READ, call("GET", "/v1/routing/quality"), s(200)),
+    # A hotline's intake key reads the region codes it sends (issue 23).
     ("router", "GET", "/v1/jurisdictions"): Route(
-        Scope.ROUTING_READ, call("GET", "/v1/jurisdictions", params={"level": "town"}), s(200)),
+        Scope.ROUTING_READ, call("GET", "/v1/jurisdictions", params={"level": "town"}), s(200),
+        also=(Scope.INTAKE_WRITE,)),
     ("router", "GET", "/v1/jurisdictions/{code}"): Route(
-        Scope.ROUTING_READ, call("GET", "/v1/jurisdictions/330699101"), s(200)),
+        Scope.ROUTING_READ, call("GET", "/v1/jurisdictions/330699101"), s(200),
+        also=(Scope.INTAKE_WRITE,)),
     # mediation
     ("mediation", "GET", "/v1/cases/{case_id}"): Route(
         Scope.CASES_READ, call("GET", "/v1/cases/{w.cases[A][case_id]}"), s(200),
@@ -402,7 +410,8 @@ def expected(route: Route, world: World, kind: str) -> Statuses:
     if kind in UNAUTHENTICATED:
         return s(403) if route.open311 else s(401)
     scopes = scopes_of(kind)
-    if Scope.ADMIN.value not in scopes and route.scope.value not in scopes:
+    if Scope.ADMIN.value not in scopes and not any(
+            wanted.value in scopes for wanted in (route.scope, *route.also)):
         return s(403)
     if kind in LIMITS and route.limited is not None:
         return route.limited(world, kind)
@@ -537,6 +546,60 @@ async def test_a_limited_key_sees_only_its_own_subscriptions_and_their_deliverie
     deliveries = await world.client.get(notify + "/v1/deliveries", headers=headers,
                                         params={"subscription_id": world.subscription_id})
     assert deliveries.json()["items"] == []
+
+
+async def test_a_hotline_profile_key_does_what_a_hotline_needs_and_no_more(
+        world: World) -> None:
+    """Issue 23: the documented hotline key could not read its own orders' cases, the region
+    codes it sends, or why a callback to it failed."""
+    key, client = world.headers("hotline"), world.client
+    intake, mediation = world.urls["intake"], world.urls["mediation"]
+    run = uuid.uuid4().hex[:8]
+    order = {**_native("hotline_12345", f"MX-HP-{run}"), "callback_url": UNREACHABLE_HOOK}
+    posted = await client.post(intake + "/v1/intake/hotline_12345", headers=key, json=order)
+    assert posted.status_code == 202, posted.text
+    case_id = posted.json()["case_id"]
+    grid = await client.post(intake + "/v1/intake/grid", headers=key,
+                             json=_native("grid", f"MX-HP-G-{run}"))
+    assert grid.status_code == 403
+    towns = await client.get(world.urls["router"] + "/v1/jurisdictions", headers=key,
+                             params={"level": "town"})
+    assert towns.status_code == 200 and towns.json(), towns.text
+    rules = await client.get(world.urls["router"] + "/v1/routing/rules", headers=key)
+    assert rules.status_code == 403
+
+    async def own_case() -> httpx.Response:
+        return await client.get(f"{mediation}/v1/cases/{case_id}", headers=key)
+    case = await eventually(own_case, lambda r: r.status_code == 200
+                            and r.json()["status"] == "routed", within=60)
+    grid_case = await client.get(f"{mediation}/v1/cases/{world.cases['C']['case_id']}",
+                                 headers=key)
+    assert grid_case.status_code == 404
+    listed = await client.get(f"{mediation}/v1/cases", headers=key, params={"limit": 100})
+    assert listed.status_code == 200, listed.text
+    assert {c["channel"] for c in listed.json()["items"]} == {"hotline_12345"}
+    # 退单: the callback to the hotline fails (nobody listens): the hotline reads why.
+    await world.admin("POST", "mediation", f"/v1/cases/{case_id}/transitions", json={
+        "to_status": "returned_to_source", "actor": "matrix", "reason": "不属于本中心受理范围",
+        "expected_version": case.json()["version"]})
+
+    async def callbacks() -> list[dict[str, Any]]:
+        answer = await client.get(world.urls["notify"] + "/v1/deliveries", headers=key,
+                                  params={"case_id": case_id})
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["items"])
+    [callback] = await eventually(callbacks, lambda items: len(items) == 1, within=60)
+    assert callback["target"] == "hotline_feedback"
+    detail = await client.get(world.urls["notify"] + f"/v1/deliveries/{callback['id']}",
+                              headers=key)
+    assert detail.status_code == 200 and detail.json()["attempt_log"] is not None
+    # Not a department's webhook deliveries, nor another channel's.
+    others = await client.get(world.urls["notify"] + "/v1/deliveries", headers=key,
+                              params={"limit": 500})
+    assert {d["case_id"] for d in others.json()["items"]} == {case_id}
+    seeded = await client.get(world.urls["notify"] + f"/v1/deliveries/{world.delivery_id}",
+                              headers=key)
+    assert seeded.status_code == 404
 
 
 async def test_a_channel_limited_key_subscribes_only_within_its_channels(world: World) -> None:
