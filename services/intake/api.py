@@ -28,8 +28,15 @@ from kit.errors import ApiError, FieldError, error_responses, field_errors
 from kit.ratelimit import require_within_rate
 from kit.runtime import Runtime
 from services.intake.committer import GroupCommitter
-from services.intake.domain import ADAPTERS, ChannelAdapter, Outcome, Submission, contact_phone
-from services.intake.handlers import find_report, submit_many
+from services.intake.domain import (
+    ADAPTERS,
+    ChannelAdapter,
+    Outcome,
+    Submission,
+    contact_phone,
+    differing_fields,
+)
+from services.intake.handlers import cases, find_report, submit_many
 from services.intake.store import IntakeCase
 
 ERRORS = error_responses(401, 403, 409, 422, 429)
@@ -75,7 +82,35 @@ def _with_idempotency_key(payload: BaseModel, field: str, key: str | None) -> Ba
 async def _submit_one(request: Request, adapter: ChannelAdapter[Any], payload: BaseModel
                       ) -> JSONResponse:
     committer: GroupCommitter = request.app.state.committer
-    return _answer(adapter, payload, await committer.submit(adapter, payload))
+    result = await committer.submit(adapter, payload)
+    if result.outcome is Outcome.CONFLICT:
+        await _refuse_conflict(request, adapter, payload, result.case_id)
+    return _answer(adapter, payload, result)
+
+
+async def _refuse_conflict(request: Request, adapter: ChannelAdapter[Any], payload: BaseModel,
+                           case_id: str) -> None:
+    """409 for a report sent again with other content: which fields differ from the first
+    (names, not values) and what to do instead."""
+    runtime: Runtime = request.app.state.runtime
+    external_id = adapter.external_id(payload) or ""
+    async with runtime.sessions() as session:
+        first = (await session.execute(select(cases.c.native).where(
+            cases.c.channel == adapter.channel.value,
+            cases.c.external_id == external_id))).scalar()
+    changed = differing_fields(first, payload.model_dump(mode="json")) if first else []
+    reason = (f"differs from the report received first as case {case_id}; a report, once "
+              "received, does not change. 与首次收到的内容不同，已受理的工单内容不会被修改。")
+    raise ApiError(
+        409, "conflict",
+        f"{adapter.external_id_field} {external_id} was already received (case {case_id}) "
+        "with different content" + (f" in {', '.join(changed[:20])}" if changed else "")
+        + ". Resend it unchanged to get its case id, or send the change as a new report with "
+        "a new id; a case sent to the wrong department is corrected by the centre (return or "
+        "reassignment), not by resending. 该工单号已受理且内容不同：原样重发可取回案件编号；"
+        "补充内容请以新工单号提交。See docs/intake.md, \"Duplicates\".",
+        fields=[FieldError(field=f, reason=reason) for f in changed[:50]],
+        extra={"case_id": case_id})
 
 
 def _submit_route(router: APIRouter, adapter: ChannelAdapter[Any]) -> None:

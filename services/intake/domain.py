@@ -64,6 +64,25 @@ def content_fingerprint(payload: BaseModel) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
+def differing_fields(first: Any, again: Any, path: str = "") -> list[str]:
+    """The dotted paths where a report sent again differs from the one received first (both
+    as `model_dump(mode="json")`, the form the fingerprint hashes): names only, never values,
+    so a 409 can say what changed without repeating a phone number."""
+    if isinstance(first, dict) and isinstance(again, dict):
+        out = []
+        for key in sorted(set(first) | set(again), key=str):
+            out += differing_fields(first.get(key), again.get(key),
+                                    f"{path}.{key}" if path else str(key))
+        return out
+    if (isinstance(first, list) and isinstance(again, list) and len(first) == len(again)
+            and path):
+        out = []
+        for index, (a, b) in enumerate(zip(first, again, strict=True)):
+            out += differing_fields(a, b, f"{path}.{index}")
+        return out
+    return [] if first == again else [path or "<body>"]
+
+
 @dataclass(frozen=True)
 class Receipt:
     """What intake adds to a native payload when it receives it."""

@@ -20,6 +20,7 @@ from contracts.channels import (
     normalise_id_number,
 )
 from contracts.enums import PartyRole
+from services.intake.domain import differing_fields
 
 AT = "2026-11-20T08:00:00+08:00"
 
@@ -185,3 +186,13 @@ def test_tabs_and_line_breaks_are_text() -> None:
     order = HotlineWorkOrder.model_validate({"order_no": "A1", "content": "一\n二\t三\r\n四",
                                              "received_at": AT})
     assert order.content == "一\n二\t三\r\n四"
+
+
+def test_a_conflict_names_the_fields_that_changed_and_never_their_values() -> None:
+    first = {"order_no": "A1", "content": "噪音", "caller": {"phone": "138", "name": "张"},
+             "tags": ["a", "b"], "amount": None}
+    again = {"order_no": "A1", "content": "噪音扰民", "caller": {"phone": "139", "name": "张"},
+             "tags": ["a", "c"], "amount": 5}
+    assert differing_fields(first, again) == ["amount", "caller.phone", "content", "tags.1"]
+    assert differing_fields(first, first) == []
+    assert differing_fields({"tags": ["a"]}, {"tags": ["a", "b"]}) == ["tags"]
