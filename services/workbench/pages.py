@@ -223,7 +223,7 @@ def _conflict_message(exc: ServiceError) -> str:
 
 
 def _api_errors(exc: ServiceError) -> dict[str, str]:
-    return {field_of(f.get("field", "")): f.get("reason", "无效") for f in exc.fields}
+    return {field_of(f.get("field", "")): f.get("reason_zh") or f.get("reason", "无效") for f in exc.fields}
 
 
 @router.post("/cases/{case_id}/steps", include_in_schema=False)
@@ -327,7 +327,7 @@ async def walk_in(request: Request, me: Me) -> Response:
     except ServiceError as exc:
         if exc.status == 422:
             errors = {WALK_IN_API_FIELDS.get(f.get("field", ""), field_of(f.get("field", ""))):
-                      f.get("reason", "无效") for f in exc.fields}
+                      f.get("reason_zh") or f.get("reason", "无效") for f in exc.fields}
             return _walk_in_page(request, me, values=form, errors=errors, status=422,
                                  problem="请按提示修改标红的字段。")
         raise
