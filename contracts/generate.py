@@ -1,4 +1,5 @@
-"""Generate the JSON Schema of every message and the AsyncAPI 3 document of every topic.
+"""Generate the JSON Schema of every message, the AsyncAPI 3 document of every topic and the
+OpenAPI document of every webhook and callback fengqiao sends.
 
 Run `uv run python -m contracts.generate` after changing a model; a test fails while the
 committed files differ from what the models generate.
@@ -14,10 +15,12 @@ import yaml
 
 from contracts.envelope import CloudEvent
 from contracts.topics import TOPICS, Topic, dlq
+from kit.webhook_docs import webhooks_document
 
 HERE = Path(__file__).parent
 SCHEMA_DIR = HERE / "schemas"
 ASYNCAPI_PATH = HERE / "asyncapi.yaml"
+WEBHOOKS_PATH = HERE / "webhooks.openapi.json"
 
 
 def schema_for(topic: Topic) -> dict[str, Any]:
@@ -96,6 +99,8 @@ def rendered() -> dict[Path, str]:
         for t in TOPICS
     }
     files[ASYNCAPI_PATH] = yaml.safe_dump(asyncapi(), allow_unicode=True, sort_keys=False)
+
+    files[WEBHOOKS_PATH] = json.dumps(webhooks_document(), ensure_ascii=False, indent=2) + "\n"
     return files
 
 

@@ -15,6 +15,7 @@ from kit.consumer import Delivery, Handler, PoisonMessage, Subscription
 from kit.erasure import count_erasures_from_zero
 from kit.runtime import Runtime
 from kit.settings import Settings
+from kit.webhook_docs import add_webhooks
 from services.intake.api import build_router
 from services.intake.committer import GroupCommitter
 from services.intake.domain import ADAPTERS, ChannelAdapter, Outcome
@@ -56,5 +57,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         "REST one by one or in batches, Kafka-native topics, and Open311 GeoReport v2.",
         routers=[build_router(), open311_router])
     app.add_exception_handler(Open311Failure, open311_error)
+    # The callbacks a hotline gets for its orders, beside the routes it calls.
+    add_webhooks(app, ["hotline"])
     app.state.committer = GroupCommitter(runtime)
     return app

@@ -24,6 +24,7 @@ from kit.consumer import Subscription
 from kit.erasure import count_erasures_from_zero
 from kit.runtime import Runtime
 from kit.settings import Settings
+from kit.webhook_docs import add_webhooks
 from services.notify.api import build_router
 from services.notify.domain import (
     SMS_CLOSED,
@@ -84,9 +85,11 @@ def create(settings: Settings | None = None) -> FastAPI:
         Subscription(CASE_PERSONAL_DATA_ERASED, CasePersonalDataErasedEvent,
                      on_personal_data_erased)])
     runtime.job("delivery-sender", sender.run, stop=sender.stop, beats=True)
-    return create_app(
+    app = create_app(
         runtime, title="fengqiao notify",
         description="Webhooks to departments and platforms (Standard Webhooks signatures, "
         "retried with backoff, every attempt logged), result feedback to the 12345 hotline "
         "(办结反馈), and SMS to the reporting citizen.",
         routers=[build_router(book, sender.wake)])
+    add_webhooks(app)  # what it sends, for receivers to generate their handlers from
+    return app
