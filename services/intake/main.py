@@ -23,7 +23,7 @@ from services.intake.erasure import on_personal_data_erased
 from services.intake.handlers import submit
 from services.intake.open311.api import Open311Failure, open311_error
 from services.intake.open311.api import router as open311_router
-from services.intake.open311.handlers import follow_lifecycle, is_open311_step
+from services.intake.open311.handlers import MAY_BE_OPEN311_STEP, follow_lifecycle
 from services.intake.store import IntakeBase, kit_tables
 
 
@@ -47,7 +47,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         for a in ADAPTERS.values()])
     runtime.consume("intake-open311-status", [
         Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, follow_lifecycle,
-                     relevant=is_open311_step)])
+                     relevant=MAY_BE_OPEN311_STEP)])
     runtime.consume("intake-personal-data", [
         Subscription(CASE_PERSONAL_DATA_ERASED, CasePersonalDataErasedEvent,
                      on_personal_data_erased)])

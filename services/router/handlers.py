@@ -24,7 +24,7 @@ from contracts.events import (
     RoutingDecision,
 )
 from contracts.topics import CASE_ROUTED
-from kit.consumer import Delivery
+from kit.consumer import Delivery, data_field_in
 from kit.metrics import CASES_ROUTED, FIRST_ROUTINGS, ROUTING_LATENCY, ROUTING_RETURNS
 from kit.outbox import add_to_outbox, outbox_row
 from services.router.domain.policy import route_case
@@ -117,6 +117,13 @@ def _routed_rows(report: CaseReported, decision: RoutingDecision, routing_round:
 ROUTES_AGAIN = frozenset({Status.ESCALATED, Status.RETURNED})
 
 
+# The same tests on an event's JSON, before it is validated (kit.consumer: messages the router
+# does not act on are not decoded at all).
+MAY_ROUTE_AGAIN = data_field_in(CaseLifecycleEvent.event_type, ("to_status",),
+                                {s.value for s in ROUTES_AGAIN},
+                                {s.value for s in Status})
+
+
 def is_escalation(event: BaseModel) -> bool:
     """A lifecycle step the router acts on (escalated or returned: routed again)."""
     return isinstance(event, CaseLifecycleEvent) and event.data.to_status in ROUTES_AGAIN
@@ -129,6 +136,9 @@ def is_assigned_by_hand(event: BaseModel) -> bool:
 
 
 BY_HAND = frozenset({CorrectionKind.REASSIGN, CorrectionKind.DISPATCH})
+MAY_BE_BY_HAND = data_field_in(CaseRoutedEvent.event_type, ("correction", "kind"),
+                               {k.value for k in BY_HAND},
+                               {k.value for k in CorrectionKind}, optional=True)
 
 
 class RouterHandlers:

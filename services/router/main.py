@@ -19,7 +19,7 @@ from kit.runtime import Runtime
 from kit.settings import Settings
 from services.router.api import build_router
 from services.router.erasure import on_personal_data_erased
-from services.router.handlers import RouterHandlers, is_assigned_by_hand, is_escalation
+from services.router.handlers import MAY_BE_BY_HAND, MAY_ROUTE_AGAIN, RouterHandlers
 from services.router.rulebook import Rulebook
 from services.router.store import kit_tables, metadata
 
@@ -33,9 +33,9 @@ def create(settings: Settings | None = None) -> FastAPI:
     runtime.consume("router", [
         Subscription(CASE_REPORTED, CaseReportedEvent, handle_batch=handlers.on_reported),
         Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, handlers.on_lifecycle,
-                     relevant=is_escalation),
+                     relevant=MAY_ROUTE_AGAIN),
         Subscription(CASE_ROUTED, CaseRoutedEvent, handlers.on_assigned,
-                     relevant=is_assigned_by_hand),
+                     relevant=MAY_BE_BY_HAND),
     ])
     runtime.consume("router-personal-data", [
         Subscription(CASE_PERSONAL_DATA_ERASED, CasePersonalDataErasedEvent,

@@ -14,7 +14,7 @@ from contracts.api_intake import Open311Created, Open311ServiceRequest, Open311T
 from contracts.channels import Open311Request
 from contracts.enums import Channel
 from contracts.events import CaseLifecycleEvent
-from kit.consumer import Delivery
+from kit.consumer import Delivery, data_field_in
 from kit.privacy import scrub
 from services.intake.handlers import submit
 from services.intake.open311.domain import (
@@ -95,6 +95,13 @@ async def find_token(session: AsyncSession, token: str) -> Open311Token | None:
     found = (await session.execute(select(requests_table.c.service_request_id).where(
         requests_table.c.token == token))).scalar_one_or_none()
     return Open311Token(service_request_id=found, token=token) if found else None
+
+
+# The same test on the event's JSON, before it is validated: intake's follower decodes only
+# Open311 cases' steps, not every lifecycle event of every case.
+MAY_BE_OPEN311_STEP = data_field_in(CaseLifecycleEvent.event_type, ("channel",),
+                                    {Channel.OPEN311.value},
+                                    {c.value for c in Channel})
 
 
 def is_open311_step(event: BaseModel) -> bool:
