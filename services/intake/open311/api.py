@@ -139,7 +139,11 @@ _EXAMPLE_REQUEST = Open311ServiceRequest(
     service_code="neighbor", description="楼上深夜噪音扰民", agency_responsible="judicial_office",
     requested_datetime="2026-12-07T01:00:00+00:00", updated_datetime="2026-12-07T02:00:00+00:00",
     address="城关街道江滨社区3幢", lat=29.7102, long=120.2411)
-_ERROR = Open311Error(code=404, description="no request 'FQ20261207-0000000000000000'")
+_ERRORS = {400: "lat: Input should be a valid number, unable to parse string as a number",
+           403: "a valid api_key is required",
+           404: "jurisdiction_id '110101' not found: use the county's code 330699 or one of "
+                "its towns' or villages' codes",
+           429: "this api_key sends requests too fast; retry in 2 s"}
 
 
 def _xml(root: str, content: Any) -> dict[str, Any]:
@@ -152,7 +156,8 @@ def _answers(success: int, root: str, example: Any, *statuses: int
     in both formats for `statuses` plus 404 (an unknown format or jurisdiction)."""
     errors: dict[int | str, dict[str, Any]] = {
         status: {"model": list[Open311Error], "description": "the spec's error list",
-                 "content": _xml("errors", [_ERROR.model_dump()])}
+                 "content": _xml("errors", [Open311Error(
+                     code=status, description=_ERRORS[status]).model_dump()])}
         for status in sorted({404, *statuses})}
     return {success: {"content": _xml(root, example)}, **errors}
 
