@@ -217,6 +217,7 @@ async def test_errors_are_the_spec_list_in_the_format_asked_for(
         unknown_resource_json = await client.get(f"{V2}/comments.json")
         unknown_format = await client.get(f"{V2}/requests.csv")
         no_format = await client.get(f"{V2}/services")
+        other_version = await client.get("/open311/v1/services.json")
 
     problems = xml_errors(invalid_xml, 400)
     assert {p.split(":")[0] for p in problems} == {"lat", "description", "email"}
@@ -233,6 +234,7 @@ async def test_errors_are_the_spec_list_in_the_format_asked_for(
     assert "comments.json" in json_errors(unknown_resource_json, 404)[0]
     assert "'.csv'" in xml_errors(unknown_format, 404)[0]
     assert xml_errors(no_format, 404)
+    assert "v1/services.json" in json_errors(other_version, 404)[0]
 
 
 async def test_a_real_open311_client_reads_what_it_posted_in_xml_and_json(

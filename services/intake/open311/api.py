@@ -308,12 +308,13 @@ async def get_token(request: Request, token: str, fmt: Fmt,
     return render(answer_in, "service_requests", [found])
 
 
-@router.api_route(f"{PREFIX}/{{anything:path}}", methods=["GET", "POST"],
+@router.api_route(f"{ROOT}/{{anything:path}}", methods=["GET", "POST"],
                   include_in_schema=False)
 async def unknown(anything: str) -> Response:
+    """Registered last: whatever else is asked under /open311/ is the spec's 404."""
     raise Open311Failure(404, f"no such Open311 resource '{anything}'; the resources are "
-                         "discovery, services, services/{code}, requests, requests/{id} and "
-                         "tokens/{token}, each .xml or .json")
+                         "discovery, and under v2/: discovery, services, services/{code}, "
+                         "requests, requests/{id} and tokens/{token}, each .xml or .json")
 
 
 async def _matching(request: Request, query: RequestQuery) -> list[Open311ServiceRequest]:
