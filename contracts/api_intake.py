@@ -127,6 +127,25 @@ class Open311ServiceRequest(_Open311):
     media_url: str | None = None
 
 
+class Open311DiscoveryEndpoint(_Open311):
+    """One API of discovery.json/.xml (https://wiki.open311.org/Service_Discovery)."""
+
+    specification: str = Field(description="The spec's URL: http://wiki.open311.org/GeoReport_v2")
+    url: str = Field(description="The endpoint's base URL (…/open311/v2)")
+    changeset: str = Field(description="W3C datetime of the last change to the services")
+    type: str = Field(description="production or test")
+    formats: list[str] = Field(description="MIME types served: text/xml, application/json")
+
+
+class Open311Discovery(_Open311):
+    """The service discovery document."""
+
+    changeset: str
+    contact: str
+    key_service: str = Field(description="How to get an api_key")
+    endpoints: list[Open311DiscoveryEndpoint]
+
+
 class Open311Error(_Open311):
     """The spec's error entry; an error answer is a JSON list of these."""
 

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
                              description="HMAC key for phone and id number hashes")
     dev_api_key: str | None = Field(default=None, description="An admin key, e.g. from make run")
     open311_public_read: bool = True
+    open311_contact: str = Field(
+        default="枫溪县社会治理综合服务中心 Fengxi county governance centre",
+        description="Open311 discovery: whom integrators contact about the API")
+    open311_key_service: str = Field(
+        default="向综治中心申请 api_key（范围 intake:write，渠道 open311）。Ask the centre "
+        "for an api_key with scope intake:write and channel open311.",
+        description="Open311 discovery: how to get an api_key")
     log_level: str = "INFO"
     shutdown_grace_seconds: float = Field(
         default=2.0, ge=0, description="On SIGTERM, seconds of not-ready before closing")

@@ -303,6 +303,10 @@ MATRIX: dict[tuple[str, str, str], Route] = {
             # Intake knows no department or jurisdiction of a case: such keys get no
             # personal data at all; a channel-limited key only its channel's.
             "department": s(403), "jurisdiction": s(403), "channel": s(404)})),
+    ("intake", "GET", "/open311/discovery.{fmt}"): Route(
+        None, call("GET", "/open311/discovery.xml"), s(200)),
+    ("intake", "GET", "/open311/v2/discovery.{fmt}"): Route(
+        None, call("GET", "/open311/v2/discovery.json"), s(200)),
     ("intake", "GET", "/open311/v2/services.{fmt}"): Route(
         None, call("GET", "/open311/v2/services.json"), s(200)),
     ("intake", "GET", "/open311/v2/services/{service_code}.{fmt}"): Route(

@@ -1,20 +1,21 @@
-"""Open311 GeoReport v2 routes under /open311/v2/, JSON format only. Errors are the spec's
-JSON list of {code, description}, not fengqiao's error format, so that existing Open311
-clients understand them; arguments are therefore parsed here rather than by FastAPI."""
+"""Open311 GeoReport v2 routes: /open311/v2/ (the API) and /open311/discovery (service
+discovery, also at /open311/v2/discovery). Every resource in XML, the spec's required
+format, and JSON (formats.py). Errors are the spec's list of {code, description}, not
+fengqiao's error format, so that existing Open311 clients understand them; arguments are
+therefore parsed here rather than by FastAPI."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import ValidationError
 
 from contracts.api_intake import (
     Open311Created,
+    Open311Discovery,
     Open311Error,
     Open311Service,
     Open311ServiceDefinition,
@@ -25,9 +26,10 @@ from contracts.channels import Open311Request
 from contracts.enums import Channel
 from kit.auth import KeyStore, Principal, Scope
 from kit.errors import field_errors
-from kit.privacy import scrub
 from kit.ratelimit import retry_after
 from kit.runtime import Runtime
+from services.intake.open311 import jurisdictions
+from services.intake.open311.discovery import discovery
 from services.intake.open311.domain import (
     SERVICES,
     QueryError,
@@ -35,46 +37,52 @@ from services.intake.open311.domain import (
     is_plausible_id,
     parse_query,
 )
+from services.intake.open311.formats import (
+    MEDIA_TYPES,
+    Format,
+    Open311Failure,
+    format_of,
+    format_of_path,
+    render,
+    render_failure,
+    to_xml,
+)
 from services.intake.open311.handlers import file_request, find_requests, find_token
 
-PREFIX = "/open311/v2"
+__all__ = ["Open311Failure", "open311_error", "router"]
+
+ROOT = "/open311"
+PREFIX = f"{ROOT}/v2"
 FORM = "application/x-www-form-urlencoded"
+XML = MEDIA_TYPES[Format.XML]
+
+Fmt = Annotated[str, Path(description="xml (the spec's required format) or json; any other "
+                          "is 404", json_schema_extra={"enum": ["xml", "json"]})]
+JurisdictionId = Annotated[str | None, Query(
+    description="Optional: the county's division code or one of its towns' or villages'; "
+    "an unknown one is 404")]
 
 
-class Open311Failure(Exception):
-    """An answer in the spec's error format: HTTP `status`, one entry per description."""
-
-    def __init__(self, status: int, *descriptions: str,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__("; ".join(descriptions))
-        self.status = status
-        self.descriptions = descriptions or ("error",)
-        self.headers = headers
-
-
-async def open311_error(_: Request, exc: Exception) -> JSONResponse:
+async def open311_error(request: Request, exc: Exception) -> Response:
+    """The spec's error list, in the format the path's extension asks for (XML otherwise)."""
     assert isinstance(exc, Open311Failure)
-    # Scrubbed like every error answer: a description may quote what the client sent.
-    return JSONResponse([Open311Error(code=exc.status, description=scrub(d)).model_dump()
-                         for d in exc.descriptions], status_code=exc.status,
-                        headers=exc.headers)
-
-
-def _json(models: Sequence[BaseModel], status: int = 200) -> JSONResponse:
-    return JSONResponse([m.model_dump(mode="json") for m in models], status_code=status)
-
-
-def _json_only(fmt: str) -> None:
-    if fmt == "json":
-        return
-    if fmt == "xml":
-        raise Open311Failure(400, "this endpoint serves JSON only: use .json instead of .xml")
-    raise Open311Failure(404, f"unknown format '.{fmt}': use .json")
+    return render_failure(format_of_path(request.url.path), exc)
 
 
 def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+def _check_jurisdiction(request: Request, jurisdiction_id: str | None) -> None:
+    """An unknown jurisdiction_id is the spec's 404; none at all means the county."""
+    if not jurisdiction_id:
+        return
+    known = jurisdictions.load(_runtime(request).settings.jurisdictions_path)
+    if jurisdiction_id not in known:
+        raise Open311Failure(404, f"jurisdiction_id '{jurisdiction_id[:64]}' not found: use the "
+                             f"county's code {known.county} or one of its towns' or villages' "
+                             "codes")
 
 
 async def _principal(request: Request, api_key: str | None) -> Principal | None:
@@ -122,39 +130,104 @@ def _form_schema() -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {FORM: {"schema": schema}}}}
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The spec's error list for these statuses; every route answers 400 for .xml and 404
-    for any other format."""
-    return {status: {"model": list[Open311Error], "description": "the spec's error list"}
-            for status in sorted({400, 404, *statuses})}
+# --- OpenAPI: both formats of every answer, the XML examples made by the same code ----------
+
+_EXAMPLE_SERVICE = SERVICES["neighbor"].listing()
+_EXAMPLE_REQUEST = Open311ServiceRequest(
+    service_request_id="FQ20261207-1A2B3C4D5E6F7081", status="open",
+    status_notes="调解中 In mediation", service_name=SERVICES["neighbor"].name,
+    service_code="neighbor", description="楼上深夜噪音扰民", agency_responsible="judicial_office",
+    requested_datetime="2026-12-07T01:00:00+00:00", updated_datetime="2026-12-07T02:00:00+00:00",
+    address="城关街道江滨社区3幢", lat=29.7102, long=120.2411)
+_ERRORS = {400: "lat: Input should be a valid number, unable to parse string as a number",
+           403: "a valid api_key is required",
+           404: "jurisdiction_id '110101' not found: use the county's code 330699 or one of "
+                "its towns' or villages' codes",
+           429: "this api_key sends requests too fast; retry in 2 s"}
 
 
-router = APIRouter(prefix=PREFIX, tags=["open311"])
+def _xml(root: str, content: Any) -> dict[str, Any]:
+    return {XML: {"schema": {"type": "string"}, "example": to_xml(root, content).decode()}}
 
 
-@router.get("/services.{fmt}", response_model=list[Open311Service],
-            summary="Open311 services: one per dispute category", responses=_errors())
-async def list_services(fmt: str) -> JSONResponse:
-    _json_only(fmt)
-    return _json([service.listing() for service in SERVICES.values()])
+def _answers(success: int, root: str, example: Any, *statuses: int
+             ) -> dict[int | str, dict[str, Any]]:
+    """The success answer in XML beside the response model's JSON, and the spec's error list
+    in both formats for `statuses` plus 404 (an unknown format or jurisdiction)."""
+    errors: dict[int | str, dict[str, Any]] = {
+        status: {"model": list[Open311Error], "description": "the spec's error list",
+                 "content": _xml("errors", [Open311Error(
+                     code=status, description=_ERRORS[status]).model_dump()])}
+        for status in sorted({404, *statuses})}
+    return {success: {"content": _xml(root, example)}, **errors}
 
 
-@router.get("/services/{service_code}.{fmt}", response_model=Open311ServiceDefinition,
+router = APIRouter(tags=["open311"])
+
+
+async def _discovery(request: Request, fmt: str, jurisdiction_id: str | None) -> Response:
+    answer_in = format_of(fmt)
+    _check_jurisdiction(request, jurisdiction_id)
+    settings = _runtime(request).settings
+    endpoint = str(request.base_url).rstrip("/") + PREFIX
+    return render(answer_in, "discovery", discovery(
+        endpoint, production=settings.environment == "production",
+        contact=settings.open311_contact, key_service=settings.open311_key_service))
+
+
+_DISCOVERY_EXAMPLE = discovery("https://fengqiao.example.cn/open311/v2", production=True,
+                               contact="…", key_service="…").model_dump()
+
+
+@router.get(f"{ROOT}/discovery.{{fmt}}", response_model=Open311Discovery,
+            summary="Open311 service discovery: the GeoReport v2 endpoint and its formats",
+            responses=_answers(200, "discovery", _DISCOVERY_EXAMPLE))
+async def service_discovery(request: Request, fmt: Fmt,
+                            jurisdiction_id: JurisdictionId = None) -> Response:
+    return await _discovery(request, fmt, jurisdiction_id)
+
+
+@router.get(f"{PREFIX}/discovery.{{fmt}}", response_model=Open311Discovery,
+            summary="Open311 service discovery, where clients given the v2 URL look for it",
+            responses=_answers(200, "discovery", _DISCOVERY_EXAMPLE))
+async def service_discovery_v2(request: Request, fmt: Fmt,
+                               jurisdiction_id: JurisdictionId = None) -> Response:
+    return await _discovery(request, fmt, jurisdiction_id)
+
+
+@router.get(f"{PREFIX}/services.{{fmt}}", response_model=list[Open311Service],
+            summary="Open311 services: one per dispute category",
+            responses=_answers(200, "services", [_EXAMPLE_SERVICE.model_dump()]))
+async def list_services(request: Request, fmt: Fmt,
+                        jurisdiction_id: JurisdictionId = None) -> Response:
+    answer_in = format_of(fmt)
+    _check_jurisdiction(request, jurisdiction_id)
+    return render(answer_in, "services", [service.listing() for service in SERVICES.values()])
+
+
+@router.get(f"{PREFIX}/services/{{service_code}}.{{fmt}}",
+            response_model=Open311ServiceDefinition,
             summary="An Open311 service definition (no attributes)",
-            responses=_errors())
-async def service_definition(service_code: str, fmt: str) -> JSONResponse:
-    _json_only(fmt)
+            responses=_answers(200, "service_definition",
+                               {"service_code": "neighbor", "attributes": []}))
+async def service_definition(request: Request, service_code: str, fmt: Fmt,
+                             jurisdiction_id: JurisdictionId = None) -> Response:
+    answer_in = format_of(fmt)
+    _check_jurisdiction(request, jurisdiction_id)
     if service_code not in SERVICES:
-        raise Open311Failure(404, f"no service '{service_code}'; see services.json")
-    return JSONResponse(Open311ServiceDefinition(service_code=service_code).model_dump())
+        raise Open311Failure(404, f"no service '{service_code}'; see services.{fmt}")
+    return render(answer_in, "service_definition",
+                  Open311ServiceDefinition(service_code=service_code))
 
 
-@router.post("/requests.{fmt}", status_code=201, response_model=list[Open311Created],
+@router.post(f"{PREFIX}/requests.{{fmt}}", status_code=201, response_model=list[Open311Created],
              summary="File an Open311 service request (form-encoded, api_key required)",
              openapi_extra=_form_schema(),
-             responses=_errors(403, 429))
-async def create_request(request: Request, fmt: str) -> JSONResponse:
-    _json_only(fmt)
+             responses=_answers(201, "service_requests", [Open311Created(
+                 service_request_id=_EXAMPLE_REQUEST.service_request_id, token="Xq3…",
+                 service_notice="已受理 Received").model_dump()], 400, 403, 429))
+async def create_request(request: Request, fmt: Fmt) -> Response:
+    answer_in = format_of(fmt)
     fields = await _form(request)
     principal = await _principal(request, fields.pop("api_key", None) or None)
     if principal is None:
@@ -171,49 +244,60 @@ async def create_request(request: Request, fmt: str) -> JSONResponse:
         problems = field_errors(list(exc.errors()), strip=())
         raise Open311Failure(400, *(e.reason if e.field == "<body>" else f"{e.field}: {e.reason}"
                                     for e in problems)) from None
+    _check_jurisdiction(request, filed.jurisdiction_id)
     if filed.service_code not in SERVICES:
         raise Open311Failure(400, f"service_code '{filed.service_code}' is not a service; "
-                             "see services.json")
+                             f"see services.{fmt}")
     runtime = _runtime(request)
     async with runtime.sessions() as session, session.begin():
         created = await file_request(session, filed, runtime.settings.hash_secret)
     runtime.relay.wake()
-    return _json([created], 201)
+    return render(answer_in, "service_requests", [created], 201)
 
 
-@router.get("/requests.{fmt}", response_model=list[Open311ServiceRequest],
+@router.get(f"{PREFIX}/requests.{{fmt}}", response_model=list[Open311ServiceRequest],
             summary="Open311 requests: filters service_request_id, service_code, start_date, "
             "end_date, status; at most 1,000, the last 90 days by default",
-            responses=_errors(403))
-async def list_requests(request: Request, fmt: str) -> JSONResponse:
-    _json_only(fmt)
+            responses=_answers(200, "service_requests", [_EXAMPLE_REQUEST.model_dump()],
+                               400, 403))
+async def list_requests(request: Request, fmt: Fmt,
+                        jurisdiction_id: JurisdictionId = None) -> Response:
+    answer_in = format_of(fmt)
+    _check_jurisdiction(request, jurisdiction_id)
     await _require_reader(request)
     try:
         query = parse_query(request.query_params, datetime.now(UTC))
     except QueryError as exc:
         raise Open311Failure(400, *map(str, exc.args)) from None
-    return _json(await _matching(request, query))
+    return render(answer_in, "service_requests", await _matching(request, query))
 
 
-@router.get("/requests/{service_request_id}.{fmt}", response_model=list[Open311ServiceRequest],
+@router.get(f"{PREFIX}/requests/{{service_request_id}}.{{fmt}}",
+            response_model=list[Open311ServiceRequest],
             summary="One Open311 request (a list of one, as the spec has it)",
-            responses=_errors(403))
-async def get_request(request: Request, service_request_id: str, fmt: str) -> JSONResponse:
-    _json_only(fmt)
+            responses=_answers(200, "service_requests", [_EXAMPLE_REQUEST.model_dump()], 403))
+async def get_request(request: Request, service_request_id: str, fmt: Fmt,
+                      jurisdiction_id: JurisdictionId = None) -> Response:
+    answer_in = format_of(fmt)
+    _check_jurisdiction(request, jurisdiction_id)
     await _require_reader(request)
     found = []
     if is_plausible_id(service_request_id):
         found = await _matching(request, RequestQuery(ids=(service_request_id,)))
     if not found:
         raise Open311Failure(404, f"no request '{service_request_id}'")
-    return _json(found)
+    return render(answer_in, "service_requests", found)
 
 
-@router.get("/tokens/{token}.{fmt}", response_model=list[Open311Token],
+@router.get(f"{PREFIX}/tokens/{{token}}.{{fmt}}", response_model=list[Open311Token],
             summary="The service_request_id behind a token",
-            responses=_errors(403))
-async def get_token(request: Request, token: str, fmt: str) -> JSONResponse:
-    _json_only(fmt)
+            responses=_answers(200, "service_requests", [Open311Token(
+                service_request_id=_EXAMPLE_REQUEST.service_request_id,
+                token="Xq3…").model_dump()], 403))
+async def get_token(request: Request, token: str, fmt: Fmt,
+                    jurisdiction_id: JurisdictionId = None) -> Response:
+    answer_in = format_of(fmt)
+    _check_jurisdiction(request, jurisdiction_id)
     await _require_reader(request)
     found = None
     if is_plausible_id(token):
@@ -221,14 +305,16 @@ async def get_token(request: Request, token: str, fmt: str) -> JSONResponse:
             found = await find_token(session, token)
     if found is None:
         raise Open311Failure(404, f"no token '{token}'")
-    return _json([found])
+    return render(answer_in, "service_requests", [found])
 
 
-@router.api_route("/{anything:path}", methods=["GET", "POST"], include_in_schema=False)
-async def unknown(anything: str) -> JSONResponse:
+@router.api_route(f"{ROOT}/{{anything:path}}", methods=["GET", "POST"],
+                  include_in_schema=False)
+async def unknown(anything: str) -> Response:
+    """Registered last: whatever else is asked under /open311/ is the spec's 404."""
     raise Open311Failure(404, f"no such Open311 resource '{anything}'; the resources are "
-                         "services.json, services/{code}.json, requests.json, "
-                         "requests/{id}.json and tokens/{token}.json")
+                         "discovery, and under v2/: discovery, services, services/{code}, "
+                         "requests, requests/{id} and tokens/{token}, each .xml or .json")
 
 
 async def _matching(request: Request, query: RequestQuery) -> list[Open311ServiceRequest]:

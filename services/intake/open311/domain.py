@@ -109,7 +109,10 @@ def open311_to_case(request: Open311Request, receipt: Receipt) -> CaseReported:
         # The category's Chinese name: the router reads it as the channel's classification.
         channel_category=service.zh,
         address=scrub(request.address_string) if request.address_string else None,
-        location=location, reporter=reporter)
+        location=location, reporter=reporter,
+        # The county's, a town's or a village's code (checked against the tree before
+        # filing): to the router a code is authoritative, the address only narrows it.
+        region_code=request.jurisdiction_id)
 
 
 # Open311 requests carry no id of their own: service_request_id is the case id.
