@@ -297,6 +297,49 @@ async def test_bad_place_and_format_are_422_naming_them(
     assert [f["field"] for f in r.json()["fields"]] == [f"query.{field}"]
 
 
+async def test_erasure_moves_a_reported_point_to_its_places_centre(world: World) -> None:
+    phone = f"139{uuid.uuid4().int % 10**8:08d}"
+    case_id = await submit(world, "grid", grid(
+        location=at(29.7600, 120.3000), parties=[{"name": "赵六", "phone": phone}]))
+    await routed(world, case_id)
+    async with httpx.AsyncClient(base_url=world.mediation, headers=AUTH, timeout=30) as client:
+        erased = await client.post("/v1/personal-data/erase", json={
+            "phone": phone, "legal_basis": "个人信息删除申请 places"})
+        assert erased.status_code == 200 and erased.json()["case_ids"] == [case_id]
+        case = (await client.get(f"/v1/cases/{case_id}")).json()
+        assert (case["place_code"], case["position"]) == (FENGYUAN + "001", "place")
+        page = (await client.get("/v1/cases", params={
+            "format": "geojson", "external_id": case["external_id"]})).json()
+    assert [f["geometry"]["coordinates"] for f in page["features"]] == [
+        centre(FENGYUAN + "001")]
+
+
+async def test_subtree_and_box_filters_are_index_ranges(isolated: Isolated,
+                                                        world: World) -> None:
+    url = isolated.database_url
+    if url.startswith("sqlite"):
+        url = f"sqlite+aiosqlite:///{isolated.directory / 'mediation.db'}"
+    where = {"place": "place_code >= '330699101' AND place_code <= '3306991019999999'",
+             "bbox": "lon >= 120.2 AND lon <= 120.3 AND lat >= 29.7 AND lat <= 29.8"}
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            plans = {}
+            for name, condition in where.items():
+                query = f"SELECT case_id FROM mediation_cases WHERE {condition}"
+                if engine.dialect.name == "postgresql":
+                    # A handful of rows: without this the planner rightly reads them all.
+                    await conn.execute(sa.text("SET enable_seqscan = off"))
+                    rows = await conn.execute(sa.text(f"EXPLAIN {query}"))
+                else:
+                    rows = await conn.execute(sa.text(f"EXPLAIN QUERY PLAN {query}"))
+                plans[name] = " ".join(str(r[-1]) for r in rows.all())
+    finally:
+        await engine.dispose()
+    assert "ix_mediation_cases_place_code" in plans["place"], plans
+    assert "ix_mediation_cases_lon_lat" in plans["bbox"], plans
+
+
 # --- the migration --------------------------------------------------------------------------
 
 MIGRATION = "a7c3e9f1b2d4"
