@@ -336,8 +336,12 @@ async def test_subtree_and_box_filters_are_index_ranges(isolated: Isolated,
                 plans[name] = " ".join(str(r[-1]) for r in rows.all())
     finally:
         await engine.dispose()
+    # A search of the index by its condition, not a pass over all of it.
+    searched = "Index Cond" if url.startswith("postgresql") else "SEARCH"
     assert "ix_mediation_cases_place_code" in plans["place"], plans
+    assert searched in plans["place"] and "place_code" in plans["place"].split(searched)[1]
     assert "ix_mediation_cases_lon_lat" in plans["bbox"], plans
+    assert searched in plans["bbox"] and "lon" in plans["bbox"].split(searched)[1]
 
 
 # --- the migration --------------------------------------------------------------------------
