@@ -238,6 +238,10 @@ class JurisdictionTree:
         """The node's point on the map, (longitude, latitude), if the data places it."""
         return self._centres.get(code)
 
+    def boundary(self, code: str) -> tuple[Lonlat, ...]:
+        """The node's boundary, [longitude, latitude] corners in order; () without one."""
+        return self.places.boundary(code)
+
     def by_address(self, address: str) -> Jurisdiction | None:
         """The most specific node an address names without doubt.
 

@@ -104,6 +104,10 @@ class PlaceIndex:
         shape = self._shapes.get(code)
         return shape.middle() if shape is not None else None
 
+    def boundary(self, code: str) -> tuple[Lonlat, ...]:
+        shape = self._shapes.get(code)
+        return shape.boundary if shape is not None else ()
+
     def find(self, lon: float, lat: float) -> Found | None:
         """The node holding the point or nearest to it (None beyond the maximum distance),
         narrowed to the child (a grid) holding it or nearest to it."""
