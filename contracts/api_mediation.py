@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -106,7 +106,14 @@ class CaseSummary(BaseModel):
     tier: Tier | None
     lead_department: Department | None
     cooperating_departments: list[Department]
-    jurisdiction_code: str | None
+    jurisdiction_code: str | None = Field(
+        description="The node at the case's tier that works it (a town-tier case: its town)")
+    place_code: str | None = Field(
+        default=None, description="Where the case is, as precisely as the router found it (a "
+        "grid or village code, whatever tier works it)")
+    position: Literal["reported", "place"] | None = Field(
+        default=None, description="Where its point on the map comes from: the report's own "
+        "coordinates, or the centre of its place; none: not on the map")
     routing_round: int
     mediator: str | None = None
     limits_from: datetime | None = Field(
@@ -140,6 +147,49 @@ class CaseView(CaseSummary):
 class CasePage(BaseModel):
     items: list[CaseSummary]
     next_cursor: str | None
+
+
+class PointGeometry(BaseModel):
+    type: Literal["Point"] = "Point"
+    coordinates: list[float] = Field(min_length=2, max_length=2,
+                                     description="[longitude, latitude], WGS 84 degrees")
+
+
+class CaseFeature(BaseModel):
+    """A case on the map: its point, and its summary (nothing more) as properties."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str = Field(description="The case id")
+    geometry: PointGeometry
+    properties: CaseSummary
+
+
+class CaseFeatureCollection(BaseModel):
+    """`GET /v1/cases` as GeoJSON (RFC 7946): the located cases of the page, newest first;
+    `next_cursor` (a foreign member) pages on as in JSON."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[CaseFeature]
+    next_cursor: str | None
+
+
+def case_geojson_schema() -> dict[str, Any]:
+    """CaseFeatureCollection's schema for the OpenAPI document, its own parts inlined and
+    CaseSummary referred to (the JSON answer already puts it among the components)."""
+    schema = CaseFeatureCollection.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            name = str(node.get("$ref", "")).rsplit("/", 1)[-1]
+            if name in defs and name != "CaseSummary":
+                return inline(defs[name])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return dict(inline(schema))
 
 
 class AssignmentRequest(BaseModel):

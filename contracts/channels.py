@@ -174,10 +174,16 @@ class HotlineWorkOrder(NativePayload):
 
 
 class GridReport(NativePayload):
-    """An event a grid worker (网格员) reports from their grid."""
+    """An event a grid worker (网格员) reports from their grid. The grid code, or only the
+    coordinates where the worker stood (a phone's fix): the router finds the village and
+    grid from them (docs/routing.md "Where a case is")."""
 
     report_id: ExternalId = Field(description="The grid system's report id")
-    grid_code: GridCode
+    # Before grid_code: its check needs to know whether coordinates came.
+    location: GeoPoint | None = Field(default=None, description="WGS 84 degrees; enough "
+                                      "without grid_code")
+    grid_code: GridCode | None = Field(default=None, validate_default=True,
+                                       description="Required unless location is given")
     description: ReportText
     reporter_id: Text | None = Field(default=None, max_length=64,
                                     description="The grid worker's staff id (not an id number)")
@@ -186,10 +192,17 @@ class GridReport(NativePayload):
                                               description="The grid system's event type")
     occurred_at: Moment | None = None
     address: Address | None = None
-    location: GeoPoint | None = None
     people_involved: PeopleCount | None = None
     parties: Parties = Field(default_factory=list)
     photos: list[Url] = Field(default_factory=list, max_length=20)
+
+    @field_validator("grid_code")
+    @classmethod
+    def _grid_or_coordinates(cls, grid_code: str | None, info: ValidationInfo) -> str | None:
+        # A location that failed validation is not in info.data: its own error says why.
+        if grid_code is None and "location" in info.data and info.data["location"] is None:
+            raise ValueError("grid_code is required unless location (lat, lon) is given")
+        return grid_code
 
 
 class PoliceReferral(NativePayload):

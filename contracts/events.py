@@ -83,6 +83,17 @@ class JurisdictionRef(_Model):
     level: str = Field(description="county, town, village or grid")
 
 
+class Place(JurisdictionRef):
+    """Where the case is: the most precise node the router found (a grid, a village, a town
+    or the county), whatever tier works the case, how it found it, and the node's point on
+    the map (a village's middle, a grid's centre) when the jurisdiction data places it."""
+
+    source: str = Field(description="grid_code, region_code, station_code, court_code, "
+                        "coordinates, address, parties or text")
+    centre: GeoPoint | None = Field(default=None, description="The node's point, not the "
+                                    "report's: never a person's location")
+
+
 class Explanation(_Model):
     zh: str
     en: str
@@ -116,7 +127,11 @@ class RoutingDecision(_Model):
     tier: Tier
     lead_department: Department
     cooperating_departments: list[Department] = Field(default_factory=list)
-    jurisdiction: JurisdictionRef | None = None
+    jurisdiction: JurisdictionRef | None = Field(
+        default=None, description="The node at the decision's tier (a village-tier case "
+        "names its village, a town-tier case its town)")
+    place: Place | None = Field(default=None, description="Where the case is, as precisely "
+                                "as the router found it (additive: absent before 2026-12)")
     sla: Sla
     rules_fired: list[str] = Field(default_factory=list)
     explanation: Explanation

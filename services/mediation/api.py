@@ -33,6 +33,7 @@ from contracts.api_mediation import (
     SupervisionEntry,
     TransitionRequest,
     TransitionResult,
+    case_geojson_schema,
 )
 from contracts.enums import Category, Channel, Department, Risk, Status, Tier
 from kit.auth import Principal, Scope, require
@@ -56,6 +57,7 @@ from services.mediation.domain.lifecycle import (
     StepDataInvalid,
     staff_targets,
 )
+from services.mediation.domain.places import parse_bbox
 from services.mediation.domain.time_limits import is_overdue
 from services.mediation.handlers import assign_case, limit_overrides, transition_case
 from services.mediation.store import AU, SV, AuditRecord, C, Case, CaseHistory, H, SupervisionRecord
@@ -70,6 +72,35 @@ def _summary(case: Case, now: datetime) -> CaseSummary:
     values = {name: getattr(case, name) for name in CaseSummary.model_fields if name != "overdue"}
     status = Status(case.status)
     return CaseSummary(**values, overdue=is_overdue(status, case.accept_by, case.resolve_by, now))
+
+
+def _feature(case: Case, now: datetime) -> dict[str, Any]:
+    """A located case as a GeoJSON Feature: its point and its summary, nothing more."""
+    summary = _summary(case, now)
+    return {"type": "Feature", "id": case.case_id,
+            "geometry": {"type": "Point", "coordinates": [case.lon, case.lat]},
+            "properties": jsonable(summary)}
+
+
+def _box(bbox: str) -> ColumnElement[bool]:
+    try:
+        return store.in_box(*parse_bbox(bbox))
+    except ValueError as exc:
+        raise ApiError(422, "validation_failed", f"bbox: {exc}", fields=[
+            FieldError(field="bbox", reason=str(exc))]) from None
+
+
+GEOJSON = "application/geo+json"
+CASES_DESCRIPTION = """Filters combine. `jurisdiction` is the node that works the case and everything below it (a
+town's code: the cases its town, villages and grids work); `place` is where the case is,
+whatever tier works it (a village's code: every case in the village and its grids, a
+county-tier one included). Both are code ranges on an index. `bbox` keeps the cases whose
+point on the map lies in the box.
+
+With `format=geojson` or `Accept: application/geo+json`: a GeoJSON FeatureCollection of the
+cases on the map (those with a point), each a Point feature with the case summary as its
+properties, and `next_cursor` to page on as in JSON.
+"""
 
 
 def _history(entry: CaseHistory | dict[str, Any]) -> HistoryEntry:
@@ -248,8 +279,11 @@ def build_router() -> APIRouter:
                          for s in supervision])
 
     @router.get("/v1/cases", response_model=CasePage, tags=["cases"],
-                responses=error_responses(401, 403, 422),
-                summary="Cases, newest first, filtered, with cursor pagination")
+                responses={**error_responses(401, 403, 422), 200: {
+                    "content": {GEOJSON: {"schema": case_geojson_schema()}},
+                    "description": "The page of cases, as JSON or GeoJSON"}},
+                summary="Cases, newest first, filtered, with cursor pagination",
+                description=CASES_DESCRIPTION)
     async def list_cases(
         request: Request,
         status: Status | None = None,
@@ -261,7 +295,19 @@ def build_router() -> APIRouter:
             description="Lead or cooperating department")] = None,
         lead_department: Department | None = None,
         jurisdiction: Annotated[str | None, Query(
-            pattern=r"^[0-9]{1,15}$", description="A division code: the cases within it")] = None,
+            pattern=r"^[0-9]{1,15}$", description="A division or grid code: the cases worked "
+            "there or below (the case's jurisdiction is within it)")] = None,
+        place: Annotated[str | None, Query(
+            pattern=r"^[0-9]{1,15}$", description="A division or grid code: the cases located "
+            "there or below, whatever tier works them")] = None,
+        bbox: Annotated[str | None, Query(
+            max_length=200, pattern=TEXT_PATTERN,
+            description="min_lon,min_lat,max_lon,max_lat in WGS 84 degrees: the cases whose "
+            "point on the map lies in the box", examples=["120.22,29.72,120.26,29.78"])
+        ] = None,
+        format: Annotated[Literal["json", "geojson"] | None, Query(
+            description="geojson: a GeoJSON FeatureCollection of the located cases (also when "
+            "the Accept header asks for application/geo+json)")] = None,
         overdue: Annotated[bool | None, Query(
             description="true: a running time limit is past its deadline; false: none is")
         ] = None,
@@ -277,7 +323,7 @@ def build_router() -> APIRouter:
         cursor: Annotated[str | None, Query(max_length=512,
                                             description="next_cursor of the previous page")] = None,
         principal: Principal = require(Scope.CASES_READ),
-    ) -> CasePage:
+    ) -> CasePage | Response:
         runtime: Runtime = request.app.state.runtime
         now = datetime.now(UTC)
         query = select(Case)
@@ -291,6 +337,15 @@ def build_router() -> APIRouter:
             query = query.where(store.involves_department(department))
         if jurisdiction is not None:
             query = query.where(store.within_jurisdictions({jurisdiction}))
+        if place is not None:
+            query = query.where(store.subtree(C.place_code, place))
+        if bbox is not None:
+            query = query.where(_box(bbox))
+        geojson = format == "geojson" or (format is None
+                                          and GEOJSON in request.headers.get("accept", ""))
+        if geojson:
+            # A map draws points: the cases without one are left out, before paging.
+            query = query.where(C.lat.is_not(None), C.lon.is_not(None))
         if overdue is not None:
             query = query.where(store.overdue(now) if overdue else ~store.overdue(now))
         if review is not None:
@@ -312,7 +367,8 @@ def build_router() -> APIRouter:
         filters = {name: value for name, value in (
             ("status", status), ("channel", channel), ("category", category), ("risk", risk),
             ("tier", tier), ("department", department), ("lead_department", lead_department),
-            ("jurisdiction", jurisdiction), ("overdue", overdue), ("review", review),
+            ("jurisdiction", jurisdiction), ("place", place), ("bbox", bbox),
+            ("format", "geojson" if geojson else None), ("overdue", overdue), ("review", review),
             ("received_from", received_from), ("received_to", received_to), ("text", text),
             ("external_id", external_id), ("cursor", cursor)) if value is not None}
         async with runtime.sessions() as session:
@@ -321,8 +377,12 @@ def build_router() -> APIRouter:
             session.add(store.audit(principal, AuditAction.LIST, query=jsonable(filters),
                                     count=len(page)))
             await session.commit()
-        return CasePage(items=[_summary(c, now) for c in page],
-                        next_cursor=_encode_cursor(page[-1]) if len(cases) > limit else None)
+        next_cursor = _encode_cursor(page[-1]) if len(cases) > limit else None
+        if geojson:
+            return Response(orjson.dumps({
+                "type": "FeatureCollection", "features": [_feature(c, now) for c in page],
+                "next_cursor": next_cursor}), media_type=GEOJSON)
+        return CasePage(items=[_summary(c, now) for c in page], next_cursor=next_cursor)
 
     @router.post("/v1/cases/{case_id}/transitions", response_model=TransitionResult,
                  tags=["cases"], responses=error_responses(401, 403, 404, 409, 422),

@@ -48,6 +48,7 @@ from services.mediation.domain.lifecycle import (
     step_changes,
 )
 from services.mediation.domain.masking import masked
+from services.mediation.domain.places import reported_position, routed_position
 from services.mediation.domain.time_limits import CaseClocks, LimitOverrides
 from services.mediation.store import HISTORY, Case, kit_tables
 
@@ -253,7 +254,8 @@ class CaseEvents:
         report = event.data
         case = run.cases.get(report.case_id)
         fields: dict[str, Any] = {"text": report.text,
-                                  "report": report.model_dump(mode="json", exclude_none=True)}
+                                  "report": report.model_dump(mode="json", exclude_none=True),
+                                  **reported_position(report)}
         if case is None:
             case = run.new_case(report.case_id, report.channel.value, report.external_id,
                                 report.received_at)
@@ -314,6 +316,7 @@ def routing_changes(case: Case, routed: CaseRouted, overrides: LimitOverrides
         # A dispatcher's decision is a person's: nothing left to review.
         "review_flagged": decision.review.flagged and (
             correction is None or correction.kind is CorrectionKind.RETURN),
+        **routed_position(case.position, decision),
     }
     if correction is None or case.resolve_by is None:
         # A first routing counts from receipt; a case routed again from its escalation.

@@ -56,6 +56,8 @@ class Case(MediationBase, table=True):
         Index("ix_mediation_cases_order", "received_at", "case_id"),
         Index("ix_mediation_cases_channel_external", "channel", "external_id"),
         Index("ix_mediation_cases_supervision_due", "supervision_due_at"),
+        # A map's bounding box: a range on longitude, then latitude within it.
+        Index("ix_mediation_cases_lon_lat", "lon", "lat"),
     )
 
     case_id: str = Field(primary_key=True, max_length=64)
@@ -74,6 +76,14 @@ class Case(MediationBase, table=True):
     cooperating_departments: list[str] = Field(default_factory=list,
                                                sa_column=Column(JSON, nullable=False))
     jurisdiction_code: str | None = Field(default=None, max_length=16, index=True)
+    # Where the case is (the router's place: a grid, a village...), whatever tier works it;
+    # codes nest by prefix, so a subtree is an index range (`subtree`).
+    place_code: str | None = Field(default=None, max_length=16, index=True)
+    # Its point on the map (domain/places.py): the report's coordinates, or its place's
+    # centre; `position` says which ("reported" or "place").
+    lat: float | None = None
+    lon: float | None = None
+    position: str | None = Field(default=None, max_length=16)
     decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     routing_round: int = 0
     prior_related: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
@@ -235,8 +245,27 @@ def involves_department(department: str) -> ColumnElement[bool]:
 
 def within_jurisdictions(codes: frozenset[str] | set[str]) -> ColumnElement[bool]:
     """Division codes nest by prefix: a town's code starts with its county's."""
-    return or_(*(C.jurisdiction_code.startswith(code, autoescape=True)
-                 for code in sorted(codes)))
+    return or_(*(subtree(C.jurisdiction_code, code) for code in sorted(codes)))
+
+
+# Division and grid codes have at most 15 digits; the columns hold 16.
+_LONGEST_CODE = 16
+
+
+def subtree(column: Any, code: str) -> ColumnElement[bool]:
+    """The node `code` and every node below it, as an index range: among digit strings,
+    those starting with `code` are exactly those from `code` to `code` followed by nines
+    (LIKE 'code%' is a scan on PostgreSQL outside the C collation, and on SQLite)."""
+    if not (code.isascii() and code.isdigit()):
+        return column.startswith(code, autoescape=True)
+    last = code + "9" * max(0, _LONGEST_CODE - len(code))
+    return and_(column >= code, column <= last)
+
+
+def in_box(min_lon: float, min_lat: float, max_lon: float, max_lat: float
+           ) -> ColumnElement[bool]:
+    """Cases whose point lies in the box (edges included)."""
+    return and_(C.lon >= min_lon, C.lon <= max_lon, C.lat >= min_lat, C.lat <= max_lat)
 
 
 def overdue(now: datetime) -> ColumnElement[bool]:

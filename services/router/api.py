@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 from contracts.channels import plausible_time
 from contracts.enums import Category, Channel, CorrectionKind, Department, Risk, Tier
-from contracts.events import CaseReported, PartyRef, RoutingDecision
+from contracts.events import CaseReported, GeoPoint, PartyRef, RoutingDecision
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, FieldError, error_responses
 from kit.runtime import Runtime
-from services.router.domain.jurisdictions import Level
+from services.router.domain.jurisdictions import Jurisdiction, JurisdictionTree, Level
 from services.router.domain.policy import route_case
 from services.router.domain.quality import FirstDecision, Tally, lead_rule, measure
 from services.router.rulebook import Rulebook
@@ -71,16 +71,24 @@ class JurisdictionView(BaseModel):
     name: str
     level: str
     parent: str | None
+    centre: GeoPoint | None = Field(default=None, description="Its point on the map: a "
+                                    "grid's centre, a village's middle, a town's the middle "
+                                    "of its villages (none where the data has no shapes)")
 
 
 class JurisdictionDetail(JurisdictionView):
+    boundary: list[list[float]] = Field(
+        default_factory=list, description="[longitude, latitude] corners in order, WGS 84 "
+        "(a GeoJSON Polygon's ring without the closing corner); empty without one")
     ancestors: list[JurisdictionView]
     children: list[JurisdictionView]
 
 
-def _view(node: Any) -> JurisdictionView:
+def _view(node: Jurisdiction, tree: JurisdictionTree) -> JurisdictionView:
+    centre = tree.centre(node.code)
     return JurisdictionView(code=node.code, name=node.name, level=node.level.value,
-                            parent=node.parent)
+                            parent=node.parent,
+                            centre=GeoPoint(lon=centre[0], lat=centre[1]) if centre else None)
 
 
 class RouterChoice(BaseModel):
@@ -346,7 +354,8 @@ def build_router(rulebook: Rulebook) -> APIRouter:
         # An intake key may read the codes it sends as region_code (a hotline's key).
         _: Principal = require(Scope.ROUTING_READ, Scope.INTAKE_WRITE),
     ) -> list[JurisdictionView]:
-        return [_view(n) for n in rulebook.tree.nodes(level=level, parent=parent)]
+        tree = rulebook.tree
+        return [_view(n, tree) for n in tree.nodes(level=level, parent=parent)]
 
     @router.get("/v1/jurisdictions/{code}", response_model=JurisdictionDetail,
                 responses=error_responses(401, 403, 404))
@@ -357,8 +366,9 @@ def build_router(rulebook: Rulebook) -> APIRouter:
         node = tree.get(code)
         if node is None:
             raise ApiError(404, "not_found", f"no jurisdiction {code}")
-        return JurisdictionDetail(**_view(node).model_dump(),
-                                  ancestors=[_view(a) for a in tree.ancestors(code)],
-                                  children=[_view(c) for c in tree.children(code)])
+        return JurisdictionDetail(**_view(node, tree).model_dump(),
+                                  boundary=[list(corner) for corner in tree.boundary(code)],
+                                  ancestors=[_view(a, tree) for a in tree.ancestors(code)],
+                                  children=[_view(c, tree) for c in tree.children(code)])
 
     return router

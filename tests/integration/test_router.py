@@ -170,6 +170,14 @@ async def test_jurisdictions_by_level_parent_and_code(router: str) -> None:
     assert detail.json()["ancestors"][0]["code"] == county["code"]
     assert all(c["level"] == "village" for c in detail.json()["children"])
     assert missing.status_code == 404
+    # On the map: every node has its point; a village its boundary, its grids their centres.
+    village = detail.json()["children"][0]
+    assert all(n["centre"] is not None for n in [*towns, *detail.json()["children"]])
+    async with httpx.AsyncClient(base_url=router, headers=AUTH) as client:
+        shaped = (await client.get(f"/v1/jurisdictions/{village['code']}")).json()
+    assert len(shaped["boundary"]) >= 3 and all(len(c) == 2 for c in shaped["boundary"])
+    assert all(g["centre"] and g["level"] == "grid" for g in shaped["children"])
+    assert detail.json()["boundary"] == []  # a town: its villages draw it
 
 
 async def test_preview_rejects_bad_input_with_fields(router: str) -> None:

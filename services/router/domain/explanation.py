@@ -18,10 +18,12 @@ from services.router.domain.vocabulary import (
 
 def explain(category: CategoryVerdict, risk: RiskVerdict, tier: TierVerdict,
             assignment: Assignment, jurisdiction: JurisdictionRef | None,
-            routing_round: int, second: tuple[str, str] | None = None) -> Explanation:
-    """`second` is what the learned reader said (readers.second_reading), in zh and en."""
-    zh = _zh(category, risk, tier, assignment, jurisdiction, routing_round)
-    en = _en(category, risk, tier, assignment, jurisdiction, routing_round)
+            routing_round: int, second: tuple[str, str] | None = None,
+            by_coordinates: bool = False) -> Explanation:
+    """`second` is what the learned reader said (readers.second_reading), in zh and en;
+    `by_coordinates`: the place was found from the report's coordinates (places.py)."""
+    zh = _zh(category, risk, tier, assignment, jurisdiction, routing_round, by_coordinates)
+    en = _en(category, risk, tier, assignment, jurisdiction, routing_round, by_coordinates)
     if second is not None:
         zh = zh.removesuffix("。") + "；" + second[0] + "。"
         en = en.removesuffix(".") + "; " + second[1] + "."
@@ -30,7 +32,7 @@ def explain(category: CategoryVerdict, risk: RiskVerdict, tier: TierVerdict,
 
 def _zh(category: CategoryVerdict, risk: RiskVerdict, tier: TierVerdict,
         assignment: Assignment, jurisdiction: JurisdictionRef | None,
-        routing_round: int) -> str:
+        routing_round: int, by_coordinates: bool = False) -> str:
     parts: list[str] = []
     if tier.escalated_from is not None:
         parts.append(f"第{routing_round}轮分派，调解未成由{TIER_ZH[tier.escalated_from]}"
@@ -53,7 +55,7 @@ def _zh(category: CategoryVerdict, risk: RiskVerdict, tier: TierVerdict,
         tier_part += "；" + "、".join(rule.zh for rule in tier.raised_by)
     parts.append(tier_part + "）")
     if jurisdiction is not None:
-        parts.append(f"属地{jurisdiction.name}")
+        parts.append(f"属地{jurisdiction.name}" + ("（据坐标定位）" if by_coordinates else ""))
     parts.append(f"牵头{DEPARTMENT_ZH[assignment.lead]}")
     if assignment.cooperating:
         parts.append("协同" + "、".join(DEPARTMENT_ZH[d] for d in assignment.cooperating))
@@ -62,7 +64,7 @@ def _zh(category: CategoryVerdict, risk: RiskVerdict, tier: TierVerdict,
 
 def _en(category: CategoryVerdict, risk: RiskVerdict, tier: TierVerdict,
         assignment: Assignment, jurisdiction: JurisdictionRef | None,
-        routing_round: int) -> str:
+        routing_round: int, by_coordinates: bool = False) -> str:
     parts: list[str] = []
     if tier.escalated_from is not None:
         parts.append(f"round {routing_round}: escalated after mediation failed at "
@@ -86,7 +88,8 @@ def _en(category: CategoryVerdict, risk: RiskVerdict, tier: TierVerdict,
         tier_part += "; raised: " + ", ".join(rule.en for rule in tier.raised_by)
     parts.append(tier_part + ")")
     if jurisdiction is not None:
-        parts.append(f"at {jurisdiction.name} {jurisdiction.code}")
+        parts.append(f"at {jurisdiction.name} {jurisdiction.code}"
+                     + (" (placed by coordinates)" if by_coordinates else ""))
     parts.append(f"lead {assignment.lead.value}")
     if assignment.cooperating:
         parts.append("cooperating " + ", ".join(_codes(assignment.cooperating)))

@@ -2,7 +2,8 @@
 
 The tree is data (DOMAIN.md "Tiers and jurisdictions"): administrative division codes (6, 9
 and 12 digits; a grid is its village's code plus 3), police stations and courts mapped to the
-node they serve, and names and short names for reading addresses.
+node they serve, names and short names for reading addresses, and villages' boundaries and
+grids' centres for reading coordinates (places.py).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contracts.enums import Tier
 from contracts.events import CaseReported, JurisdictionRef
 from services.router.domain.datafile import DataFileError, describe, read_yaml, require_mapping
+from services.router.domain.places import Lonlat, PlaceIndex, Shape
 from services.router.domain.text import Lexicon, WordList, normalise
 
 
@@ -66,7 +68,8 @@ class Location:
     """Where a case was found to be, and from which of its fields."""
 
     node: Jurisdiction
-    source: str  # grid_code, region_code, station_code, court_code, address, parties or text
+    source: str  # grid_code, region_code, station_code, court_code, coordinates, address,
+    # parties or text
 
 
 # ---- the file ---------------------------------------------------------------------------
@@ -75,12 +78,22 @@ class _File(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Grid(_File):
+# [longitude, latitude] in degrees, GeoJSON's order.
+_Point = tuple[Annotated[float, Field(ge=-180, le=180)], Annotated[float, Field(ge=-90, le=90)]]
+_Polygon = Annotated[list[_Point], Field(min_length=3, description="corners in order")]
+
+
+class _Shaped(_File):
+    boundary: _Polygon | None = None
+    centre: _Point | None = None
+
+
+class _Grid(_Shaped):
     code: str = Field(pattern=r"^\d{15}$")
     name: str = Field(min_length=1)
 
 
-class _Village(_File):
+class _Village(_Shaped):
     code: str = Field(pattern=r"^\d{12}$")
     name: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list)
@@ -106,8 +119,14 @@ class _Office(_File):
     jurisdiction: str = Field(description="The code of the node it serves")
 
 
+class _Places(_File):
+    max_distance_m: float = Field(default=2000, gt=0, le=100_000, description="Farther than "
+                                  "this from every boundary and centre is outside the county")
+
+
 class _JurisdictionsFile(_File):
     version: str = Field(min_length=1)
+    places: _Places = Field(default_factory=_Places)
     county: _County
     towns: list[_Town] = Field(min_length=1)
     police_stations: list[_Office] = Field(default_factory=list)
@@ -121,8 +140,10 @@ class JurisdictionTree:
 
     def __init__(self, version: str, nodes: Iterable[Jurisdiction],
                  stations: Mapping[str, str], courts: Mapping[str, str],
-                 names: Mapping[str, Iterable[str]]) -> None:
+                 names: Mapping[str, Iterable[str]], places: PlaceIndex | None = None
+                 ) -> None:
         self.version = version
+        self.places = places or PlaceIndex((), 0)
         self._nodes: dict[str, Jurisdiction] = {node.code: node for node in nodes}
         self._children: dict[str, list[Jurisdiction]] = {}
         for node in self._nodes.values():
@@ -139,6 +160,16 @@ class JurisdictionTree:
                 chain.append(current.code)
                 current = self._nodes.get(current.parent) if current.parent else None
             self._lineage[node.code] = tuple(reversed(chain))
+        # Each node's point on the map: its own shape's, else the average of its children's
+        # (a town's is the middle of its villages). None where nothing below has a shape.
+        self._centres: dict[str, Lonlat | None] = {}
+        for node in sorted(self._nodes.values(), key=lambda n: -n.level.depth):
+            own = self.places.centre(node.code)
+            below = [c for c in (self._centres.get(child.code)
+                                 for child in self._children.get(node.code, [])) if c]
+            self._centres[node.code] = own or (
+                (sum(c[0] for c in below) / len(below), sum(c[1] for c in below) / len(below))
+                if below else None)
         # Addresses repeat (the same village, the same street); remember what they resolved to.
         self._address_cache: dict[str, Jurisdiction | None] = {}
         self._stations = dict(stations)
@@ -198,6 +229,19 @@ class JurisdictionTree:
         target = self._courts.get(court_code.strip())
         return self._nodes.get(target) if target else None
 
+    def by_point(self, lat: float, lon: float) -> Jurisdiction | None:
+        """The deepest node holding the point or nearest to it; None outside the county."""
+        found = self.places.find(lon, lat)
+        return self._nodes.get(found.code) if found is not None else None
+
+    def centre(self, code: str) -> Lonlat | None:
+        """The node's point on the map, (longitude, latitude), if the data places it."""
+        return self._centres.get(code)
+
+    def boundary(self, code: str) -> tuple[Lonlat, ...]:
+        """The node's boundary, [longitude, latitude] corners in order; () without one."""
+        return self.places.boundary(code)
+
     def by_address(self, address: str) -> Jurisdiction | None:
         """The most specific node an address names without doubt.
 
@@ -233,10 +277,13 @@ class JurisdictionTree:
         return self._common_ancestor(candidates)
 
     def locate(self, report: CaseReported) -> Location | None:
-        """Where a case is: its codes first (grid, region, station, court), refined by its address.
+        """Where a case is: its codes first (grid, region, station, court), refined by its
+        coordinates or address.
 
-        A code is authoritative; an address only narrows it to a node below it. Without
-        codes or an address: where the parties live, else a place the text names.
+        A code is authoritative; coordinates or an address only narrow it to a node below it.
+        Without a village's or grid's code, coordinates inside the county decide (a grid
+        worker's phone knows better than a typed address); then the address; without
+        codes, coordinates or an address: where the parties live, else a place the text names.
         """
         by_code: Location | None = None
         for source, code, find in (
@@ -252,6 +299,12 @@ class JurisdictionTree:
                     break
         if by_code is not None and by_code.node.level.depth >= Level.VILLAGE.depth:
             return by_code
+        if report.location is not None:
+            node = self.by_point(report.location.lat, report.location.lon)
+            # Coordinates that contradict a code are a bad fix or a typo: the code stands.
+            if node is not None and (by_code is None
+                                     or self.is_within(node.code, by_code.node.code)):
+                return Location(node, "coordinates")
         by_words: Location | None = None
         if report.address:
             node = self.by_address(report.address)
@@ -346,6 +399,23 @@ def parse_jurisdictions(data: Any, *, source: str = "<jurisdictions>") -> Jurisd
             add(path, village.code, village.name, village.aliases, Level.VILLAGE, town.code)
             for g, grid in enumerate(village.grids):
                 add(f"{path}.grids[{g}]", grid.code, grid.name, [], Level.GRID, village.code)
+    shapes: list[Shape] = []
+
+    def shape(path: str, code: str, parent: str, depth: int, shaped: _Shaped) -> None:
+        if shaped.boundary is None and shaped.centre is None:
+            return
+        if shaped.boundary is not None and len(set(shaped.boundary)) < 3:
+            problems.append(f"{path}.boundary: needs at least 3 different corners")
+            return
+        shapes.append(Shape(code=code, parent=parent, depth=depth,
+                            boundary=tuple(shaped.boundary or ()), centre=shaped.centre))
+
+    for t, town in enumerate(parsed.towns):
+        for v, village in enumerate(town.villages):
+            path = f"towns[{t}].villages[{v}]"
+            shape(path, village.code, town.code, Level.VILLAGE.depth, village)
+            for g, grid in enumerate(village.grids):
+                shape(f"{path}.grids[{g}]", grid.code, village.code, Level.GRID.depth, grid)
     offices: dict[str, dict[str, str]] = {}
     for kind, listed in (("police_stations", parsed.police_stations),
                          ("courts", parsed.courts)):
@@ -360,5 +430,5 @@ def parse_jurisdictions(data: Any, *, source: str = "<jurisdictions>") -> Jurisd
     if problems:
         raise JurisdictionsError(source, problems)
     return JurisdictionTree(parsed.version, nodes, offices["police_stations"], offices["courts"],
-                            names)
+                            names, PlaceIndex(shapes, parsed.places.max_distance_m))
 

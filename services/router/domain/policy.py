@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from contracts.enums import Tier
-from contracts.events import CaseReported, RoutingDecision
+from contracts.events import CaseReported, GeoPoint, Place, RoutingDecision
 from services.router.domain import reading
 from services.router.domain.category import choose_category
 from services.router.domain.departments import assign_departments
 from services.router.domain.explanation import explain
 from services.router.domain.facts import CaseFacts
-from services.router.domain.jurisdictions import TIER_LEVEL, JurisdictionTree
+from services.router.domain.jurisdictions import TIER_LEVEL, JurisdictionTree, Location
 from services.router.domain.reader import TextReader, default_reader
 from services.router.domain.readers import Second, reader_category, reader_risk, second_reading
 from services.router.domain.risk import assess_risk
@@ -81,9 +81,10 @@ def route_case(report: CaseReported, rules: RoutingRules, tree: JurisdictionTree
     if keep_tier is not None:
         tier = keep_tier_on_return(tier, keep_tier)
     assignment = assign_departments(facts, tier.tier, rules)
-    jurisdiction = None
+    jurisdiction = place = None
     if location is not None:
         jurisdiction = tree.at_level(location.node, TIER_LEVEL[tier.tier]).ref()
+        place = _place(tree, location)
     routed_again = escalate_from is not None or keep_tier is not None or routing_round > 1
     start = now if routed_again and now is not None else report.received_at
     limits = time_limits(report, risk.risk, tier.tier, rules, start)
@@ -101,13 +102,22 @@ def route_case(report: CaseReported, rules: RoutingRules, tree: JurisdictionTree
         lead_department=assignment.lead,
         cooperating_departments=assignment.cooperating,
         jurisdiction=jurisdiction,
+        place=place,
         sla=limits.sla,
         rules_fired=fired,
         explanation=explain(category, risk, tier, assignment, jurisdiction, routing_round,
-                            second=(second.zh, second.en) if verdict is not None else None),
+                            second=(second.zh, second.en) if verdict is not None else None,
+                            by_coordinates=location is not None
+                            and location.source == "coordinates"),
         rules_version=rules.version,
         review=second.review,
     )
+
+
+def _place(tree: JurisdictionTree, location: Location) -> Place:
+    centre = tree.centre(location.node.code)
+    return Place(**location.node.ref().model_dump(), source=location.source,
+                 centre=GeoPoint(lon=centre[0], lat=centre[1]) if centre else None)
 
 
 def _head_count(report: CaseReported, text: reading.Reading) -> int | None:

@@ -84,6 +84,8 @@ GRID = {"report_id": "G1", "grid_code": "330699001001001", "description": "噪�
     ({"grid_code": "33069900100100"}, {"grid_code"}),
     ({"grid_code": "3306990010010011"}, {"grid_code"}),
     ({"grid_code": None, "description": None}, {"grid_code", "description"}),
+    ({"grid_code": ""}, {"grid_code"}),  # "" is absent: without a location, still required
+    ({"grid_code": None, "location": {"lat": 91, "lon": 120}}, {"location.lat"}),
     ({"description": "字" * 5001}, {"description"}),
     ({"people_involved": -1}, {"people_involved"}),
     ({"occurred_at": "2026-11-20 08:00"}, {"occurred_at"}),
@@ -95,6 +97,13 @@ GRID = {"report_id": "G1", "grid_code": "330699001001001", "description": "噪�
 def test_grid_report_limits(changes: dict[str, Any], fields: set[str]) -> None:
     payload = {k: v for k, v in {**GRID, **changes}.items() if v is not None}
     assert invalid_fields(GridReport, payload) == fields
+
+
+def test_a_grid_report_may_come_with_only_coordinates() -> None:
+    report = GridReport.model_validate({"report_id": "G1", "description": "噪音扰民",
+                                        "location": {"lat": 29.765, "lon": 120.295}})
+    assert report.grid_code is None and report.location is not None
+    assert report.location.lon == 120.295
 
 
 @pytest.mark.parametrize("code,valid", [("330699", True), ("330699001", True),
