@@ -42,57 +42,60 @@ NOW = datetime(2026, 12, 7, 8, tzinfo=UTC)
 BIG_TABLES = {"mediation_cases", "mediation_case_history", "mediation_supervision",
               "intake_cases", "router_identity_hashes", "notify_deliveries"}
 
-# A few thousand rows of each table, skewed as real ones are (a status most cases reach, a
-# rare category, many villages), written by the database itself: seconds, not a bulk load.
-SEED = [
-    f"""INSERT INTO mediation_cases (case_id, channel, external_id, status, version,
-        received_at, text, category, risk, tier, lead_department, cooperating_departments,
-        jurisdiction_code, routing_round, prior_related, returns, reassignments,
-        review_flagged, accept_by, resolve_by, supervision_due_at, updated_at)
-      SELECT 'P' || lpad(g::text, 8, '0'),
-        (ARRAY['hotline_12345','hotline_12345','grid','walk_in','police','court'])[1 + g % 6],
-        'E' || g,
-        CASE WHEN g % 50 = 0 THEN 'awaiting_dispatch' WHEN g % 10 < 7 THEN 'archived'
-             ELSE (ARRAY['routed','accepted','in_mediation'])[1 + g % 3] END,
-        3, TIMESTAMPTZ '2026-12-07 08:00+00' - (g * 6037 % (4 * 365 * 86400)) * INTERVAL '1 s',
-        '邻居纠纷' || g,
-        CASE WHEN g % 100 = 0 THEN 'medical' ELSE
-          (ARRAY['neighbor','labor','marriage_family','property_management'])[1 + g % 4] END,
-        (ARRAY['blue','blue','yellow','orange','red'])[1 + g % 5],
-        (ARRAY['village','town','town','county'])[1 + g % 4],
-        CASE WHEN g % 100 = 0 THEN 'health' ELSE
-          (ARRAY['village_mediation','hr_social_security','womens_federation'])[1 + g % 3] END,
-        (CASE WHEN g % 7 = 0 THEN '["civil_affairs"]' ELSE '[]' END)::json,
-        '330102' || lpad((1 + g % 12)::text, 3, '0') || lpad((1 + g / 12 % 15)::text, 3, '0'),
-        1, 0, 0, 0, g % 500 = 0,
-        TIMESTAMPTZ '2026-12-07 08:00+00' - (g % 90) * INTERVAL '1 day',
-        TIMESTAMPTZ '2026-12-07 08:00+00' + (30 - g % 90) * INTERVAL '1 day',
-        CASE WHEN g % 10 >= 7 THEN TIMESTAMPTZ '2026-12-07 08:00+00' END,
-        TIMESTAMPTZ '2026-12-07 08:00+00'
-      FROM generate_series(1, {CASES}) g""",
-    """INSERT INTO mediation_case_history (case_id, version, from_status, to_status, actor,
-        at, data)
-      SELECT case_id, v, NULL, 'routed', 'system', received_at + v * INTERVAL '1 hour', '{}'::json
-      FROM mediation_cases, generate_series(1, 3) v""",
-    """INSERT INTO mediation_supervision (case_id, routing_round, sla_kind, level, deadline,
-        tier, emitted_at)
-      SELECT case_id, 1, 'resolution', 'level_1', resolve_by, 'county', resolve_by
-      FROM mediation_cases WHERE status <> 'archived'""",
-    """INSERT INTO intake_cases (case_id, channel, external_id, fingerprint, received_at,
-        created_at, native)
-      SELECT case_id, channel, external_id, md5(case_id), received_at, received_at, '{}'::json
-      FROM mediation_cases""",
-    """INSERT INTO router_identity_hashes (identity_hash, case_id, received_at)
-      SELECT md5((substr(case_id, 2)::int / 3)::text), case_id, received_at
-      FROM mediation_cases""",
-    """INSERT INTO notify_deliveries (target, subscription_id, event_id, case_id, kind, body,
-        status, attempts, next_attempt_at, created_at)
-      SELECT 'webhook', 'sub' || (substr(case_id, 2)::int % 8), md5(case_id), case_id,
-        'case.routed', '\\x7b7d'::bytea, CASE WHEN substr(case_id, 2)::int % 200 = 0 THEN 'dead'
-        ELSE 'succeeded' END, 1, 0, received_at
-      FROM mediation_cases""",
-    "ANALYZE",
-]
+def seed_statements(cases: int) -> list[str]:
+    """`cases` cases and their rows in each table, skewed as real ones are (a status most
+    cases reach, a rare category, many villages), written by the database itself: seconds
+    for a few thousand, not a bulk load (bench/plans_at_scale.py uses it for a million)."""
+    return [
+        f"""INSERT INTO mediation_cases (case_id, channel, external_id, status, version,
+            received_at, text, category, risk, tier, lead_department, cooperating_departments,
+            jurisdiction_code, routing_round, prior_related, returns, reassignments,
+            review_flagged, accept_by, resolve_by, supervision_due_at, updated_at)
+          SELECT 'P' || lpad(g::text, 8, '0'),
+            (ARRAY['hotline_12345','hotline_12345','grid','walk_in','police','court'])[1 + g % 6],
+            'E' || g,
+            CASE WHEN g % 50 = 0 THEN 'awaiting_dispatch' WHEN g % 10 < 7 THEN 'archived'
+                 ELSE (ARRAY['routed','accepted','in_mediation'])[1 + g % 3] END,
+            3, TIMESTAMPTZ '2026-12-07 08:00+00' - (g * 6037 % (4 * 365 * 86400)) * INTERVAL '1 s',
+            '邻居纠纷' || g,
+            CASE WHEN g % 100 = 0 THEN 'medical' ELSE
+              (ARRAY['neighbor','labor','marriage_family','property_management'])[1 + g % 4] END,
+            (ARRAY['blue','blue','yellow','orange','red'])[1 + g % 5],
+            (ARRAY['village','town','town','county'])[1 + g % 4],
+            CASE WHEN g % 100 = 0 THEN 'health' ELSE
+              (ARRAY['village_mediation','hr_social_security','womens_federation'])[1 + g % 3] END,
+            (CASE WHEN g % 7 = 0 THEN '["civil_affairs"]' ELSE '[]' END)::json,
+            '330102' || lpad((1 + g % 12)::text, 3, '0') || lpad((1 + g / 12 % 15)::text, 3, '0'),
+            1, 0, 0, 0, g % 500 = 0,
+            TIMESTAMPTZ '2026-12-07 08:00+00' - (g % 90) * INTERVAL '1 day',
+            TIMESTAMPTZ '2026-12-07 08:00+00' + (30 - g % 90) * INTERVAL '1 day',
+            CASE WHEN g % 10 >= 7 THEN TIMESTAMPTZ '2026-12-07 08:00+00' END,
+            TIMESTAMPTZ '2026-12-07 08:00+00'
+          FROM generate_series(1, {cases}) g""",
+        """INSERT INTO mediation_case_history (case_id, version, from_status, to_status, actor,
+            at, data)
+          SELECT case_id, v, NULL, 'routed', 'system', received_at + v * INTERVAL '1 hour', '{}'::json
+          FROM mediation_cases, generate_series(1, 3) v""",
+        """INSERT INTO mediation_supervision (case_id, routing_round, sla_kind, level, deadline,
+            tier, emitted_at)
+          SELECT case_id, 1, 'resolution', 'level_1', resolve_by, 'county', resolve_by
+          FROM mediation_cases WHERE status <> 'archived'""",
+        """INSERT INTO intake_cases (case_id, channel, external_id, fingerprint, received_at,
+            created_at, native)
+          SELECT case_id, channel, external_id, md5(case_id), received_at, received_at, '{}'::json
+          FROM mediation_cases""",
+        """INSERT INTO router_identity_hashes (identity_hash, case_id, received_at)
+          SELECT md5((substr(case_id, 2)::int / 3)::text), case_id, received_at
+          FROM mediation_cases""",
+        """INSERT INTO notify_deliveries (target, subscription_id, event_id, case_id, kind, body,
+            status, attempts, next_attempt_at, created_at)
+          SELECT 'webhook', 'sub' || (substr(case_id, 2)::int % 8), md5(case_id), case_id,
+            'case.routed', '\\x7b7d'::bytea, CASE WHEN substr(case_id, 2)::int % 200 = 0 THEN 'dead'
+            ELSE 'succeeded' END, 1, 0, received_at
+          FROM mediation_cases""",
+        "ANALYZE",
+    ]
+
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +111,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
                                      ("notify", notify_store.metadata)):
             await migrate.upgrade(engine, component, metadata)
         async with engine.begin() as conn:
-            for statement in SEED:
+            for statement in seed_statements(CASES):
                 await conn.exec_driver_sql(statement)
         yield engine
     finally:
@@ -116,10 +119,11 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         await drop_pg_database(name)
 
 
-async def plans_of(engine: AsyncEngine, run: Callable[[AsyncSession], Awaitable[Any]]
+async def plans_of(engine: AsyncEngine, run: Callable[[AsyncSession], Awaitable[Any]],
+                   explain: str = "EXPLAIN (FORMAT JSON) ", seqscan: bool = False
                    ) -> list[dict[str, Any]]:
     """Run `run` as the services do, capture each statement as the driver receives it, and
-    return the plan of each with sequential scans priced out."""
+    return the plan of each (with sequential scans priced out unless `seqscan`)."""
     captured: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
@@ -136,12 +140,12 @@ async def plans_of(engine: AsyncEngine, run: Callable[[AsyncSession], Awaitable[
     assert captured, "nothing was queried"
     plans = []
     async with engine.connect() as conn:
-        await conn.execute(text("SET enable_seqscan = off"))
+        if not seqscan:
+            await conn.execute(text("SET enable_seqscan = off"))
         for statement, parameters in captured:
-            rows = (await conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement,
-                                               parameters)).all()
+            rows = (await conn.exec_driver_sql(explain + statement, parameters)).all()
             raw = rows[0][0]
-            plans.append((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"])
+            plans.append((json.loads(raw) if isinstance(raw, str) else raw)[0])
     return plans
 
 
@@ -158,7 +162,7 @@ def scans(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def assert_indexed(plans: list[dict[str, Any]], uses: str | None = None) -> None:
-    found = [s for plan in plans for s in scans(plan)]
+    found = [s for plan in plans for s in scans(plan["Plan"])]
     seq = [s for s in found if s[0] == "Seq Scan" and s[1] in BIG_TABLES]
     assert not seq, f"sequential scan of a big table: {seq} (all scans: {found})"
     if uses:
@@ -212,53 +216,72 @@ async def test_the_case_list_reads_a_page_by_index(
     assert_indexed(await plans_of(engine, case_list(*where)), index)
 
 
+async def read_case(session: AsyncSession) -> None:
+    """GET /v1/cases/{id}'s three reads."""
+    case_id = "P00001234"
+    await session.execute(select(Case).where(C.case_id == case_id))
+    await session.execute(select(CaseHistory).where(H.case_id == case_id).order_by(H.at, H.id))
+    await session.execute(select(SupervisionRecord).where(mediation_store.SV.case_id == case_id))
+
+
+async def year_of_stats(session: AsyncSession) -> None:
+    """GET /v1/stats?group_by=month,department for 2025."""
+    await mediation_store.count_cases(
+        session, [StatsDimension.MONTH, StatsDimension.DEPARTMENT],
+        [C.received_at >= datetime(2025, 1, 1, tzinfo=UTC),
+         C.received_at < datetime(2026, 1, 1, tzinfo=UTC)])
+
+
+async def supervise(session: AsyncSession) -> None:
+    """The supervisor's due scan, then its gauges."""
+    await mediation_store.due_for_supervision(session, NOW, 500)
+    await mediation_store.case_gauges(session, NOW)
+
+
+async def find_by_external_id(session: AsyncSession) -> None:
+    await find_report(session, "hotline_12345", "E1234")
+
+
+async def load_prior_cases(session: AsyncSession) -> None:
+    """The router's prior-case query for a batch of 50 reports."""
+    await PriorCases.load(session, [CaseReported.model_construct(
+        case_id=f"NEW{n}", channel=Channel.HOTLINE_12345, external_id=f"N{n}",
+        received_at=NOW, text="", reporter=PartyRef(phone_hash=f"{n:032x}"), parties=[])
+        for n in range(50)])
+
+
+def delivery_page(*where: ColumnElement[bool]) -> Callable[[AsyncSession], Awaitable[Any]]:
+    """GET /v1/deliveries' query: filters, newest first, a page."""
+    async def run(session: AsyncSession) -> Any:
+        return (await session.execute(select(deliveries).where(*where)
+                                      .order_by(deliveries.c.id.desc()).limit(101))).all()
+    return run
+
+
 async def test_a_case_and_its_history_are_read_by_index(engine: AsyncEngine) -> None:
-    async def read(session: AsyncSession) -> None:
-        case_id = "P00001234"
-        await session.execute(select(Case).where(C.case_id == case_id))
-        await session.execute(select(CaseHistory).where(H.case_id == case_id)
-                              .order_by(H.at, H.id))
-        await session.execute(select(SupervisionRecord).where(
-            mediation_store.SV.case_id == case_id))
-    plans = await plans_of(engine, read)
+    plans = await plans_of(engine, read_case)
     assert len(plans) == 3
     assert_indexed(plans[1:2], "ix_mediation_case_history_case")
     assert_indexed(plans)
 
 
 async def test_a_year_of_stats_reads_only_that_year(engine: AsyncEngine) -> None:
-    async def stats(session: AsyncSession) -> None:
-        await mediation_store.count_cases(
-            session, [StatsDimension.MONTH, StatsDimension.DEPARTMENT],
-            [C.received_at >= datetime(2025, 1, 1, tzinfo=UTC),
-             C.received_at < datetime(2026, 1, 1, tzinfo=UTC)])
-    assert_indexed(await plans_of(engine, stats), "ix_mediation_cases_order")
+    assert_indexed(await plans_of(engine, year_of_stats), "ix_mediation_cases_order")
 
 
 async def test_the_supervisor_scans_by_index(engine: AsyncEngine) -> None:
-    async def supervise(session: AsyncSession) -> None:
-        await mediation_store.due_for_supervision(session, NOW, 500)
-        await mediation_store.case_gauges(session, NOW)
     plans = await plans_of(engine, supervise)
     assert_indexed(plans[:1], "ix_mediation_cases_supervision_due")
     assert_indexed(plans[1:], "ix_mediation_cases_status_order")
 
 
 async def test_intake_finds_a_report_by_its_external_id(engine: AsyncEngine) -> None:
-    async def find(session: AsyncSession) -> None:
-        await find_report(session, "hotline_12345", "E1234")
-    assert_indexed(await plans_of(engine, find), "uq_intake_cases_channel_external_id")
+    assert_indexed(await plans_of(engine, find_by_external_id),
+                   "uq_intake_cases_channel_external_id")
 
 
 async def test_the_router_finds_prior_cases_by_index(engine: AsyncEngine) -> None:
-    reports = [CaseReported.model_construct(
-        case_id=f"NEW{n}", channel=Channel.HOTLINE_12345, external_id=f"N{n}",
-        received_at=NOW, text="", reporter=PartyRef(phone_hash=f"{n:032x}"), parties=[])
-        for n in range(50)]
-
-    async def load(session: AsyncSession) -> None:
-        await PriorCases.load(session, reports)
-    assert_indexed(await plans_of(engine, load), "ix_router_identity_hashes_lookup")
+    assert_indexed(await plans_of(engine, load_prior_cases), "ix_router_identity_hashes_lookup")
 
 
 DELIVERY_FILTERS: list[tuple[str, list[ColumnElement[bool]], str | None]] = [
@@ -276,10 +299,7 @@ DELIVERY_FILTERS: list[tuple[str, list[ColumnElement[bool]], str | None]] = [
 async def test_the_delivery_log_reads_a_page_by_index(
         engine: AsyncEngine, name: str, where: list[ColumnElement[bool]], index: str | None
         ) -> None:
-    async def page(session: AsyncSession) -> None:
-        await session.execute(select(deliveries).where(*where)
-                              .order_by(deliveries.c.id.desc()).limit(101))
-    assert_indexed(await plans_of(engine, page), index)
+    assert_indexed(await plans_of(engine, delivery_page(*where)), index)
 
 
 async def test_a_lost_index_is_seen(engine: AsyncEngine) -> None:
