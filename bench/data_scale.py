@@ -444,7 +444,7 @@ def print_table(db: str, results: dict[int, list[dict[str, Any]]]) -> None:
             ratio = f" (×{r['ratio']})" if "ratio" in r else ""
             cells.append(f"{r['p50_ms']:>8.1f} / {r['p99_ms']:>8.1f}{ratio:>10}")
         print(f"{name:<{width}}  " + "  ".join(cells))
-    print(f"\nplans at {sizes[-1]:,} cases (raw SQL)")
+    print(f"\nplans at {sizes[-1]:,} cases (raw SQL)", flush=True)
     for r in results[sizes[-1]]:
         if "plan" in r:
             print(f"{r['query']:<{width}}  {r['plan']}")
@@ -474,11 +474,12 @@ async def run(args: argparse.Namespace) -> None:
                 results[size] = await measure_size(measure, raw, await deep_position(raw, size))
             finally:
                 await measure.http.aclose()
-        print_table(args.db, results)
-        for size, rows in results.items():
-            for r in rows:
+            # The table so far and this size's JSON lines at once: a long run cut short
+            # still leaves every size it finished.
+            print_table(args.db, results)
+            for r in results[size]:
                 print(json.dumps({"bench": "data_scale", "db": args.db, "cases": size, **r},
-                                 ensure_ascii=False))
+                                 ensure_ascii=False), flush=True)
     finally:
         await raw.close()
         for engine in engines.values():

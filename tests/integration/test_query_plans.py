@@ -56,7 +56,7 @@ def seed_statements(cases: int) -> list[str]:
             'E' || g,
             CASE WHEN g % 50 = 0 THEN 'awaiting_dispatch' WHEN g % 10 < 7 THEN 'archived'
                  ELSE (ARRAY['routed','accepted','in_mediation'])[1 + g % 3] END,
-            3, TIMESTAMPTZ '2026-12-07 08:00+00' - (g * 6037 % (4 * 365 * 86400)) * INTERVAL '1 s',
+            3, TIMESTAMPTZ '2026-12-07 08:00+00' - (g::bigint * 6037 % (4 * 365 * 86400)) * INTERVAL '1 s',
             '邻居纠纷' || g,
             CASE WHEN g % 100 = 0 THEN 'medical' ELSE
               (ARRAY['neighbor','labor','marriage_family','property_management'])[1 + g % 4] END,
