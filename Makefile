@@ -77,6 +77,7 @@ bench: install
 		$(UV) run python -m bench.intake_http --db $$db --seconds 10 || exit 1; \
 		$(UV) run python -m bench.pipeline --db $$db --rate 500 --seconds 10 --cases 6000 \
 			|| exit 1; \
+		$(UV) run python -m bench.data_scale --db $$db --max-cases 100000 || exit 1; \
 	done
 
 clean:

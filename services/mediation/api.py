@@ -13,7 +13,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.encoders import jsonable_encoder as jsonable
 from pydantic import BeforeValidator
-from sqlalchemy import and_, or_, select
+from sqlalchemy import literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
@@ -48,6 +48,7 @@ from services.mediation.domain.figures import (
     LABELS_ZH,
     CaseCounts,
     figures,
+    total_of,
 )
 from services.mediation.domain.lifecycle import (
     DISPATCHER_ONLY,
@@ -361,8 +362,11 @@ def build_router() -> APIRouter:
             query = query.where(visible)
         if cursor:
             at, case_id = _decode_cursor(cursor)
-            query = query.where(or_(C.received_at < at,
-                                    and_(C.received_at == at, C.case_id < case_id)))
+            # A row comparison, not `received_at < at OR (= at AND case_id < id)`: PostgreSQL
+            # starts the index scan at the cursor with it, where the OR form read every newer
+            # case first (a deep page cost as much as the pages before it).
+            query = query.where(tuple_(C.received_at, C.case_id) < tuple_(
+                literal(at, C.received_at.type), literal(case_id, C.case_id.type)))
         query = query.order_by(C.received_at.desc(), C.case_id.desc())
         filters = {name: value for name, value in (
             ("status", status), ("channel", channel), ("category", category), ("risk", risk),
@@ -502,9 +506,13 @@ def build_router() -> APIRouter:
         if visible is not None:
             where.append(visible)
         async with runtime.sessions() as session:
-            grouped = (await store.count_cases(session, dimensions, where, jurisdiction_level)
-                       if dimensions else [])
-            [(_, total)] = await store.count_cases(session, [], where)
+            if dimensions:
+                grouped = await store.count_cases(session, dimensions, where,
+                                                  jurisdiction_level)
+                total = total_of([counts for _, counts in grouped])
+            else:
+                grouped = []
+                [(_, total)] = await store.count_cases(session, [], where)
         report = StatsReport(group_by=dimensions,
                              received_from=_aware(received_from, "received_from"),
                              received_to=_aware(received_to, "received_to"),

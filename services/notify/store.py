@@ -79,6 +79,9 @@ class DeliveryRecord(NotifyBase, table=True):
     __table_args__ = (
         UniqueConstraint("subscription_id", "event_id", name="uq_notify_delivery_once"),
         Index("ix_notify_deliveries_due", "status", "next_attempt_at"),
+        # The delivery log's `event_id=` filter; the unique constraint leads with the
+        # subscription and so cannot serve it.
+        Index("ix_notify_deliveries_event_id", "event_id"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(

@@ -46,6 +46,13 @@ class Figures:
     reassignment_rate: float | None       # 改派率
 
 
+def total_of(groups: list[CaseCounts]) -> CaseCounts:
+    """The counts of every group together. Each count is a COUNT or a SUM over rows that
+    the groups partition, so their sum is what counting all the rows again would give, for
+    a second pass over a year of cases less."""
+    return CaseCounts(**{name: sum(getattr(g, name) for g in groups) for name in COUNT_NAMES})
+
+
 def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
