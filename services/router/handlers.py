@@ -119,7 +119,9 @@ ROUTES_AGAIN = frozenset({Status.ESCALATED, Status.RETURNED})
 
 def is_escalation(event: BaseModel) -> bool:
     """A lifecycle step the router acts on (escalated or returned: routed again)."""
-    return isinstance(event, CaseLifecycleEvent) and event.data.to_status in ROUTES_AGAIN
+    # An activity (a progress note, an extension) is not a step the router acts on.
+    return (isinstance(event, CaseLifecycleEvent) and event.data.activity is None
+            and event.data.to_status in ROUTES_AGAIN)
 
 
 def is_assigned_by_hand(event: BaseModel) -> bool:
