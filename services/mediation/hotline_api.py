@@ -116,8 +116,9 @@ async def _run_step(request: Request, principal: Principal, find: Callable[
             "current_status": exc.current.value,
             "allowed": [s.value for s in exc.allowed]}) from None
     except ExtensionConflict as exc:
-        raise ApiError(409, exc.code, str(exc), extra={"fields": exc.fields, **exc.extra}
-                       ) from None
+        raise ApiError(409, exc.code, str(exc), fields=[
+            FieldError(field=name, reason=str(exc)) for name in exc.fields], extra=exc.extra
+        ) from None
     if steps:
         runtime.relay.wake()
     return result

@@ -1,7 +1,7 @@
 """hotline order lifecycle: who set each time limit, extension requests, activities in history
 
 Revision ID: a7b8c9d0e1f2
-Revises: f3a4b5c6d708
+Revises: e5a1d0c4b7f2
 Create Date: 2026-12-07 12:00:00.000000
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = 'a7b8c9d0e1f2'
-down_revision: str | None = 'f3a4b5c6d708'
+down_revision: str | None = 'e5a1d0c4b7f2'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
