@@ -333,10 +333,17 @@ def routing_changes(case: Case, routed: CaseRouted, overrides: LimitOverrides
             case.escalated_at or routed.routed_at)
         accept_by, resolve_by = overrides.apply(start, decision.sla.accept_by,
                                                 decision.sla.resolve_by, decision.sla)
+        resolve_source = decision.sla.resolve_by_source.value
+        if (case.resolve_by_source == LimitSource.EXTENSION.value and case.resolve_by
+                and resolve_source == LimitSource.HOTLINE.value
+                and case.resolve_by > resolve_by):
+            # The hotline's limit, moved by an extension it approved, stays moved when the
+            # case is routed again (the router knows only the order's own deadline).
+            resolve_by, resolve_source = case.resolve_by, LimitSource.EXTENSION.value
         changes.update(limits_from=start, accept_from=None, accept_by=accept_by,
                        resolve_by=resolve_by,
                        accept_by_source=decision.sla.accept_by_source.value,
-                       resolve_by_source=decision.sla.resolve_by_source.value,
+                       resolve_by_source=resolve_source,
                        # A new round has new limits, supervised afresh.
                        acceptance_supervised=None, resolution_supervised=None)
     else:
