@@ -3,7 +3,7 @@ cases and their history, lifecycle transitions, and the statistics."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -348,6 +348,17 @@ class ProgressNoteRequest(BaseModel):
         return _refuse_nul(value)
 
 
+def _representable(value: datetime | None) -> datetime | None:
+    # 9999-12-31T23:59:59-23:59 is a valid time with an offset and no valid time in UTC:
+    # stored or compared, it overflowed (a 500). Refused as out of range instead.
+    if value is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range") from None
+    return value
+
+
 class ExtensionRequest(BaseModel):
     """An extension request (延期申请) by the lead department of a 12345 case: a new
     resolution date and why. The hotline answers it (POST /v1/hotline/orders/{order_no}/
@@ -369,6 +380,11 @@ class ExtensionRequest(BaseModel):
     def _no_nul(cls, value: object) -> object:
         return _refuse_nul(value)
 
+    @field_validator("requested_resolve_by")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime | None:
+        return _representable(value)
+
 
 class ExtensionAnswer(BaseModel):
     """The hotline's answer to an extension request (延期审核). Approved: the case's
@@ -389,3 +405,8 @@ class ExtensionAnswer(BaseModel):
     @classmethod
     def _no_nul(cls, value: object) -> object:
         return _refuse_nul(value)
+
+    @field_validator("resolve_by")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        return _representable(value)
