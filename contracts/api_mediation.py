@@ -3,17 +3,20 @@ cases and their history, lifecycle transitions, and the statistics."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.channels import IdNumber, Phone
 from contracts.enums import (
+    CaseActivity,
     Category,
     Channel,
     Department,
+    ExtensionDecision,
+    LimitSource,
     Referral,
     Risk,
     SlaKind,
@@ -83,6 +86,9 @@ class HistoryEntry(BaseModel):
     reason: str | None
     at: datetime
     data: dict[str, Any]
+    activity: CaseActivity | None = Field(
+        default=None, description="A progress note or an extension request or answer: not a "
+        "change of status (to_status is from_status)")
 
 
 class SupervisionEntry(BaseModel):
@@ -123,6 +129,16 @@ class CaseSummary(BaseModel):
         "an assignment by hand (none: with the overall limit)")
     accept_by: datetime | None
     resolve_by: datetime | None
+    accept_by_source: LimitSource | None = Field(
+        default=None, description="Who set accept_by: policy, or hotline (the 12345 order's "
+        "urgency, when earlier)")
+    resolve_by_source: LimitSource | None = Field(
+        default=None, description="Who set resolve_by: policy, hotline (the 12345 order's "
+        "deadline or urgency, when earlier) or extension (an approved 延期)")
+    extension_id: str | None = Field(default=None, description="The last extension request")
+    extension_status: str | None = Field(
+        default=None, description="pending, approved or denied")
+    extension_requested_resolve_by: datetime | None = None
     returns: int = Field(default=0, description="Times a lead department returned it (退回)")
     reassignments: int = Field(default=0, description="Times it was assigned by hand")
     accepted_at: datetime | None = None
@@ -361,3 +377,86 @@ class PersonalDataExport(BaseModel):
 class PersonalDataErased(BaseModel):
     case_ids: list[str] = Field(description="The cases whose personal data was erased "
                                 "(every service erases its copy shortly after)")
+
+
+class ProgressNoteRequest(BaseModel):
+    """A progress note (过程反馈): what the lead department has done so far. Recorded in the
+    case's history and sent to the 12345 hotline's callback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(min_length=1, max_length=4000, description="What was done (办理进展)")
+    actor: str | None = Field(default=None, min_length=1, max_length=128,
+                              description="Who writes it (name or staff id); default: the key")
+    expected_version: int | None = Field(
+        default=None, ge=1, description="The case's `version` as you last read it (optional): "
+        "if given and the case changed since, the answer is 409")
+
+    @field_validator("note", "actor")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return _refuse_nul(value)
+
+
+def _representable(value: datetime | None) -> datetime | None:
+    # 9999-12-31T23:59:59-23:59 is a valid time with an offset and no valid time in UTC:
+    # stored or compared, it overflowed (a 500). Refused as out of range instead.
+    if value is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range") from None
+    return value
+
+
+class ExtensionRequest(BaseModel):
+    """An extension request (延期申请) by the lead department of a 12345 case: a new
+    resolution date and why. The hotline answers it (POST /v1/hotline/orders/{order_no}/
+    extension-decision)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requested_resolve_by: AwareDatetime = Field(
+        description="The new resolution date asked for, with its offset; after the current "
+        "resolve_by")
+    reason: str = Field(min_length=1, max_length=2000, description="Why (延期理由)")
+    actor: str | None = Field(default=None, min_length=1, max_length=128,
+                              description="Who asks (name or staff id); default: the key")
+    expected_version: int | None = Field(
+        default=None, ge=1, description="The case's `version` as you last read it (optional)")
+
+    @field_validator("reason", "actor")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return _refuse_nul(value)
+
+    @field_validator("requested_resolve_by")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime | None:
+        return _representable(value)
+
+
+class ExtensionAnswer(BaseModel):
+    """The hotline's answer to an extension request (延期审核). Approved: the case's
+    resolution limit moves to `resolve_by` (default: the date asked for)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    extension_id: str = Field(min_length=1, max_length=64,
+                              description="The request's id, from the extension_requested "
+                              "callback")
+    decision: ExtensionDecision
+    reason: str | None = Field(default=None, max_length=2000, description="The hotline's "
+                               "remarks (审核意见)")
+    resolve_by: AwareDatetime | None = Field(
+        default=None, description="Approved: the new resolution date, if not the one asked for")
+
+    @field_validator("extension_id", "reason")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return _refuse_nul(value)
+
+    @field_validator("resolve_by")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        return _representable(value)

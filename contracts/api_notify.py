@@ -5,6 +5,7 @@ contact-directory answer it expects from intake."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -17,7 +18,17 @@ from pydantic import (
     UrlConstraints,
 )
 
-from contracts.enums import Category, Channel, Department, Risk, Status, SupervisionLevel, Tier
+from contracts.enums import (
+    CaseActivity,
+    Category,
+    Channel,
+    Department,
+    ExtensionDecision,
+    Risk,
+    Status,
+    SupervisionLevel,
+    Tier,
+)
 from contracts.envelope import CloudEvent
 
 # ---------------------------------------------------------------------------------------------
@@ -35,6 +46,9 @@ KIND_WITHDRAWN_FROM = "routed.withdrawn"
 EVENT_KINDS: tuple[str, ...] = (
     KIND_ROUTED, KIND_ASSIGNED, KIND_WITHDRAWN_FROM,
     KIND_LIFECYCLE, *(f"{KIND_LIFECYCLE}.{s.value}" for s in Status),
+    # Lifecycle events that record an activity (a progress note, an extension request or
+    # answer) rather than a change of status.
+    *(f"{KIND_LIFECYCLE}.{a.value}" for a in CaseActivity),
     KIND_SUPERVISION, *(f"{KIND_SUPERVISION}.{level.value}" for level in SupervisionLevel),
 )
 
@@ -169,14 +183,54 @@ class DeliveryPage(BaseModel):
 # ---------------------------------------------------------------------------------------------
 # Hotline result feedback (办结反馈): what notify POSTs to a 12345 work order's callback_url
 
+class HotlineStep(StrEnum):
+    """The steps of a 12345 work order the hotline's callback hears of, in its terms."""
+
+    SIGNED_FOR = "signed_for"  # 签收: the lead department accepted the case
+    PROGRESS = "progress"  # 过程反馈: a progress note
+    EXTENSION_REQUESTED = "extension_requested"  # 延期申请
+    EXTENSION_APPROVED = "extension_approved"  # 延期审核：同意 (the limit moved)
+    EXTENSION_DENIED = "extension_denied"  # 延期审核：不同意
+    RETURNED = "returned"  # 退单: sent back to the hotline, closed here
+    CLOSED = "closed"  # 办结
+    VISITED = "visited"  # 回访
+    RATED = "rated"  # 回访结果: the citizen's satisfaction
+
+
+class HotlineExtension(BaseModel):
+    """An extension request (延期申请) and, once answered, the answer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    extension_id: str = Field(description="Answer with it: POST /v1/hotline/orders/"
+                              "{order_no}/extension-decision on mediation")
+    requested_resolve_by: AwareDatetime | None = Field(description="The date asked for")
+    reason: str | None = Field(description="Why (延期理由), or the hotline's remarks")
+    decision: ExtensionDecision | None = Field(default=None,
+                                               description="null while pending")
+
+
 class HotlineFeedback(BaseModel):
-    """The outcome of a 12345 work order, in the hotline's terms."""
+    """One step of a 12345 work order, in the hotline's terms: 签收, 过程反馈, 延期申请 and
+    its answer, 退单, 办结, 回访 and its result."""
 
     model_config = ConfigDict(frozen=True)
 
     order_no: str = Field(description="The hotline's work order number (工单编号)")
     case_id: str = Field(description="fengqiao case id")
-    status: Status = Field(description="closed (办结), visited (回访) or rated (评价)")
+    step: HotlineStep = Field(default=HotlineStep.CLOSED, description="Which step this is")
+    sequence: int | None = Field(
+        default=None, description="The case's version at this step: steps of one order "
+        "arrive in this order; a repeat has the same webhook-id and sequence")
+    at: AwareDatetime | None = Field(default=None, description="When the step was taken")
+    note: str | None = Field(default=None, description="过程反馈: the progress note")
+    extension: HotlineExtension | None = Field(
+        default=None, description="延期申请 and its answer")
+    resolve_by: AwareDatetime | None = Field(
+        default=None, description="The case's resolution limit after an approved extension")
+    status: Status = Field(description="The case's status: accepted (签收), closed (办结), "
+                           "visited (回访), rated (评价), or where it stands for a progress note "
+                           "or an extension")
     result: str = Field(description="The outcome: resolved with the agreement, failed and "
                         "referred, or withdrawn (办理结果)")
     handling_department: Department | None = Field(description="Lead department (承办单位)")

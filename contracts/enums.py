@@ -139,3 +139,28 @@ class PartyRole(StrEnum):
     DEFENDANT = "defendant"
     PETITIONER = "petitioner"
     OTHER = "other"
+
+
+class LimitSource(StrEnum):
+    """Who set a time limit: the routing policy (DOMAIN.md), the 12345 order's own deadline
+    or urgency (the earlier of the two wins), or an extension (延期) the hotline approved."""
+
+    POLICY = "policy"
+    HOTLINE = "hotline"
+    EXTENSION = "extension"
+
+
+class CaseActivity(StrEnum):
+    """What a lifecycle event records when it is not a change of status (from_status and
+    to_status are then the same): a progress note (过程反馈), an extension request (延期申请)
+    and the hotline's answer to it."""
+
+    PROGRESS_NOTE = "progress_note"
+    EXTENSION_REQUESTED = "extension_requested"
+    EXTENSION_APPROVED = "extension_approved"
+    EXTENSION_DENIED = "extension_denied"
+
+
+class ExtensionDecision(StrEnum):
+    APPROVED = "approved"
+    DENIED = "denied"

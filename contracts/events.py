@@ -7,10 +7,13 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.enums import (
+    CaseActivity,
     Category,
     Channel,
     CorrectionKind,
     Department,
+    ExtensionDecision,
+    LimitSource,
     PartyRole,
     Referral,
     Risk,
@@ -102,6 +105,12 @@ class Explanation(_Model):
 class Sla(_Model):
     accept_by: AwareDatetime
     resolve_by: AwareDatetime
+    accept_by_source: LimitSource = Field(
+        default=LimitSource.POLICY, description="Who set accept_by: the policy, or the 12345 "
+        "order's urgency when it is earlier")
+    resolve_by_source: LimitSource = Field(
+        default=LimitSource.POLICY, description="Who set resolve_by: the policy, or the 12345 "
+        "order's deadline or urgency when it is earlier")
 
 
 class Review(_Model):
@@ -186,6 +195,15 @@ class TransitionData(_Model):
     suggested_department: Department | None = Field(
         default=None, description="On a return (退回): where the department thinks the case "
         "belongs; the router tries it first")
+    extension_id: str | None = Field(
+        default=None, max_length=64, description="An extension request (延期申请) and its "
+        "answer: the request's id")
+    requested_resolve_by: AwareDatetime | None = Field(
+        default=None, description="An extension request: the new resolution date asked for")
+    extension_decision: ExtensionDecision | None = Field(
+        default=None, description="The hotline's answer to an extension request")
+    resolve_by: AwareDatetime | None = Field(
+        default=None, description="An approved extension: the case's resolution limit now")
 
 
 class CaseLifecycle(_Model):
@@ -204,6 +222,10 @@ class CaseLifecycle(_Model):
         default=None, ge=0, description="The case's routing round at this step (a return is "
         "routed again in the round after it)")
     data: TransitionData = Field(default_factory=TransitionData)
+    activity: CaseActivity | None = Field(
+        default=None, description="Set when the event records an activity on the case rather "
+        "than a change of status (to_status is then from_status): a progress note (过程反馈, "
+        "in data.notes), an extension request (延期申请) or the hotline's answer to it")
 
 
 class CaseSupervision(_Model):
@@ -211,6 +233,9 @@ class CaseSupervision(_Model):
     level: SupervisionLevel
     sla_kind: SlaKind
     deadline: AwareDatetime
+    deadline_source: LimitSource = Field(
+        default=LimitSource.POLICY, description="Who set the deadline: the policy, the 12345 "
+        "order, or an approved extension")
     tier: Tier = Field(description="The tier the supervision goes to (level_2: the tier above)")
     lead_department: Department | None = None
     at: AwareDatetime

@@ -14,7 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from contracts.api_mediation import AssignmentRequest, TransitionRequest
-from contracts.enums import Channel, CorrectionKind, Department, Status, SupervisionLevel
+from contracts.enums import (
+    CaseActivity,
+    Channel,
+    CorrectionKind,
+    Department,
+    LimitSource,
+    Status,
+    SupervisionLevel,
+)
 from contracts.events import (
     CaseLifecycle,
     CaseLifecycleEvent,
@@ -104,12 +112,14 @@ async def record_transition(session: AsyncSession, case: Case, to_status: Status
                             data: TransitionData | None = None,
                             changes: dict[str, Any] | None = None,
                             pending: Pending | None = None,
-                            locked: bool = False) -> dict[str, Any]:
+                            locked: bool = False,
+                            activity: CaseActivity | None = None) -> dict[str, Any]:
     """Move `case` to `to_status` with `changes`: bump its version (conditionally: raises
     StaleCase if someone changed it since it was read; `locked`: nobody can have, since the
     caller holds its row lock or created it), write history, publish the event (or, given
     `pending`, leave both there for the caller to write with others). Returns the history
-    row."""
+    row. With `activity` the step records it (a progress note, an extension) and
+    `to_status` is the case's own status."""
     from_status = Status(case.status) if case.version > 0 and case.status else None
     values: dict[str, Any] = {**(changes or {}), "status": to_status.value,
                               "version": case.version + 1, "updated_at": datetime.now(UTC)}
@@ -124,12 +134,14 @@ async def record_transition(session: AsyncSession, case: Case, to_status: Status
     entry = {"case_id": case.case_id, "version": case.version,
              "from_status": from_status.value if from_status else None,
              "to_status": to_status.value, "actor": actor, "reason": reason, "at": at,
-             "data": data.model_dump(mode="json", exclude_none=True)}
+             "data": data.model_dump(mode="json", exclude_none=True),
+             "activity": activity.value if activity else None}
     event = CaseLifecycleEvent.wrap(CaseLifecycle(
         case_id=case.case_id, version=case.version, from_status=from_status,
         to_status=to_status, actor=actor, reason=reason, at=at, channel=case.channel,
         external_id=case.external_id, tier=case.tier, lead_department=case.lead_department,
-        routing_round=case.routing_round, data=data), source="mediation", subject=case.case_id)
+        routing_round=case.routing_round, data=data, activity=activity), source="mediation",
+        subject=case.case_id)
     written_here = pending is None
     pending = pending or Pending()
     pending.history.append(entry)
@@ -323,9 +335,18 @@ def routing_changes(case: Case, routed: CaseRouted, overrides: LimitOverrides
         start = routed.received_at if routed.routing_round == 1 else (
             case.escalated_at or routed.routed_at)
         accept_by, resolve_by = overrides.apply(start, decision.sla.accept_by,
-                                                decision.sla.resolve_by)
+                                                decision.sla.resolve_by, decision.sla)
+        resolve_source = decision.sla.resolve_by_source.value
+        if (case.resolve_by_source == LimitSource.EXTENSION.value and case.resolve_by
+                and resolve_source == LimitSource.HOTLINE.value
+                and case.resolve_by > resolve_by):
+            # The hotline's limit, moved by an extension it approved, stays moved when the
+            # case is routed again (the router knows only the order's own deadline).
+            resolve_by, resolve_source = case.resolve_by, LimitSource.EXTENSION.value
         changes.update(limits_from=start, accept_from=None, accept_by=accept_by,
                        resolve_by=resolve_by,
+                       accept_by_source=decision.sla.accept_by_source.value,
+                       resolve_by_source=resolve_source,
                        # A new round has new limits, supervised afresh.
                        acceptance_supervised=None, resolution_supervised=None)
     else:
@@ -334,7 +355,7 @@ def routing_changes(case: Case, routed: CaseRouted, overrides: LimitOverrides
         accept_by, _ = overrides.apply(routed.routed_at, decision.sla.accept_by,
                                        decision.sla.resolve_by)
         changes.update(accept_from=routed.routed_at, accept_by=accept_by,
-                       acceptance_supervised=None)
+                       accept_by_source=LimitSource.POLICY.value, acceptance_supervised=None)
     if routed.awaiting_dispatch:
         # Nobody leads it until a dispatcher decides; the last decision stays for reference.
         changes.update(lead_department=None, cooperating_departments=[])

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.enums import Department, SupervisionLevel, Tier
+from contracts.enums import Department, LimitSource, SlaKind, SupervisionLevel, Tier
 from contracts.events import CaseSupervision, CaseSupervisionEvent
 from contracts.topics import CASE_SUPERVISION
 from kit import liveness
@@ -36,6 +36,12 @@ def supervision_event_id(case_id: str, routing_round: int, limit: TimeLimit,
     """The same id for the same supervision, so consumers could drop a repeat by its id."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:fengqiao:supervision:{case_id}:"
                           f"{routing_round}:{limit.kind.value}:{level.value}"))
+
+
+def limit_source(case: Case, kind: SlaKind) -> LimitSource:
+    """Who set the case's limit of this kind (the policy, when the case does not say)."""
+    source = case.accept_by_source if kind is SlaKind.ACCEPTANCE else case.resolve_by_source
+    return LimitSource(source) if source else LimitSource.POLICY
 
 
 class Supervisor:
@@ -111,6 +117,7 @@ class Supervisor:
             event = CaseSupervisionEvent.wrap(CaseSupervision(
                 case_id=case.case_id, level=level, sla_kind=limit.kind,
                 deadline=limit.deadline, tier=to_tier,
+                deadline_source=limit_source(case, limit.kind),
                 lead_department=Department(case.lead_department) if case.lead_department
                 else None, at=now),
                 source="mediation", subject=case.case_id,

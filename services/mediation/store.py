@@ -114,6 +114,14 @@ class Case(MediationBase, table=True):
     accept_from: datetime | None = _ts()
     accept_by: datetime | None = _ts()
     resolve_by: datetime | None = _ts()
+    # Who set each limit: policy, hotline (the 12345 order's, when earlier) or extension.
+    accept_by_source: str | None = Field(default=None, max_length=16)
+    resolve_by_source: str | None = Field(default=None, max_length=16)
+    # The last extension request (延期申请) of a 12345 case and the hotline's answer: one
+    # at a time, each also in the history.
+    extension_id: str | None = Field(default=None, max_length=64)
+    extension_status: str | None = Field(default=None, max_length=16)
+    extension_requested_resolve_by: datetime | None = _ts()
     # Milestones (first time reached, except accepted/escalated: the latest).
     accepted_at: datetime | None = _ts()
     mediated_at: datetime | None = _ts()
@@ -143,6 +151,8 @@ class CaseHistory(MediationBase, table=True):
     reason: str | None = None
     at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # A progress note or an extension request or answer: not a change of status.
+    activity: str | None = Field(default=None, max_length=32)
 
 
 class SupervisionRecord(MediationBase, table=True):

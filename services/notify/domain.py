@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from contracts.api_notify import HotlineFeedback
-from contracts.enums import Channel, Department, Referral, Status
+from contracts.api_notify import HotlineExtension, HotlineFeedback, HotlineStep
+from contracts.enums import CaseActivity, Channel, Department, Referral, Status
 from contracts.events import CaseLifecycle, CaseReported
 from kit.privacy import scrub
 
@@ -222,6 +222,8 @@ def lifecycle_facts(step: CaseLifecycle) -> dict[str, Any]:
         facts["lead_department"] = step.lead_department.value
     if step.tier:
         facts["tier"] = step.tier.value
+    if step.activity is not None:
+        return facts  # a note or an extension: the status and its facts stay as they are
     data = step.data
     match step.to_status:
         case Status.RESOLVED:
@@ -279,9 +281,72 @@ def outcome_summary(facts: CaseFacts) -> str:
     return scrub(text)
 
 
+# The activities of a case the hotline hears of, as its steps.
+_ACTIVITY_STEPS = {CaseActivity.PROGRESS_NOTE: HotlineStep.PROGRESS,
+                   CaseActivity.EXTENSION_REQUESTED: HotlineStep.EXTENSION_REQUESTED,
+                   CaseActivity.EXTENSION_APPROVED: HotlineStep.EXTENSION_APPROVED,
+                   CaseActivity.EXTENSION_DENIED: HotlineStep.EXTENSION_DENIED}
+
+
+def hotline_step(step: CaseLifecycle) -> HotlineStep | None:
+    """The step of the 12345 work order this lifecycle event is, if the hotline tracks it:
+    签收 (accepted), 过程反馈 and 延期 (activities), 办结 or 退单 (closed), 回访 (visited,
+    rated)."""
+    if step.activity is not None:
+        return _ACTIVITY_STEPS[step.activity]
+    if step.to_status is Status.ACCEPTED:
+        return HotlineStep.SIGNED_FOR
+    if step.to_status in FEEDBACK_STATUSES:
+        return HotlineStep(step.to_status.value)
+    return None
+
+
+def _activity_text(step: CaseLifecycle, kind: HotlineStep) -> str:
+    data = step.data
+    match kind:
+        case HotlineStep.SIGNED_FOR:
+            department = step.lead_department.value if step.lead_department else ""
+            return f"已签收，承办单位：{department}"
+        case HotlineStep.PROGRESS:
+            return f"过程反馈：{data.notes or ''}"
+        case HotlineStep.EXTENSION_REQUESTED:
+            until = data.requested_resolve_by.isoformat() if data.requested_resolve_by else ""
+            return f"申请延期至{until}：{step.reason or ''}"
+        case HotlineStep.EXTENSION_APPROVED:
+            until = data.resolve_by.isoformat() if data.resolve_by else ""
+            return f"延期申请已同意，办理期限至{until}"
+        case _:
+            return "延期申请未同意" + (f"：{step.reason}" if step.reason else "")
+
+
 def hotline_feedback(facts: CaseFacts, step: CaseLifecycle) -> HotlineFeedback | None:
-    """The feedback a 12345 work order's callback gets for this step, if any."""
-    return feedback_at(facts, step.to_status, step.external_id)
+    """The callback a 12345 work order gets for this step, if any: the step in the
+    hotline's terms, and the case's version as its sequence (steps go out in that order)."""
+    kind = hotline_step(step)
+    if kind is None:
+        return None
+    if kind.value in FEEDBACK_STATUSES:
+        feedback = feedback_at(facts, step.to_status, step.external_id)
+        return feedback.model_copy(update={"sequence": step.version, "at": step.at}) \
+            if feedback else None
+    if facts.channel != Channel.HOTLINE_12345 or not facts.callback_url:
+        return None
+    data = step.data
+    extension = None
+    if data.extension_id:
+        requested = kind is HotlineStep.EXTENSION_REQUESTED
+        extension = HotlineExtension(
+            extension_id=data.extension_id, requested_resolve_by=data.requested_resolve_by,
+            reason=scrub(step.reason) if step.reason else None,
+            decision=None if requested else data.extension_decision)
+    department = step.lead_department or (
+        Department(facts.lead_department) if facts.lead_department else None)
+    return HotlineFeedback(
+        order_no=facts.external_id or step.external_id, case_id=facts.case_id, step=kind,
+        sequence=step.version, at=step.at, status=step.to_status,
+        result=scrub(_activity_text(step, kind)), handling_department=department,
+        closed_at=None, note=scrub(data.notes) if data.notes else None,
+        extension=extension, resolve_by=data.resolve_by)
 
 
 def feedback_at(facts: CaseFacts, status: Status, external_id: str | None = None
@@ -292,13 +357,16 @@ def feedback_at(facts: CaseFacts, status: Status, external_id: str | None = None
             or not facts.callback_url):
         return None
     department = facts.lead_department
+    returned = facts.outcome == Status.RETURNED_TO_SOURCE.value
+    step = (HotlineStep.RETURNED if returned and status is Status.CLOSED
+            else HotlineStep(status.value))
     return HotlineFeedback(
-        order_no=facts.external_id or external_id or "", case_id=facts.case_id,
+        order_no=facts.external_id or external_id or "", case_id=facts.case_id, step=step,
         status=status, result=outcome_summary(facts),
         handling_department=Department(department) if department else None,
         closed_at=facts.closed_at, satisfaction=facts.satisfaction,
         visited_at=facts.visited_at,
-        returned=facts.outcome == Status.RETURNED_TO_SOURCE.value,
+        returned=returned,
         return_reason=scrub(facts.return_reason) if facts.return_reason else None)
 
 
@@ -345,7 +413,8 @@ def wants_sms_on_receipt(report: CaseReported, channels: Collection[str]) -> boo
 
 def wants_sms_on_closure(facts: CaseFacts, step: CaseLifecycle, channels: Collection[str]
                          ) -> bool:
-    return step.to_status == Status.CLOSED and texts_the_citizen(facts, channels)
+    return (step.to_status == Status.CLOSED and step.activity is None
+            and texts_the_citizen(facts, channels))
 
 
 def texts_the_citizen(facts: CaseFacts, channels: Collection[str]) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.api_notify import (
     KIND_ASSIGNED,
+    KIND_LIFECYCLE,
     KIND_ROUTED,
     KIND_WITHDRAWN_FROM,
     HotlineFeedback,
@@ -253,7 +254,9 @@ class NotifyHandlers:
                       event: CaseLifecycleEvent) -> list[dict[str, Any]]:
         step = event.data
         facts = book.remember(step.case_id, lifecycle_facts(step))
-        notice = facts.notice(lifecycle_kind(step.to_status),
+        kind = (f"{KIND_LIFECYCLE}.{step.activity.value}" if step.activity
+                else lifecycle_kind(step.to_status))
+        notice = facts.notice(kind,
                               departments=[step.lead_department.value if step.lead_department
                                            else None],
                               tier=step.tier.value if step.tier else None)
@@ -261,7 +264,7 @@ class NotifyHandlers:
         queued = self._webhooks(active, event.id, step.case_id, notice, body)
         feedback = hotline_feedback(facts, step)
         if feedback is not None:
-            queued.append(self._feedback(event.id, facts, feedback))
+            queued.append(self._feedback(event.id, facts, feedback, kind))
         if self.settings.sms_enabled and wants_sms_on_closure(facts, step,
                                                               self.settings.sms_channels):
             queued.append(self._closing_sms(event.id, facts, step.external_id))
@@ -284,12 +287,12 @@ class NotifyHandlers:
                 for sub in active if sub.filter.admits(notice)]
 
     @staticmethod
-    def _feedback(event_id: str, facts: CaseFacts, feedback: HotlineFeedback
-                  ) -> dict[str, Any]:
+    def _feedback(event_id: str, facts: CaseFacts, feedback: HotlineFeedback,
+                  kind: str | None = None) -> dict[str, Any]:
         return pending_delivery(
             HOTLINE_FEEDBACK, HOTLINE_FEEDBACK, event_id, facts.case_id,
-            lifecycle_kind(feedback.status), orjson.dumps(feedback.model_dump(mode="json")),
-            url=facts.callback_url)
+            kind or lifecycle_kind(feedback.status),
+            orjson.dumps(feedback.model_dump(mode="json")), url=facts.callback_url)
 
     def _closing_sms(self, event_id: str, facts: CaseFacts, external_id: str
                      ) -> dict[str, Any]:

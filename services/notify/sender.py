@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import Table, and_, bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.api_notify import DeliveryDead, DeliveryDeadEvent
@@ -59,6 +59,9 @@ from services.notify.store import (
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 500
+# A receiver's answer to a refused delivery (4xx): read this much of it, keep this much.
+MAX_BODY_BYTES = 4096
+MAX_EXCERPT_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ class DeliverySender:
                    or_(deliveries.c.target != WEBHOOK, subscriptions.c.id.is_not(None)))
             .order_by(deliveries.c.next_attempt_at)
             .limit(limit))
+        query = query.where(_in_case_order())
         if self._unrecorded:
             query = query.where(deliveries.c.id.not_in(self._unrecorded))
         if busy:
@@ -265,12 +269,18 @@ class DeliverySender:
                                  "(FQ_WEBHOOK_DENIED_NETWORKS)", permanent=True)
         headers = webhook_headers(due.secrets, message_id(due.event_id), int(time.time()), body)
         try:
-            response = await client.post(due.url, content=body, headers=headers)
+            async with client.stream("POST", due.url, content=body, headers=headers) as response:
+                if 200 <= response.status_code < 300:
+                    return response.status_code
+                reason = f"HTTP {response.status_code}"
+                if 400 <= response.status_code < 500:
+                    # The receiver refused the request itself: say why, as it said it.
+                    excerpt = response_excerpt(await _read_at_most(response, MAX_BODY_BYTES))
+                    if excerpt:
+                        reason += f": {excerpt}"
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
-        if not 200 <= response.status_code < 300:
-            raise DeliveryFailed(f"HTTP {response.status_code}", response.status_code)
-        return response.status_code
+        raise DeliveryFailed(reason, response.status_code)
 
     async def _send_sms(self, due: Due) -> None:
         message = orjson.loads(due.body)
@@ -338,6 +348,39 @@ class DeliverySender:
             DLQ_MESSAGES.labels(topic=NOTIFY_DELIVERIES_DLQ).inc(len(dead))
             if self.on_dead:
                 self.on_dead()
+
+
+def _in_case_order() -> Any:
+    """A hotline's callbacks go out one at a time per case, in the order they were queued
+    (the case's steps' order): a callback waits while an earlier one of its case is pending
+    (in flight, or waiting for a retry). A dead one no longer holds the others up."""
+    earlier = deliveries.alias("earlier")
+    return or_(deliveries.c.target != HOTLINE_FEEDBACK, ~exists().where(
+        earlier.c.target == HOTLINE_FEEDBACK, earlier.c.case_id == deliveries.c.case_id,
+        earlier.c.status == PENDING, earlier.c.id < deliveries.c.id))
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """At most `limit` bytes of a response's body: a receiver's error page may be large."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+def response_excerpt(body: bytes, max_chars: int = MAX_EXCERPT_CHARS) -> str:
+    """What a receiver answered, fit for the delivery log: decoded leniently, control
+    characters and runs of white space made single spaces, numbers masked (kit.privacy),
+    cut to `max_chars`."""
+    text = body.decode("utf-8", errors="replace")
+    text = "".join(c if c.isprintable() else " " for c in text)
+    text = " ".join(text.split())
+    text = scrub(text)
+    return text if len(text) <= max_chars else text[:max_chars - 1] + "…"
 
 
 def dead_letter(outcome: Outcome, attempt: int) -> DeliveryDeadEvent:

@@ -126,7 +126,9 @@ MAY_ROUTE_AGAIN = data_field_in(CaseLifecycleEvent.event_type, ("to_status",),
 
 def is_escalation(event: BaseModel) -> bool:
     """A lifecycle step the router acts on (escalated or returned: routed again)."""
-    return isinstance(event, CaseLifecycleEvent) and event.data.to_status in ROUTES_AGAIN
+    # An activity (a progress note, an extension) is not a step the router acts on.
+    return (isinstance(event, CaseLifecycleEvent) and event.data.activity is None
+            and event.data.to_status in ROUTES_AGAIN)
 
 
 def is_assigned_by_hand(event: BaseModel) -> bool:

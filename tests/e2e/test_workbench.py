@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +59,12 @@ class Stack:
                               env={**self.env, "FQ_NEW_PASSWORD": PASSWORD},
                               capture_output=True, text=True, timeout=120)
 
-    def work_order(self, text: str) -> str:
+    def work_order(self, text: str, **extra: str) -> str:
         # Received now: the newest case, on the first page of 待办 whatever else the
         # session's database holds (mediation lists the newest first).
         order = {"order_no": f"WB-{uuid.uuid4().hex[:10]}", "content": text,
                  "received_at": datetime.now(UTC).isoformat(), "caller_phone": "13800138000",
-                 "category": "邻里纠纷"}
+                 "category": "邻里纠纷", **extra}
         r = httpx.post(self.urls["intake"] + "/v1/intake/hotline_12345", json=order,
                        headers=AUTH, timeout=30)
         assert r.status_code == 202, r.text
@@ -247,6 +247,29 @@ def test_a_case_from_the_queue_to_the_archive(browser: Browser, stack: Stack,
     audit = httpx.get(stack.urls["mediation"] + "/v1/audit", headers=AUTH,
                       params={"case_id": case_id, "action": "transition"}, timeout=30).json()
     assert {e["key_name"] for e in audit["items"]} == {"workbench:zhang"}
+    page.context.close()
+
+
+def test_the_case_page_says_whose_limit_and_shows_progress_notes(
+        browser: Browser, stack: Stack, accounts: dict[str, str]) -> None:
+    """A 12345 order's 3-day deadline binds: the page says the limit is the order's; a
+    progress note written through the API is in the history as 过程反馈."""
+    page = _page(browser)
+    sign_in(page, stack, "zhang")
+    deadline = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    case_id = stack.work_order("邻居家空调外机噪音扰民，多次沟通无果。", deadline=deadline)
+    stack.until(case_id, lambda c: c["status"] == "routed")
+    noted = httpx.post(f"{stack.urls['mediation']}/v1/cases/{case_id}/progress-notes",
+                       headers=AUTH, json={"note": "已约双方周三面谈", "actor": "王调解员"},
+                       timeout=30)
+    assert noted.status_code == 200, noted.text
+    open_case(page, stack, case_id, "受理")
+    limits = page.get_by_role("region", name="办理时限")
+    expect(limits).to_contain_text("12345工单要求")
+    history = page.get_by_role("region", name="办理记录")
+    expect(history).to_contain_text("过程反馈")
+    expect(history).to_contain_text("已约双方周三面谈")
+    screen(page, stack, "case-hotline-limit")
     page.context.close()
 
 

@@ -365,6 +365,25 @@ MATRIX: dict[tuple[str, str, str], Route] = {
         s(409), lambda world, kind: (
             s(403) if kind == "department"
             else s(409) if sees(kind, world.cases["A"]) else s(404))),
+    ("mediation", "POST", "/v1/cases/{case_id}/progress-notes"): Route(
+        # A stale version, as for transitions: only the lead department's keys get through.
+        Scope.CASES_WRITE, call("POST", "/v1/cases/{w.cases[A][case_id]}/progress-notes",
+                                json={"note": "matrix", "expected_version": 10**6}),
+        s(409), lambda world, kind: _lead_answer(world, kind)),
+    ("mediation", "POST", "/v1/cases/{case_id}/extension-requests"): Route(
+        Scope.CASES_WRITE, call("POST", "/v1/cases/{w.cases[A][case_id]}/extension-requests",
+                                json={"requested_resolve_by": "2099-01-01T00:00:00+08:00",
+                                      "reason": "matrix", "expected_version": 10**6}),
+        s(409), lambda world, kind: _lead_answer(world, kind)),
+    ("mediation", "POST", "/v1/hotline/orders/{order_no}/extension-decision"): Route(
+        # The hotline's key (intake:write): an extension id the order never had is 422; a
+        # key limited to another channel is refused; an order out of sight is 404.
+        Scope.INTAKE_WRITE, call(
+            "POST", "/v1/hotline/orders/{w.cases[A][external_id]}/extension-decision",
+            json={"extension_id": "ext_matrix", "decision": "approved"}),
+        s(422), lambda world, kind: (
+            s(403) if kind == "channel"
+            else s(422) if sees(kind, world.cases["A"]) else s(404))),
     ("mediation", "GET", "/v1/stats"): Route(
         Scope.STATS_READ, call("GET", "/v1/stats", params={"group_by": "tier"}), s(200)),
     ("mediation", "GET", "/v1/audit"): Route(
@@ -406,6 +425,17 @@ MATRIX: dict[tuple[str, str, str], Route] = {
         Scope.SUBSCRIPTIONS, call("POST", "/v1/deliveries/{w.delivery_id}/redeliver"),
         s(202, 409), lambda world, kind: s(404)),
 }
+
+
+def _lead_answer(world: World, kind: str) -> Statuses:
+    """A step only the lead department takes, sent on a stale version: 409 for a key that
+    gets through, 403 for one that sees case A but does not lead it, 404 for one that does
+    not see it."""
+    case = world.cases["A"]
+    if not sees(kind, case):
+        return s(404)
+    lead = case["lead_department"]
+    return s(409) if lead in LIMITS[kind].get("departments", [lead]) else s(403)
 
 
 def expected(route: Route, world: World, kind: str) -> Statuses:

@@ -570,14 +570,18 @@ async def test_the_hotline_hears_the_outcome_on_closure_visit_and_rating(
                        agreement=f"楼上住户负责维修，联系人电话{PHONE}", agreement_amount=800),
                   step(case_id, Status.CLOSED, 6), step(case_id, Status.VISITED, 7),
                   step(case_id, Status.RATED, 8, satisfaction=5))
-    hits = await received(world, name, 3)
+    # 签收 (accepted), then 办结, 回访 and its result; in the steps' order, one at a time.
+    hits = await received(world, name, 4)
     # Signed by this hotline's own secrets, the old and the new (a rotation), and by no
     # other hotline's.
     assert all(standard_webhooks_verify(world.hotline_secret, h) for h in hits)
     assert all(standard_webhooks_verify(world.hotline_next_secret, h) for h in hits)
     assert not any(standard_webhooks_verify(world.other_hotlines_secret, h) for h in hits)
-    feedback = {f["status"]: f for f in (orjson.loads(h.body) for h in hits)}
-    assert set(feedback) == {"closed", "visited", "rated"}
+    bodies = [orjson.loads(h.body) for h in hits]
+    assert [(f["step"], f["sequence"]) for f in bodies] == [
+        ("signed_for", 3), ("closed", 6), ("visited", 7), ("rated", 8)]
+    feedback = {f["status"]: f for f in bodies}
+    assert set(feedback) == {"accepted", "closed", "visited", "rated"}
     closed = feedback["closed"]
     assert (closed["order_no"], closed["case_id"]) == (f"GD-{case_id}", case_id)
     assert closed["result"] == "调解成功，达成协议：楼上住户负责维修，联系人电话139****5678（协议金额800元）"

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from contracts.enums import SlaKind, Status, SupervisionLevel, Tier
+from contracts.enums import LimitSource, SlaKind, Status, SupervisionLevel, Tier
+from contracts.events import Sla
 
 S = Status
 L = SupervisionLevel
@@ -54,10 +55,17 @@ class LimitOverrides:
     acceptance: timedelta | None = None
     resolution: timedelta | None = None
 
-    def apply(self, start: datetime, accept_by: datetime, resolve_by: datetime
-              ) -> tuple[datetime, datetime]:
-        return (start + self.acceptance if self.acceptance is not None else accept_by,
-                start + self.resolution if self.resolution is not None else resolve_by)
+    def apply(self, start: datetime, accept_by: datetime, resolve_by: datetime,
+              sla: Sla | None = None) -> tuple[datetime, datetime]:
+        """The limits with the overrides in place of the policy's; a limit a 12345 order
+        set (`sla` says whose each is) is the hotline's and stays."""
+        hotline = LimitSource.HOTLINE
+        keep_accept = sla is not None and sla.accept_by_source is hotline
+        keep_resolve = sla is not None and sla.resolve_by_source is hotline
+        return (start + self.acceptance if self.acceptance is not None and not keep_accept
+                else accept_by,
+                start + self.resolution if self.resolution is not None and not keep_resolve
+                else resolve_by)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pydantic import (
     ValidationError,
 )
 
-from contracts.enums import Category, Channel, Department, Risk, Tier
+from contracts.enums import Category, Channel, Department, Risk, Tier, Urgency
 from services.router.domain.datafile import DataFileError, describe, read_yaml, require_mapping
 from services.router.domain.facts import Test, test_of
 from services.router.domain.text import Intent, Lexicon, WordList, normalise
@@ -83,6 +83,7 @@ CategoryCode = Annotated[Category, BeforeValidator(_member_of(Category, "categor
 DepartmentCode = Annotated[Department, BeforeValidator(_member_of(Department, "department"))]
 TierCode = Annotated[Tier, BeforeValidator(_member_of(Tier, "tier"))]
 RiskCode = Annotated[Risk, BeforeValidator(_member_of(Risk, "risk level"))]
+UrgencyCode = Annotated[Urgency, BeforeValidator(_member_of(Urgency, "urgency"))]
 ChannelCode = Annotated[Channel, BeforeValidator(_member_of(Channel, "channel"))]
 CooperatingDepartment = Annotated[Department | Literal["category_department"],
                                   BeforeValidator(_cooperating)]
@@ -232,11 +233,20 @@ class DepartmentPolicy(_Rules):
     cooperation: list[Cooperation] = Field(default_factory=list)
 
 
+class UrgencyLimits(_Rules):
+    """The limits a 12345 order's urgency (紧急程度) asks for, counted from its receipt."""
+
+    accept_hours: float | None = Field(default=None, gt=0)
+    resolve_days: float | None = Field(default=None, gt=0)
+
+
 class SlaPolicy(_Rules):
     accept_hours: float = Field(gt=0)
     accept_hours_by_risk: dict[RiskCode, float] = Field(default_factory=dict)
     resolve_days: dict[TierCode, float]
     court_referral_days: float = Field(gt=0)
+    # A 12345 order's urgency binds the case's limits where it is stricter (DOMAIN.md).
+    hotline_urgency: dict[UrgencyCode, UrgencyLimits] = Field(default_factory=dict)
 
 
 class RulesFile(_Rules):

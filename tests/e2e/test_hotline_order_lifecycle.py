@@ -1,0 +1,182 @@
+"""End to end, as a 12345 platform lives it: the five services as separate processes on the
+real broker and database, and the hotline's callback receiver on loopback. A work order
+with a 3-day deadline gets a 3-day limit; 签收, a progress note, an extension request and
+the hotline's approval (through the API, with the hotline's answer moving the limit), and
+the result (办结) each reach the callback, signed, in the order they happened — though the
+receiver refuses the first attempt of every callback, so each one is retried."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI, Request, Response
+
+from kit.settings import SERVICE_PORTS
+from services.notify.domain import verify
+from tests.infra import (
+    AUTH,
+    TEST_HOTLINE_CALLBACK_SECRET,
+    Broker,
+    eventually,
+    free_port,
+    serve,
+    service_processes,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
+CHINA = timezone(timedelta(hours=8))
+
+
+@pytest.fixture(scope="module")
+def services(broker: Broker, database_url: str, run_dir: Path) -> Iterator[dict[str, str]]:
+    ports = {name: free_port() for name in SERVICE_PORTS}
+    with service_processes(ports, bootstrap=broker.bootstrap, database_url=database_url,
+                           var=run_dir / "e2e-hotline",
+                           env={"FQ_DELIVERY_BACKOFF_BASE_SECONDS": "0.2",
+                                "FQ_DELIVERY_BACKOFF_MAX_SECONDS": "1"}) as started:
+        urls = {name: s.url for name, s in started.items()}
+        _wait_until_consuming(urls)
+        yield urls
+
+
+def _wait_until_consuming(urls: dict[str, str], within: float = 90.0) -> None:
+    deadline = time.monotonic() + within
+    waiting = {name for name in urls if name != "workbench"}
+    while waiting and time.monotonic() < deadline:
+        for name in sorted(waiting):
+            metrics = httpx.get(urls[name] + "/metrics", timeout=5).text
+            if f'fq_consumer_lag_messages{{group="{name}"' in metrics:
+                waiting.discard(name)
+        time.sleep(0.2)
+    assert not waiting, f"consumer groups without partitions after {within}s: {waiting}"
+
+
+class HotlinePlatform:
+    """The hotline's callback endpoint: refuses the first attempt of each callback (500),
+    and the first callback it sees four times (its retries then last seconds, long enough
+    for the later steps to overtake it if order were not kept); keeps what it accepted, in
+    the order it accepted it."""
+
+    def __init__(self) -> None:
+        self.accepted: list[tuple[dict[str, str], bytes]] = []
+        self.refused: Counter[str] = Counter()
+        self.app = FastAPI()
+
+        @self.app.post("/12345/callback")
+        async def callback(request: Request) -> Response:
+            message_id = request.headers.get("webhook-id", "")
+            first = not self.refused or next(iter(self.refused)) == message_id
+            if self.refused[message_id] < (4 if first else 1):
+                self.refused[message_id] += 1
+                return Response(status_code=500)
+            self.accepted.append((dict(request.headers), await request.body()))
+            return Response(status_code=200)
+
+    def steps(self, order_no: str) -> list[dict[str, Any]]:
+        bodies = [orjson.loads(body) for _, body in self.accepted]
+        return [b for b in bodies if b["order_no"] == order_no]
+
+
+@pytest.fixture
+async def hotline() -> AsyncIterator[tuple[HotlinePlatform, str]]:
+    platform = HotlinePlatform()
+    async with serve(platform.app) as url:
+        yield platform, url + "/12345/callback"
+
+
+async def test_a_work_order_lives_its_lifecycle_on_the_hotlines_callback(
+        services: dict[str, str], hotline: tuple[HotlinePlatform, str], unique: str) -> None:
+    platform, callback_url = hotline
+    order_no = f"GD-E2E-{unique}"
+    received = datetime.now(CHINA).replace(microsecond=0)
+    async with httpx.AsyncClient(headers=AUTH, timeout=10) as client:
+        posted = await client.post(services["intake"] + "/v1/intake/hotline_12345", json={
+            "order_no": order_no, "content": "楼上住户装修噪音持续一个月，多次协商无果。",
+            "received_at": received.isoformat(), "deadline": (
+                received + timedelta(days=3)).isoformat(),
+            "caller_phone": "13800138000", "callback_url": callback_url})
+        assert posted.status_code == 202, posted.text
+        case_id = posted.json()["case_id"]
+        mediation = f"{services['mediation']}/v1/cases/{case_id}"
+
+        async def fetch_case() -> httpx.Response:
+            return await client.get(mediation)
+        case = (await eventually(fetch_case, lambda r: r.status_code == 200
+                                 and r.json()["status"] == "routed", 60)).json()
+        # The order's 3 days bind: the policy would give 7 days or more.
+        limit = datetime.fromisoformat(case["resolve_by"])
+        assert limit - received == timedelta(days=3)
+        assert case["resolve_by_source"] == "hotline"
+        assert case["decision"]["sla"]["resolve_by_source"] == "hotline"
+
+        async def step(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            r = await client.post(mediation + path, json=body)
+            assert r.status_code == 200, r.text
+            return dict(r.json())
+
+        async def move(to_status: str, version: int, **data: Any) -> int:
+            result = await step("/transitions", {"to_status": to_status, "actor": "王调解员",
+                                                 "expected_version": version, "data": data})
+            return int(result["case"]["version"])
+
+        version = await move("accepted", case["version"])
+        noted = await step("/progress-notes", {"note": "已约双方下周三到村调委会面谈",
+                                               "actor": "王调解员"})
+        asked = await step("/extension-requests", {
+            "requested_resolve_by": (limit + timedelta(days=5)).isoformat(),
+            "reason": "需等待房屋漏水鉴定结果", "actor": "王调解员"})
+        extension_id = asked["transitions"][0]["data"]["extension_id"]
+        answer = await client.post(
+            f"{services['mediation']}/v1/hotline/orders/{order_no}/extension-decision",
+            json={"extension_id": extension_id, "decision": "approved", "reason": "同意延期"})
+        assert answer.status_code == 200, answer.text
+        moved = answer.json()["case"]
+        assert datetime.fromisoformat(moved["resolve_by"]) == limit + timedelta(days=5)
+        assert moved["resolve_by_source"] == "extension"
+        version = await move("in_mediation", int(moved["version"]))
+        version = await move("resolved", version, agreement="楼上住户暂停夜间施工",
+                             agreement_amount=0)
+        await move("closed", version)
+        assert noted["case"]["version"] < asked["case"]["version"]
+
+    expected = ["signed_for", "progress", "extension_requested", "extension_approved",
+                "closed"]
+    await eventually(lambda: _now(platform.steps(order_no)),
+                     lambda got: len(got) >= len(expected), 90)
+    got = platform.steps(order_no)
+    assert [b["step"] for b in got] == expected
+    sequences = [b["sequence"] for b in got]
+    assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
+    signed_for, progress, requested, approved, closed = got
+    assert signed_for["status"] == "accepted" and signed_for["case_id"] == case_id
+    assert signed_for["handling_department"] == case["lead_department"]
+    assert progress["note"] == "已约双方下周三到村调委会面谈"
+    assert requested["extension"]["extension_id"] == extension_id
+    assert requested["extension"]["reason"] == "需等待房屋漏水鉴定结果"
+    assert requested["extension"]["decision"] is None
+    assert datetime.fromisoformat(requested["extension"]["requested_resolve_by"]) == \
+        limit + timedelta(days=5)
+    assert approved["extension"]["decision"] == "approved"
+    assert datetime.fromisoformat(approved["resolve_by"]) == limit + timedelta(days=5)
+    assert closed["status"] == "closed" and "楼上住户暂停夜间施工" in closed["result"]
+    for headers, raw in platform.accepted:
+        if orjson.loads(raw)["order_no"] == order_no:
+            assert verify(TEST_HOTLINE_CALLBACK_SECRET, headers["webhook-id"],
+                          int(headers["webhook-timestamp"]), raw,
+                          headers["webhook-signature"])
+            assert b"13800138000" not in raw
+    # Every callback was refused at least once and retried: in order all the same.
+    assert len(platform.refused) >= len(expected)
+    assert max(platform.refused.values()) == 4
+
+
+async def _now(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return value
