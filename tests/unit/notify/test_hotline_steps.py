@@ -96,8 +96,9 @@ def test_an_activity_keeps_the_outcome_and_sends_no_closing_sms() -> None:
     note_on_a_closed_case = step(Status.CLOSED, CaseActivity.PROGRESS_NOTE, notes="x")
     assert set(lifecycle_facts(note_on_a_closed_case)) == {
         "status", "channel", "lead_department"}
-    assert not wants_sms_on_closure(CASE, note_on_a_closed_case)
-    assert wants_sms_on_closure(CASE, step(Status.CLOSED))
+    texted = ["hotline_12345"]  # a centre that texts 12345 callers too
+    assert not wants_sms_on_closure(CASE, note_on_a_closed_case, texted)
+    assert wants_sms_on_closure(CASE, step(Status.CLOSED), texted)
 
 
 def test_a_4xx_answer_is_cut_cleaned_and_masked() -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import copy
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -228,19 +227,3 @@ def test_the_policy_is_data(rules: RoutingRules, tree: JurisdictionTree) -> None
 def test_routing_is_pure(rules: RoutingRules, tree: JurisdictionTree) -> None:
     case = report("邻居扬言要找人打断我的腿", region_code="330699101")
     assert route_case(case, rules, tree) == route_case(case, rules, tree)
-
-
-def test_routing_is_fast(rules: RoutingRules, tree: JurisdictionTree) -> None:
-    cases = [report(text, address="枫桥镇枫源村", region_code="330699101",
-                    received_at=datetime(2026, 11, 2, tzinfo=UTC))
-             for text in (NEIGHBOUR_NOISE, "快递公司拖欠我两个月工资共计9600元，一直推脱。",
-                          "工地包工头卷走了工程款，分包队伍追讨工程款二十万元。")]
-    for case in cases:
-        route_case(case, rules, tree)
-    rounds = 300
-    started = time.perf_counter()
-    for _ in range(rounds):
-        for case in cases:
-            route_case(case, rules, tree)
-    per_case = (time.perf_counter() - started) / (rounds * len(cases))
-    assert per_case < 0.001  # measured ~60 µs; generous so a slow CI machine passes
