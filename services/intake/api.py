@@ -30,6 +30,7 @@ from kit.runtime import Runtime
 from services.intake.committer import GroupCommitter
 from services.intake.domain import ADAPTERS, ChannelAdapter, Outcome, Submission, contact_phone
 from services.intake.handlers import find_report, submit_many
+from services.intake.reveal import build_reveal_router
 from services.intake.store import IntakeCase
 
 ERRORS = error_responses(401, 403, 409, 422, 429)
@@ -222,6 +223,7 @@ def _contact_route(router: APIRouter) -> None:
 def build_router() -> APIRouter:
     router = APIRouter(tags=["intake"])
     _contact_route(router)
+    router.include_router(build_reveal_router())
     for adapter in ADAPTERS.values():
         _submit_route(router, adapter)
         _batch_route(router, adapter)

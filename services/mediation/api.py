@@ -40,6 +40,7 @@ from kit.errors import ApiError, FieldError, error_responses
 from kit.privacy import scrub
 from kit.runtime import Runtime
 from services.mediation import store
+from services.mediation.domain.case_report import audience, case_report, revealable
 from services.mediation.domain.figures import (
     COUNT_NAMES,
     DEFINITIONS,
@@ -222,7 +223,13 @@ def build_router() -> APIRouter:
 
     @router.get("/v1/cases/{case_id}", response_model=CaseView, tags=["cases"],
                 responses=error_responses(401, 403, 404),
-                summary="A case with its routing decision, full history and supervision")
+                summary="A case with its report (parties masked, place, photos, the channel's "
+                "fields), routing decision, full history and supervision",
+                description="What of the report a key is shown depends on its limits: "
+                "`report.withheld` names what it is not (docs/mediation.md, \"Who sees what "
+                "in a case\"). Phone and id numbers are masked; the clear value is intake's "
+                "`POST /v1/intake/cases/{case_id}/personal-data`, when "
+                "`personal_data_revealable`.")
     async def get_case(case_id: str, request: Request,
                        principal: Principal = require(Scope.CASES_READ)) -> CaseView:
         runtime: Runtime = request.app.state.runtime
@@ -237,8 +244,13 @@ def build_router() -> APIRouter:
             session.add(store.audit(principal, AuditAction.READ, case_id))
             await session.commit()
         summary = _summary(case, datetime.now(UTC))
+        who = audience(principal, case.lead_department)
+        erased = case.personal_data_erased_at is not None
         return CaseView(
             **summary.model_dump(), text=case.text, decision=case.decision,
+            report=case_report(case.report, who),
+            personal_data_revealable=revealable(principal, who, case.report, erased),
+            personal_data_erased_at=case.personal_data_erased_at,
             allowed_transitions=sorted(
                 s for s in staff_targets(Status(case.status))
                 # 退单 is for 12345 cases only (their hotline takes them back).
