@@ -128,6 +128,9 @@ class CaseSummary(BaseModel):
         default=False, description="Flagged for review (待研判): the router's readers disagreed "
         "or doubted; the decision's `review` says why. Cleared when a dispatcher assigns it")
     overdue: bool = Field(description="A running time limit is past its deadline")
+    supervision_level: SupervisionLevel | None = Field(
+        default=None, description="The highest supervision (督办) level emitted in this routing "
+        "round, of either limit: warning, level_1 (the deadline passed), level_2; none yet")
 
 
 class PartyView(BaseModel):

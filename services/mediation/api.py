@@ -34,7 +34,7 @@ from contracts.api_mediation import (
     TransitionRequest,
     TransitionResult,
 )
-from contracts.enums import Category, Channel, Department, Risk, Status, Tier
+from contracts.enums import Category, Channel, Department, Risk, Status, SupervisionLevel, Tier
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, FieldError, error_responses
 from kit.privacy import scrub
@@ -67,10 +67,23 @@ NUL = "\x00"  # no database stores it in text: such input matches nothing or is 
 TEXT_PATTERN = r"^[^\x00]*$"
 
 
+# CaseSummary's fields worked out here rather than read from the row.
+_DERIVED = frozenset({"overdue", "supervision_level"})
+_LEVELS = list(SupervisionLevel)
+
+
+def _supervision_level(case: Case) -> SupervisionLevel | None:
+    levels = [SupervisionLevel(v) for v in (case.acceptance_supervised,
+                                            case.resolution_supervised) if v]
+    return max(levels, key=_LEVELS.index) if levels else None
+
+
 def _summary(case: Case, now: datetime) -> CaseSummary:
-    values = {name: getattr(case, name) for name in CaseSummary.model_fields if name != "overdue"}
+    values = {name: getattr(case, name) for name in CaseSummary.model_fields
+              if name not in _DERIVED}
     status = Status(case.status)
-    return CaseSummary(**values, overdue=is_overdue(status, case.accept_by, case.resolve_by, now))
+    return CaseSummary(**values, overdue=is_overdue(status, case.accept_by, case.resolve_by, now),
+                       supervision_level=_supervision_level(case))
 
 
 def _history(entry: CaseHistory | dict[str, Any]) -> HistoryEntry:
@@ -280,6 +293,9 @@ def build_router() -> APIRouter:
         review: Annotated[bool | None, Query(
             description="true: flagged for review (待研判), the dispatchers' queue of doubtful "
             "routings; false: not flagged")] = None,
+        supervised: Annotated[bool | None, Query(
+            description="true: a supervision (督办) level was emitted in the case's current "
+            "routing round (see supervision_level); false: none was")] = None,
         received_from: DateParam = None,
         received_to: DateParam = None,
         text: Annotated[str | None, Query(min_length=1, max_length=200, pattern=TEXT_PATTERN,
@@ -307,6 +323,8 @@ def build_router() -> APIRouter:
             query = query.where(store.overdue(now) if overdue else ~store.overdue(now))
         if review is not None:
             query = query.where(C.review_flagged == review)
+        if supervised is not None:
+            query = query.where(store.supervised() if supervised else ~store.supervised())
         if text is not None:
             # Texts hold numbers masked: a number searched for is searched for masked too
             # (139-1234-5678 finds 139****5678), and is never kept in clear, audit included.
@@ -325,6 +343,7 @@ def build_router() -> APIRouter:
             ("status", status), ("channel", channel), ("category", category), ("risk", risk),
             ("tier", tier), ("department", department), ("lead_department", lead_department),
             ("jurisdiction", jurisdiction), ("overdue", overdue), ("review", review),
+            ("supervised", supervised),
             ("received_from", received_from), ("received_to", received_to), ("text", text),
             ("external_id", external_id), ("cursor", cursor)) if value is not None}
         async with runtime.sessions() as session:
