@@ -98,10 +98,16 @@ def _text(value: str | None) -> str | None:
     return scrub(value) if value else None
 
 
+# The channel fields that are the source's own ids and codes: kept as sent, like external_id
+# (which they repeat) and the codes CaseReported carries. Masking would mangle some: a grid
+# code has the shape of a first-generation id number. Every other text is masked, a grid
+# worker's staff id included (a source may well put a phone number there).
+SOURCE_CODES = frozenset({"order_no", "report_id", "incident_no", "case_no", "petition_no",
+                          "visit_id", "grid_code", "region_code", "court_code", "station_code"})
+
+
 def _source_code(name: str) -> bool:
-    """A channel field that is the source's own id or code (order, case and incident numbers,
-    court and station codes): kept as sent, like external_id."""
-    return name.endswith(("_no", "_id", "_code"))
+    return name in SOURCE_CODES
 
 
 def channel_fields(**values: Any) -> dict[str, Any]:
