@@ -112,7 +112,8 @@ def build_reveal_router() -> APIRouter:
         summary="Show a case's phone and id numbers in clear (显示号码), with a reason, audited",
         description=REVEAL_DESCRIPTION,
         responses=error_responses(401, 403, 404, 410, 422, 503), operation_id="reveal_personal_data")
-    async def reveal(request: Request, case_id: Annotated[str, Path(max_length=64)],
+    async def reveal(request: Request,
+                     case_id: Annotated[str, Path(max_length=64, pattern=r"^[^\x00]*$")],
                      body: RevealRequest,
                      principal: Principal = require(Scope.PERSONAL_DATA_REVEAL)) -> Response:
         runtime: Runtime = request.app.state.runtime
