@@ -293,3 +293,23 @@ async def test_an_erased_case_reveals_nothing(platform: Platform) -> None:
     assert gone.json()["error"] == "personal_data_erased"
     assert "13600136000" not in gone.text
     assert (await platform.view(case_id)).json()["personal_data_revealable"] is False
+
+
+async def test_without_mediation_a_department_key_is_told_to_retry_and_nothing_is_shown(
+        platform: Platform, broker: Broker, database_url: str, run_dir: Path) -> None:
+    case_id = await platform.submit("court", court_referral(platform.tag + "m"))
+    case = await platform.routed(case_id)
+    lead = await platform.key(READ, REVEAL, departments=[case["lead_department"]])
+    overrides: dict[str, object] = {"rate_limit_per_second": 0,
+                                    "mediation_url": f"http://127.0.0.1:{free_port()}"}
+    if database_url.startswith("sqlite"):
+        overrides["auth_database_url"] = f"sqlite+aiosqlite:///{run_dir / 'caseview-auth.db'}"
+    # A second intake on the same database whose mediation does not answer.
+    lonely = importlib.import_module("services.intake.main").create(
+        service_settings("intake", broker.bootstrap, database_url, run_dir, **overrides))
+    async with serve(lonely) as url:
+        answer = await platform.client.post(f"{url}/v1/intake/cases/{case_id}/personal-data",
+                                            json={"reason": "电话通知"}, headers=lead)
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "5"
+    no_clear_number(answer)
