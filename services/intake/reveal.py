@@ -31,6 +31,7 @@ from contracts.api_reveal import (
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, error_responses
 from kit.privacy import scrub
+from kit.ratelimit import require_within_rate
 from kit.runtime import Runtime
 from services.intake.domain import people_in
 from services.intake.store import IntakeCase, RevealRecord
@@ -52,7 +53,7 @@ A key limited to channels: its channels' cases (404 otherwise). A key limited to
 or jurisdictions: intake asks mediation with the same key; a case mediation does not show it
 is 404, a case its departments do not lead is 403 (a cooperating department sees the parties
 masked). Mediation unreachable: 503. A case whose personal data was erased: 410. Answers are
-never cached (`Cache-Control: no-store`).
+never cached (`Cache-Control: no-store`). The key's rate limit applies (429).
 """
 
 
@@ -111,11 +112,14 @@ def build_reveal_router() -> APIRouter:
         "/v1/intake/cases/{case_id}/personal-data", response_model=RevealAnswer,
         summary="Show a case's phone and id numbers in clear (显示号码), with a reason, audited",
         description=REVEAL_DESCRIPTION,
-        responses=error_responses(401, 403, 404, 410, 422, 503), operation_id="reveal_personal_data")
+        responses=error_responses(401, 403, 404, 410, 422, 429, 503),
+        operation_id="reveal_personal_data")
     async def reveal(request: Request,
                      case_id: Annotated[str, Path(max_length=64, pattern=r"^[^\x00]*$")],
                      body: RevealRequest,
-                     principal: Principal = require(Scope.PERSONAL_DATA_REVEAL)) -> Response:
+                     # Rate-limited like intake's other POSTs: nobody reads numbers in bulk.
+                     principal: Principal = require_within_rate(Scope.PERSONAL_DATA_REVEAL)
+                     ) -> Response:
         runtime: Runtime = request.app.state.runtime
         async with runtime.sessions() as session:
             row = (await session.execute(select(
