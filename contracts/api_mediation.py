@@ -17,14 +17,16 @@ from contracts.enums import (
     Department,
     ExtensionDecision,
     LimitSource,
+    PartyRole,
     Referral,
     Risk,
     SlaKind,
     Status,
     SupervisionLevel,
     Tier,
+    Urgency,
 )
-from contracts.events import TransitionData
+from contracts.events import ChannelFieldValue, GeoPoint, TransitionData
 
 
 class StepInput(TransitionData):
@@ -149,11 +151,61 @@ class CaseSummary(BaseModel):
         default=False, description="Flagged for review (待研判): the router's readers disagreed "
         "or doubted; the decision's `review` says why. Cleared when a dispatcher assigns it")
     overdue: bool = Field(description="A running time limit is past its deadline")
+    supervision_level: SupervisionLevel | None = Field(
+        default=None, description="The highest supervision (督办) level emitted in this routing "
+        "round, of either limit: warning, level_1 (the deadline passed), level_2; none yet")
+
+
+class PartyView(BaseModel):
+    """A person in the case as the case view shows them: never a number in clear."""
+
+    person: str = Field(description="reporter or parties.N: how intake's personal-data route "
+                        "names this person", examples=["parties.0"])
+    name: str | None
+    role: PartyRole
+    phone_masked: str | None = Field(description="138****8000; null also when withheld")
+    id_number_masked: str | None = Field(description="null also when withheld")
+    address: str | None = Field(description="null also when withheld")
+
+
+class CaseReport(BaseModel):
+    """The report as the people who work the case need it: who, where, what the channel
+    said, its photos. What a key is not shown is named in `withheld` (docs/mediation.md,
+    "Who sees what in a case")."""
+
+    reporter: PartyView | None
+    parties: list[PartyView]
+    address: str | None = Field(description="The report's address (numbers masked)")
+    location: GeoPoint | None = Field(description="Coordinates as reported")
+    region_code: str | None
+    grid_code: str | None
+    occurred_at: datetime | None
+    channel_category: str | None = Field(description="The channel's own classification")
+    urgency: Urgency | None
+    deadline: datetime | None = Field(description="The channel's own deadline")
+    amount: float | None
+    people_count: int | None
+    injuries: bool | None
+    photos: list[str] = Field(description="Links the source sent (grid photos); empty when "
+                              "withheld")
+    channel_fields: dict[str, ChannelFieldValue] = Field(
+        description="The channel's own fields as it names them (court: cause, court_name, "
+        "mediation_deadline; police: incident_no, station_name; ...); empty for cases "
+        "reported before the platform kept them")
+    withheld: list[str] = Field(
+        description="What this key is not shown: photos, parties.phone_masked, "
+        "parties.id_number_masked, parties.address")
 
 
 class CaseView(CaseSummary):
     text: str | None
     decision: dict[str, Any] | None
+    report: CaseReport = Field(description="Parties, place, photos and the channel's fields")
+    personal_data_revealable: bool = Field(
+        description="This key may ask intake for the numbers in clear (POST /v1/intake/cases/"
+        "{case_id}/personal-data): scope personal_data:reveal, the lead department's (or not "
+        "limited to departments), and the case's personal data not erased")
+    personal_data_erased_at: datetime | None = None
     allowed_transitions: list[Status] = Field(
         description="Where staff may move the case now (POST .../transitions)")
     history: list[HistoryEntry]

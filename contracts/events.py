@@ -37,6 +37,10 @@ class GeoPoint(_Model):
     lon: float = Field(ge=-180, le=180)
 
 
+# A channel field's value: text (numbers masked), a number, a flag, or a time as ISO 8601.
+ChannelFieldValue = str | int | float | bool
+
+
 class PartyRef(_Model):
     """A person in a case as events carry them: numbers masked, plus keyed hashes for matching."""
 
@@ -78,6 +82,15 @@ class CaseReported(_Model):
         "mediation_deadline)")
     callback_url: str | None = Field(default=None,
                                      description="Where results are fed back (办结反馈)")
+    photos: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="Links to the photos the source sent (a grid worker's), as it sent them")
+    channel_fields: dict[str, ChannelFieldValue] = Field(
+        default_factory=dict, description="The channel's own fields, named as the channel "
+        "names them (court: case_no, court_name, cause, claim_amount, referred_at, "
+        "mediation_deadline; police: incident_no, station_code, station_name, ...; "
+        "docs/intake.md): for the people who work the case. Phone and id numbers masked, as "
+        "everywhere outside intake. Events from before this field carry none")
 
 
 class JurisdictionRef(_Model):

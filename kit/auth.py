@@ -51,6 +51,10 @@ class Scope(StrEnum):
     DELIVERIES_READ = "deliveries:read"
     STATS_READ = "stats:read"
     PERSONAL_DATA_READ = "personal_data:read"
+    # A person working a case is shown its phone and id numbers in clear (显示号码), with a
+    # reason, audited: intake's POST /v1/intake/cases/{case_id}/personal-data. A key limited
+    # to departments reveals only the cases its departments lead (docs/privacy.md).
+    PERSONAL_DATA_REVEAL = "personal_data:reveal"
     # A person's data on request: export, and erasure ahead of the retention (mediation).
     PERSONAL_DATA_ADMIN = "personal_data:admin"
     AUDIT_READ = "audit:read"

@@ -37,6 +37,7 @@ from services.intake.domain import (
     differing_fields,
 )
 from services.intake.handlers import cases, find_report, submit_many
+from services.intake.reveal import build_reveal_router
 from services.intake.store import IntakeCase
 
 ERRORS = error_responses(401, 403, 409, 422, 429)
@@ -257,6 +258,7 @@ def _contact_route(router: APIRouter) -> None:
 def build_router() -> APIRouter:
     router = APIRouter(tags=["intake"])
     _contact_route(router)
+    router.include_router(build_reveal_router())
     for adapter in ADAPTERS.values():
         _submit_route(router, adapter)
         _batch_route(router, adapter)

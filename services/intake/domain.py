@@ -117,6 +117,35 @@ def _text(value: str | None) -> str | None:
     return scrub(value) if value else None
 
 
+# The channel fields that are the source's own ids and codes: kept as sent, like external_id
+# (which they repeat) and the codes CaseReported carries. Masking would mangle some: a grid
+# code has the shape of a first-generation id number. Every other text is masked, a grid
+# worker's staff id included (a source may well put a phone number there).
+SOURCE_CODES = frozenset({"order_no", "report_id", "incident_no", "case_no", "petition_no",
+                          "visit_id", "grid_code", "region_code", "court_code", "station_code"})
+
+
+def _source_code(name: str) -> bool:
+    return name in SOURCE_CODES
+
+
+def channel_fields(**values: Any) -> dict[str, Any]:
+    """A channel's own fields as CaseReported carries them: the ones given, times as ISO 8601,
+    free text masked of numbers (ids and codes as sent)."""
+    fields: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None or value == "":
+            continue
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, StrEnum):
+            value = value.value
+        elif isinstance(value, str) and not _source_code(name):
+            value = scrub(value)
+        fields[name] = value
+    return fields
+
+
 def _masked_party(party: PartyRef) -> PartyRef:
     return party.model_copy(update={"name": _text(party.name), "address": _text(party.address)})
 
@@ -129,7 +158,8 @@ def masked_case(case: CaseReported) -> CaseReported:
         "text": scrub(case.text), "channel_category": _text(case.channel_category),
         "address": _text(case.address),
         "reporter": _masked_party(case.reporter) if case.reporter else None,
-        "parties": [_masked_party(p) for p in case.parties]})
+        "parties": [_masked_party(p) for p in case.parties],
+        "channel_fields": channel_fields(**case.channel_fields)})
 
 
 # --- one mapping per channel ----------------------------------------------------------------
@@ -145,7 +175,10 @@ def hotline_to_case(order: HotlineWorkOrder, receipt: Receipt) -> CaseReported:
         channel_category=order.category, urgency=order.urgency,
         address=_text(order.address), region_code=order.region_code, reporter=reporter,
         deadline=order.deadline,
-        callback_url=str(order.callback_url) if order.callback_url else None)
+        callback_url=str(order.callback_url) if order.callback_url else None,
+        channel_fields=channel_fields(order_no=order.order_no, category=order.category,
+                                      urgency=order.urgency, deadline=order.deadline,
+                                      region_code=order.region_code))
 
 
 def grid_to_case(report: GridReport, receipt: Receipt) -> CaseReported:
@@ -158,7 +191,13 @@ def grid_to_case(report: GridReport, receipt: Receipt) -> CaseReported:
         channel_category=report.event_type, address=_text(report.address),
         grid_code=report.grid_code, location=report.location, occurred_at=report.occurred_at,
         people_count=report.people_involved, reporter=reporter,
-        parties=party_refs(report.parties, PartyRole.OTHER, receipt.hash_secret))
+        parties=party_refs(report.parties, PartyRole.OTHER, receipt.hash_secret),
+        photos=[str(url) for url in report.photos],
+        channel_fields=channel_fields(report_id=report.report_id, grid_code=report.grid_code,
+                                      event_type=report.event_type,
+                                      reporter_id=report.reporter_id,
+                                      occurred_at=report.occurred_at,
+                                      people_involved=report.people_involved))
 
 
 def police_to_case(referral: PoliceReferral, receipt: Receipt) -> CaseReported:
@@ -170,7 +209,13 @@ def police_to_case(referral: PoliceReferral, receipt: Receipt) -> CaseReported:
         channel_category=referral.dispute_type, address=_text(referral.address),
         region_code=referral.region_code, station_code=referral.station_code,
         occurred_at=referral.occurred_at, injuries=referral.injuries, reporter=reporter,
-        parties=party_refs(referral.parties, PartyRole.OTHER, receipt.hash_secret))
+        parties=party_refs(referral.parties, PartyRole.OTHER, receipt.hash_secret),
+        channel_fields=channel_fields(incident_no=referral.incident_no,
+                                      station_code=referral.station_code,
+                                      station_name=referral.station_name,
+                                      dispute_type=referral.dispute_type,
+                                      occurred_at=referral.occurred_at,
+                                      injuries=referral.injuries))
 
 
 def court_mediation_deadline(referral: CourtReferral, received_at: datetime) -> datetime:
@@ -183,6 +228,7 @@ def court_mediation_deadline(referral: CourtReferral, received_at: datetime) -> 
 def court_to_case(referral: CourtReferral, receipt: Receipt) -> CaseReported:
     received_at = referral.referred_at or receipt.received_at
     secret = receipt.hash_secret
+    deadline = court_mediation_deadline(referral, received_at)
     return CaseReported(
         case_id=receipt.case_id, channel=Channel.COURT, external_id=referral.case_no,
         received_at=received_at, text=scrub(referral.summary),
@@ -190,7 +236,13 @@ def court_to_case(referral: CourtReferral, receipt: Receipt) -> CaseReported:
         amount=referral.claim_amount,
         parties=party_refs(referral.plaintiffs, PartyRole.PLAINTIFF, secret)
         + party_refs(referral.defendants, PartyRole.DEFENDANT, secret),
-        deadline=court_mediation_deadline(referral, received_at))
+        deadline=deadline,
+        channel_fields=channel_fields(case_no=referral.case_no, court_code=referral.court_code,
+                                      court_name=referral.court_name, cause=referral.cause,
+                                      claim_amount=referral.claim_amount,
+                                      referred_at=referral.referred_at,
+                                      # the court's own, else the 30 days' default
+                                      mediation_deadline=deadline))
 
 
 def petition_to_case(referral: PetitionReferral, receipt: Receipt) -> CaseReported:
@@ -203,7 +255,10 @@ def petition_to_case(referral: PetitionReferral, receipt: Receipt) -> CaseReport
         case_id=receipt.case_id, channel=Channel.PETITION, external_id=referral.petition_no,
         received_at=receipt.received_at, text=scrub(referral.content),
         region_code=referral.region_code, people_count=people,
-        parties=party_refs(referral.petitioners, PartyRole.PETITIONER, receipt.hash_secret))
+        parties=party_refs(referral.petitioners, PartyRole.PETITIONER, receipt.hash_secret),
+        channel_fields=channel_fields(petition_no=referral.petition_no,
+                                      people_count=referral.people_count,
+                                      region_code=referral.region_code))
 
 
 def walk_in_to_case(visit: WalkInVisit, receipt: Receipt) -> CaseReported:
@@ -219,7 +274,11 @@ def walk_in_to_case(visit: WalkInVisit, receipt: Receipt) -> CaseReported:
         channel_category=visit.category, urgency=visit.urgency, address=_text(visit.address),
         region_code=visit.region_code, grid_code=visit.grid_code,
         people_count=visit.people_count, reporter=reporter,
-        parties=party_refs(visit.parties, PartyRole.OTHER, secret))
+        parties=party_refs(visit.parties, PartyRole.OTHER, secret),
+        channel_fields=channel_fields(visit_id=receipt.external_id, category=visit.category,
+                                      urgency=visit.urgency, visited_at=visit.visited_at,
+                                      region_code=visit.region_code,
+                                      grid_code=visit.grid_code))
 
 
 @dataclass(frozen=True)
@@ -348,3 +407,50 @@ def contact_phone(channel: str, native: dict[str, Any]) -> str | None:
         return next((p["phone"] for p in native.get("petitioners") or [] if p.get("phone")),
                     None)
     return None
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person of a stored report with their numbers in clear, named as the case view names
+    them: `reporter`, or `parties.N` in the order the event lists the parties."""
+
+    ref: str
+    name: str | None
+    role: PartyRole
+    phone: str | None
+    id_number: str | None
+
+
+def _party(ref: str, party: dict[str, Any], default_role: PartyRole) -> Person:
+    return Person(ref, party.get("name"), PartyRole(party.get("role") or default_role),
+                  party.get("phone"), party.get("id_number"))
+
+
+def people_in(channel: str, native: dict[str, Any]) -> list[Person]:
+    """Everyone a stored native payload names, in the order its CaseReported lists them (the
+    mappings above): the reporter first, then the parties."""
+    reporter: Person | None = None
+    parties: list[tuple[dict[str, Any], PartyRole]] = []
+    if channel == Channel.HOTLINE_12345:
+        if native.get("caller_name") or native.get("caller_phone"):
+            reporter = Person("reporter", native.get("caller_name"), PartyRole.REPORTER,
+                              native.get("caller_phone"), None)
+    elif channel == Channel.WALK_IN:
+        if native.get("visitor"):
+            reporter = _party("reporter", native["visitor"], PartyRole.REPORTER)
+    elif channel == Channel.OPEN311:
+        from services.intake.open311.domain import full_name  # it imports this module
+
+        name = full_name(native.get("first_name"), native.get("last_name"))
+        if name or native.get("phone"):
+            reporter = Person("reporter", name, PartyRole.REPORTER, native.get("phone"), None)
+    # Grid workers and police officers report as staff: a name, no number of theirs.
+    if channel == Channel.COURT:
+        parties = ([(p, PartyRole.PLAINTIFF) for p in native.get("plaintiffs") or []]
+                   + [(p, PartyRole.DEFENDANT) for p in native.get("defendants") or []])
+    elif channel == Channel.PETITION:
+        parties = [(p, PartyRole.PETITIONER) for p in native.get("petitioners") or []]
+    elif channel in (Channel.GRID, Channel.POLICE, Channel.WALK_IN):
+        parties = [(p, PartyRole.OTHER) for p in native.get("parties") or []]
+    people = [reporter] if reporter else []
+    return people + [_party(f"parties.{i}", p, role) for i, (p, role) in enumerate(parties)]

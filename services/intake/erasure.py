@@ -25,8 +25,9 @@ async def on_personal_data_erased(session: AsyncSession, delivery: Delivery) -> 
         CASES.c.case_id == case_id))).scalar_one_or_none()
     known = personal_strings(native or {})
     if native is not None:
+        # Marked erased, so that a request for its numbers in clear is told so (410).
         await session.execute(update(CASES).where(CASES.c.case_id == case_id).values(
-            native=erase_json(native)))
+            native=erase_json(native), personal_data_erased_at=event.data.at))
     description = (await session.execute(select(OPEN311.c.description).where(
         OPEN311.c.service_request_id == case_id))).scalar_one_or_none()
     if description is not None:

@@ -1,13 +1,22 @@
 """Intake's tables: every accepted report with its native payload (phone and id numbers in
 clear live only here), unique per channel and external id; the public face of Open311
-requests; and intake's outbox."""
+requests; who was shown a case's numbers in clear, and why; and intake's outbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, MetaData, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from kit.db import UtcDateTime
@@ -30,6 +39,9 @@ class IntakeCase(IntakeBase, table=True):
     received_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     created_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     native: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # Set when case.personal_data_erased.v1 emptied `native`: nothing is revealed any more.
+    personal_data_erased_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime, nullable=True))
 
 
 class Open311Row(IntakeBase, table=True):
@@ -58,6 +70,27 @@ class Open311Row(IntakeBase, table=True):
     case_version: int = 0
     requested_datetime: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     updated_datetime: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
+class RevealRecord(IntakeBase, table=True):
+    """One row per request for a case's phone or id numbers in clear (POST /v1/intake/cases/
+    {case_id}/personal-data), granted or not: who (the key), which case and person, why
+    (the reason the person gave, numbers masked) and what came of it."""
+
+    __tablename__ = "intake_personal_data_reveals"
+    __table_args__ = (Index("ix_intake_personal_data_reveals_case", "case_id", "at"),
+                      Index("ix_intake_personal_data_reveals_key", "key_id", "at"))
+
+    id: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True))
+    at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    key_id: str = Field(max_length=32)
+    key_name: str = Field(max_length=128)
+    case_id: str = Field(max_length=64)
+    person: str | None = Field(default=None, max_length=32,
+                               description="reporter, parties.N; none: everyone in the case")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    outcome: str = Field(max_length=16)
 
 
 metadata = IntakeBase.metadata

@@ -35,12 +35,13 @@ from contracts.api_mediation import (
     TransitionResult,
     case_geojson_schema,
 )
-from contracts.enums import Category, Channel, Department, Risk, Status, Tier
+from contracts.enums import Category, Channel, Department, Risk, Status, SupervisionLevel, Tier
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, FieldError, error_responses
 from kit.privacy import scrub
 from kit.runtime import Runtime
 from services.mediation import store
+from services.mediation.domain.case_report import audience, case_report, revealable
 from services.mediation.domain.figures import (
     COUNT_NAMES,
     DEFINITIONS,
@@ -69,10 +70,23 @@ NUL = "\x00"  # no database stores it in text: such input matches nothing or is 
 TEXT_PATTERN = r"^[^\x00]*$"
 
 
+# CaseSummary's fields worked out here rather than read from the row.
+_DERIVED = frozenset({"overdue", "supervision_level"})
+_LEVELS = list(SupervisionLevel)
+
+
+def _supervision_level(case: Case) -> SupervisionLevel | None:
+    levels = [SupervisionLevel(v) for v in (case.acceptance_supervised,
+                                            case.resolution_supervised) if v]
+    return max(levels, key=_LEVELS.index) if levels else None
+
+
 def _summary(case: Case, now: datetime) -> CaseSummary:
-    values = {name: getattr(case, name) for name in CaseSummary.model_fields if name != "overdue"}
+    values = {name: getattr(case, name) for name in CaseSummary.model_fields
+              if name not in _DERIVED}
     status = Status(case.status)
-    return CaseSummary(**values, overdue=is_overdue(status, case.accept_by, case.resolve_by, now))
+    return CaseSummary(**values, overdue=is_overdue(status, case.accept_by, case.resolve_by, now),
+                       supervision_level=_supervision_level(case))
 
 
 def _feature(case: Case, now: datetime) -> dict[str, Any]:
@@ -254,7 +268,13 @@ def build_router() -> APIRouter:
 
     @router.get("/v1/cases/{case_id}", response_model=CaseView, tags=["cases"],
                 responses=error_responses(401, 403, 404),
-                summary="A case with its routing decision, full history and supervision")
+                summary="A case with its report (parties masked, place, photos, the channel's "
+                "fields), routing decision, full history and supervision",
+                description="What of the report a key is shown depends on its limits: "
+                "`report.withheld` names what it is not (docs/mediation.md, \"Who sees what "
+                "in a case\"). Phone and id numbers are masked; the clear value is intake's "
+                "`POST /v1/intake/cases/{case_id}/personal-data`, when "
+                "`personal_data_revealable`.")
     async def get_case(case_id: str, request: Request,
                        principal: Principal = require(Scope.CASES_READ)) -> CaseView:
         runtime: Runtime = request.app.state.runtime
@@ -269,8 +289,13 @@ def build_router() -> APIRouter:
             session.add(store.audit(principal, AuditAction.READ, case_id))
             await session.commit()
         summary = _summary(case, datetime.now(UTC))
+        who = audience(principal, case.lead_department)
+        erased = case.personal_data_erased_at is not None
         return CaseView(
             **summary.model_dump(), text=case.text, decision=case.decision,
+            report=case_report(case.report, who),
+            personal_data_revealable=revealable(principal, who, case.report, erased),
+            personal_data_erased_at=case.personal_data_erased_at,
             allowed_transitions=sorted(
                 s for s in staff_targets(Status(case.status))
                 # 退单 is for 12345 cases only (their hotline takes them back).
@@ -315,6 +340,9 @@ def build_router() -> APIRouter:
         review: Annotated[bool | None, Query(
             description="true: flagged for review (待研判), the dispatchers' queue of doubtful "
             "routings; false: not flagged")] = None,
+        supervised: Annotated[bool | None, Query(
+            description="true: a supervision (督办) level was emitted in the case's current "
+            "routing round (see supervision_level); false: none was")] = None,
         received_from: DateParam = None,
         received_to: DateParam = None,
         text: Annotated[str | None, Query(min_length=1, max_length=200, pattern=TEXT_PATTERN,
@@ -351,6 +379,8 @@ def build_router() -> APIRouter:
             query = query.where(store.overdue(now) if overdue else ~store.overdue(now))
         if review is not None:
             query = query.where(C.review_flagged == review)
+        if supervised is not None:
+            query = query.where(store.supervised() if supervised else ~store.supervised())
         if text is not None:
             # Texts hold numbers masked: a number searched for is searched for masked too
             # (139-1234-5678 finds 139****5678), and is never kept in clear, audit included.
@@ -373,6 +403,7 @@ def build_router() -> APIRouter:
             ("tier", tier), ("department", department), ("lead_department", lead_department),
             ("jurisdiction", jurisdiction), ("place", place), ("bbox", bbox),
             ("format", "geojson" if geojson else None), ("overdue", overdue), ("review", review),
+            ("supervised", supervised),
             ("received_from", received_from), ("received_to", received_to), ("text", text),
             ("external_id", external_id), ("cursor", cursor)) if value is not None}
         async with runtime.sessions() as session:

@@ -291,6 +291,11 @@ def overdue(now: datetime) -> ColumnElement[bool]:
                and_(C.status.in_(sorted(RUNS_IN[SlaKind.RESOLUTION])), C.resolve_by < now))
 
 
+def supervised() -> ColumnElement[bool]:
+    """A supervision level was emitted in the current routing round (a new round clears them)."""
+    return or_(C.acceptance_supervised.is_not(None), C.resolution_supervised.is_not(None))
+
+
 async def due_for_supervision(session: AsyncSession, now: datetime, limit: int) -> list[Case]:
     """Cases whose next supervision time has come, by the indexed supervision_due_at."""
     return list((await session.execute(

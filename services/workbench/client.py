@@ -86,6 +86,16 @@ class Services:
         return await self._call("mediation", "GET", "/v1/stats", token,
                                 params={**params, "format": "csv"})
 
+    async def reveal(self, token: str, case_id: str, reason: str, person: str | None
+                     ) -> dict[str, Any]:
+        """The case's numbers in clear from intake: audited there with the person's key and
+        reason. The answer is shown once and kept nowhere."""
+        body = {"reason": reason, **({"person": person} if person else {})}
+        r = await self._call("intake", "POST",
+                             f"/v1/intake/cases/{httpx_quote(case_id)}/personal-data", token,
+                             json=body)
+        return dict(r.json())
+
     async def walk_in(self, token: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         r = await self._call("intake", "POST", "/v1/intake/walk_in", token, json=payload)
         return r.status_code, dict(r.json())

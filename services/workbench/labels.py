@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from contracts.enums import Category, Channel, Department, Referral, Risk, Status, Tier
+from contracts.enums import (
+    Category,
+    Channel,
+    Department,
+    PartyRole,
+    Referral,
+    Risk,
+    Status,
+    SupervisionLevel,
+    Tier,
+    Urgency,
+)
 from services.router.domain.vocabulary import CATEGORY_ZH, DEPARTMENT_ZH, RISK_ZH, TIER_ZH
 
 STATUS_ZH: dict[str, str] = {
@@ -39,3 +50,28 @@ RISKS: dict[str, str] = {r.value: RISK_ZH[r] for r in Risk}
 STATUSES: dict[str, str] = {s.value: STATUS_ZH[s] for s in Status}
 CHANNELS: dict[str, str] = {c.value: CHANNEL_ZH[c] for c in Channel}
 REFERRALS: dict[str, str] = {r.value: REFERRAL_ZH[r] for r in Referral}
+
+PARTY_ROLES: dict[str, str] = {
+    PartyRole.REPORTER: "反映人", PartyRole.APPLICANT: "申请人", PartyRole.RESPONDENT: "被申请人",
+    PartyRole.PLAINTIFF: "原告", PartyRole.DEFENDANT: "被告", PartyRole.PETITIONER: "信访人",
+    PartyRole.OTHER: "当事人"}
+
+SUPERVISION_LEVELS: dict[str, str] = {
+    SupervisionLevel.WARNING: "预警", SupervisionLevel.LEVEL_1: "一级督办",
+    SupervisionLevel.LEVEL_2: "二级督办"}
+
+URGENCIES: dict[str, str] = {Urgency.NORMAL: "一般", Urgency.URGENT: "紧急",
+                             Urgency.VERY_URGENT: "特急"}
+
+# The channels' own fields (CaseReported.channel_fields, docs/intake.md), as the pages name
+# them; a field not named here is shown by its code.
+CHANNEL_FIELDS: dict[str, str] = {
+    "order_no": "工单编号", "category": "诉求分类", "urgency": "紧急程度", "deadline": "办理期限",
+    "region_code": "行政区划代码", "report_id": "上报编号", "grid_code": "网格编码",
+    "event_type": "事件类型", "reporter_id": "网格员工号", "occurred_at": "发生时间",
+    "people_involved": "涉及人数", "incident_no": "警情编号", "station_code": "派出所代码",
+    "station_name": "派出所", "dispute_type": "纠纷类型", "injuries": "有无人员受伤",
+    "case_no": "案号", "court_code": "法院代码", "court_name": "委派法院", "cause": "案由",
+    "claim_amount": "标的额（元）", "referred_at": "委派时间", "mediation_deadline": "调解期限",
+    "petition_no": "信访件编号", "people_count": "人数", "visit_id": "来访编号",
+    "visited_at": "来访时间"}

@@ -180,7 +180,8 @@ async def todo_rows(request: Request, me: Me) -> Response:
 async def _case_page(request: Request, me: Signed, case_id: str, *, status: int = 200,
                      open_step: str = "", errors: dict[str, str] | None = None,
                      values: dict[str, str] | None = None, message: str = "",
-                     problem: str = "") -> Response:
+                     problem: str = "", revealed: dict[str, dict[str, Any]] | None = None
+                     ) -> Response:
     case = _with_time_left(await _services(request).case(me.staff.token, case_id))
     # Only the lead department's staff move a case (mediation refuses the others with 403):
     # a cooperating department, a clerk or a leader reads it.
@@ -197,10 +198,18 @@ async def _case_page(request: Request, me: Signed, case_id: str, *, status: int 
         "read_only": read_only,
         "assignable": assignable, "assignment_fields": ASSIGNMENT_FIELDS,
         "open_step": open_step, "errors": errors or {}, "values": values or {},
-        "message": message, "problem": problem,
+        "message": message, "problem": problem, "revealed": revealed or {},
+        "people": _people(case),
         "accept_left": time_left(case.get("accept_by"))[0],
         "resolve_left": time_left(case.get("resolve_by"))[0],
     }, status=status, signed=me)
+
+
+def _people(case: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reporter and the parties, as the case view names them (masked numbers)."""
+    report = case.get("report") or {}
+    return ([report["reporter"]] if report.get("reporter") else []) + list(
+        report.get("parties") or [])
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -277,6 +286,40 @@ async def assign(request: Request, case_id: str, me: Me) -> Response:
                                     problem="请按提示修改标红的字段。")
         raise
     return RedirectResponse(f"/cases/{case_id}?done=assignment", status_code=303)
+
+
+REVEAL_REFUSED = {
+    403: "只有牵头部门的办理人员可以查看号码；协办部门请联系牵头部门。",
+    404: "找不到此案件，或您无权查看。",
+    410: "此案件的个人信息已按规定删除，无法显示号码。"}
+
+
+@router.post("/cases/{case_id}/reveal", include_in_schema=False)
+async def reveal(request: Request, case_id: str, me: Me) -> Response:
+    """显示号码: the numbers in clear, once, on this answer only (pages are never cached);
+    intake records who asked and why."""
+    form = await checked_form(request, me)
+    reason = form.get("reason", "").strip()
+    person = form.get("person", "").strip() or None
+    if not reason:
+        return await _case_page(request, me, case_id, status=422, open_step="reveal",
+                                errors={"reason": "请填写查看理由（将记录在案）"},
+                                values=form, problem="请补全标红的字段。")
+    try:
+        answer = await _services(request).reveal(me.staff.token, case_id, reason, person)
+    except ServiceError as exc:
+        if exc.status == 422:
+            return await _case_page(request, me, case_id, status=422, open_step="reveal",
+                                    errors=_api_errors(exc), values=form,
+                                    problem="请按提示修改标红的字段。")
+        if exc.status in REVEAL_REFUSED:
+            return await _case_page(request, me, case_id, status=exc.status,
+                                    problem=REVEAL_REFUSED[exc.status])
+        raise
+    revealed = {p["person"]: p for p in answer["people"]}
+    return await _case_page(request, me, case_id, revealed=revealed, message=(
+        "号码已显示，本次查看已记录（查看人、理由）。离开本页后不再显示。" if revealed
+        else "此案件没有可显示的号码。"))
 
 
 # --- 窗口登记 ------------------------------------------------------------------------------
@@ -365,12 +408,27 @@ async def supervision(request: Request, me: Me) -> Response:
     overdue = await services.cases(me.staff.token, {"overdue": "true", "limit": LIST_LIMIT})
     red = await services.cases(me.staff.token, {"risk": "red", "status": "routed",
                                                 "limit": LIST_LIMIT})
-    by_department: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for case in overdue["items"]:
-        by_department[case.get("lead_department") or ""].append(_with_time_left(case))
+    supervised = await services.cases(me.staff.token, {"supervised": "true",
+                                                       "limit": LIST_LIMIT})
     return page(request, "supervision.html", {
-        "by_department": sorted(by_department.items(), key=lambda kv: -len(kv[1])),
+        "by_department": _by_department(overdue["items"]),
+        "supervised": _by_department([c for c in supervised["items"]
+                                      if c["status"] in UNDER_SUPERVISION]),
         "red": [_with_time_left(c) for c in red["items"]]}, signed=me)
+
+
+# A case is supervised while one of its clocks runs (mediation's time_limits.RUNS_IN); once
+# resolved or closed its supervision record stays on its page, not on the leaders' list.
+UNDER_SUPERVISION = {Status.ROUTED.value, Status.ACCEPTED.value, Status.IN_MEDIATION.value,
+                     Status.RETURNED.value, Status.AWAITING_DISPATCH.value}
+
+
+def _by_department(cases: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Cases by lead department, the department with the most first."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for case in cases:
+        grouped[case.get("lead_department") or ""].append(_with_time_left(case))
+    return sorted(grouped.items(), key=lambda kv: -len(kv[1]))
 
 
 # --- 统计 --------------------------------------------------------------------------------

@@ -61,7 +61,9 @@ templates.env.filters["local_time"] = _local_time
 templates.env.globals.update(
     STATUS=labels.STATUSES, CATEGORY=labels.CATEGORIES, DEPARTMENT=labels.DEPARTMENTS,
     TIER=labels.TIERS, RISK=labels.RISKS, CHANNEL=labels.CHANNELS, REFERRAL=labels.REFERRALS,
-    STEP=labels.STEP_ZH)
+    STEP=labels.STEP_ZH, PARTY_ROLE=labels.PARTY_ROLES,
+    SUPERVISION_LEVEL=labels.SUPERVISION_LEVELS, URGENCY=labels.URGENCIES,
+    CHANNEL_FIELD=labels.CHANNEL_FIELDS)
 
 
 def digest(token: str) -> str:

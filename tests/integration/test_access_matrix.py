@@ -23,7 +23,7 @@ from kit.auth import KeyStore, Scope, key_scopes
 from kit.db import create_engine
 from kit.settings import SERVICE_PORTS
 from services.intake.domain import ADAPTERS
-from tests.infra import AUTH, Broker, eventually, serve, service_settings
+from tests.infra import AUTH, Broker, eventually, free_port, serve, service_settings
 
 pytestmark = pytest.mark.integration
 
@@ -179,12 +179,16 @@ async def world(broker: Broker, database_url: str, run_dir: Path) -> AsyncIterat
     if database_url.startswith("sqlite"):
         # One key store for the four services, as one PostgreSQL database gives them.
         overrides["auth_database_url"] = f"sqlite+aiosqlite:///{run_dir / 'matrix-auth.db'}"
+    ports = {name: free_port() for name in SERVICE_PORTS}
+    # Intake asks mediation about the cases of keys limited to departments or jurisdictions.
+    overrides["mediation_url"] = f"http://127.0.0.1:{ports['mediation']}"
     settings = {name: service_settings(name, broker.bootstrap, database_url, run_dir,
                                        **overrides) for name in SERVICE_PORTS}
     apps = {name: importlib.import_module(f"services.{name}.main").create(s)
             for name, s in settings.items()}
     async with AsyncExitStack() as stack:
-        urls = {name: await stack.enter_async_context(serve(app)) for name, app in apps.items()}
+        urls = {name: await stack.enter_async_context(serve(app, ports[name]))
+                for name, app in apps.items()}
         client = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
         engine = create_engine(settings["intake"].effective_auth_database_url())
         stack.push_async_callback(engine.dispose)
@@ -307,6 +311,20 @@ MATRIX: dict[tuple[str, str, str], Route] = {
         None, call("GET", "/open311/discovery.xml"), s(200)),
     ("intake", "GET", "/open311/v2/discovery.{fmt}"): Route(
         None, call("GET", "/open311/v2/discovery.json"), s(200)),
+    ("intake", "POST", "/v1/intake/cases/{case_id}/personal-data"): Route(
+        Scope.PERSONAL_DATA_REVEAL, call("POST", "/v1/intake/cases/{w.cases[A][case_id]}/"
+                                         "personal-data", json={"reason": "matrix"}),
+        s(200), lambda world, kind: (
+            # Intake asks mediation for keys limited to departments or jurisdictions: a case
+            # the key does not see is 404, one its departments do not lead 403.
+            s(404) if not sees(kind, world.cases["A"])
+            else s(200) if world.cases["A"]["lead_department"] in
+            LIMITS[kind].get("departments", [world.cases["A"]["lead_department"]])
+            else s(403))),
+    ("intake", "GET", "/v1/intake/personal-data/reveals"): Route(
+        Scope.AUDIT_READ, call("GET", "/v1/intake/personal-data/reveals",
+                               params={"limit": 5}), s(200),
+        only({"department": s(403), "jurisdiction": s(403), "channel": s(403)})),
     ("intake", "GET", "/open311/v2/services.{fmt}"): Route(
         None, call("GET", "/open311/v2/services.json"), s(200)),
     ("intake", "GET", "/open311/v2/services/{service_code}.{fmt}"): Route(

@@ -94,6 +94,10 @@ async def test_each_level_is_emitted_once_across_a_restart(
             after = await supervision_total(url)
             async with httpx.AsyncClient(base_url=url, headers=AUTH) as client:
                 red_case = (await client.get(f"/v1/cases/{unaccepted.case_id}")).json()
+                supervised = {c["case_id"]: c["supervision_level"] for c in (await client.get(
+                    "/v1/cases", params={"supervised": "true", "limit": 200})).json()["items"]}
+                unsupervised = {c["case_id"] for c in (await client.get(
+                    "/v1/cases", params={"supervised": "false", "limit": 200})).json()["items"]}
 
     by_case = levels_by_case(got)
     assert by_case[unaccepted.case_id] == Counter(EVERY_LEVEL)
@@ -113,6 +117,11 @@ async def test_each_level_is_emitted_once_across_a_restart(
     assert warned >= unaccepted.received_at + timedelta(seconds=0.8 * ACCEPT_S)
     assert {(s["sla_kind"], s["level"]) for s in red_case["supervision"]} == EVERY_LEVEL
     assert red_case["overdue"] is True
+    # The list says which cases are under supervision, and how far (the 督办 screen).
+    assert supervised[unaccepted.case_id] == "level_2"
+    assert supervised[accepted.case_id] == "level_2"
+    assert resolved.case_id not in supervised and resolved.case_id in unsupervised
+    assert unaccepted.case_id not in unsupervised
 
     # The leader keeps the gauges from the database.
     assert _gauge(metrics, "fq_red_cases_unaccepted_overdue") >= 1

@@ -88,3 +88,33 @@ def test_time_left_and_todo_order() -> None:
              for n, r, by in (("a", "blue", sooner), ("b", "red", later),
                               ("c", "yellow", later), ("d", "blue", None))]
     assert [c["case_id"] for c in sorted(cases, key=_todo_order)] == ["b", "a", "c", "d"]
+
+
+def test_the_case_screen_lists_the_reporter_before_the_parties() -> None:
+    from services.workbench.pages import _people
+
+    case = {"report": {"reporter": {"person": "reporter", "name": "王"},
+                       "parties": [{"person": "parties.0", "name": "李"}]}}
+    assert [p["person"] for p in _people(case)] == ["reporter", "parties.0"]
+    assert _people({"report": {"reporter": None, "parties": []}}) == []
+
+
+def test_supervised_cases_group_by_lead_department_the_most_first() -> None:
+    from services.workbench.pages import _by_department
+
+    now = datetime.now(UTC).isoformat()
+    cases = [{"case_id": c, "lead_department": d, "status": "routed", "accept_by": now,
+              "received_at": now} for c, d in (("A", "court"), ("B", "judicial_office"),
+                                               ("C", "judicial_office"), ("D", None))]
+    grouped = _by_department(cases)
+    assert [(d, [c["case_id"] for c in cs]) for d, cs in grouped] == [
+        ("judicial_office", ["B", "C"]), ("court", ["A"]), ("", ["D"])]
+    assert all("time_left" in c for _, cs in grouped for c in cs)
+
+
+def test_handlers_may_reveal_numbers_and_clerks_and_leaders_may_not() -> None:
+    from kit.auth import Scope
+
+    assert Scope.PERSONAL_DATA_REVEAL in accounts.ROLE_SCOPES[Role.HANDLER]
+    for role in (Role.CLERK, Role.LEADER, Role.DISPATCHER):
+        assert Scope.PERSONAL_DATA_REVEAL not in accounts.ROLE_SCOPES[role]
