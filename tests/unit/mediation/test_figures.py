@@ -16,6 +16,7 @@ from services.mediation.domain.figures import (
     CaseCounts,
     figures,
     prior_related_count,
+    total_of,
 )
 
 
@@ -66,3 +67,16 @@ def decision(signals: list[str], fired: list[str]) -> RoutingDecision:
 def test_prior_related_cases_are_read_from_the_routing_evidence(
         signals: list[str], fired: list[str], count: int) -> None:
     assert prior_related_count(decision(signals, fired)) == count
+
+
+def test_the_total_of_groups_is_every_count_summed() -> None:
+    # The stats API answers its total row from the groups (one pass over the cases, not two).
+    a = CaseCounts(received=3, closed=2, closed_resolved=1, rated=2, satisfaction_sum=9,
+                   court_received=1)
+    b = CaseCounts(received=5, mediated=4, closed=1, closed_on_time=1, rated=1,
+                   satisfaction_sum=4, repeats=2, returned=1, reassigned=1)
+    total = total_of([a, b])
+    assert total == CaseCounts(received=8, mediated=4, closed=3, closed_resolved=1,
+                               closed_on_time=1, rated=3, satisfaction_sum=13,
+                               court_received=1, repeats=2, returned=1, reassigned=1)
+    assert total_of([]) == CaseCounts()
