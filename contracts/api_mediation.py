@@ -125,6 +125,13 @@ class CaseSummary(BaseModel):
     review_flagged: bool = Field(
         default=False, description="Flagged for review (待研判): the router's readers disagreed "
         "or doubted; the decision's `review` says why. Cleared when a dispatcher assigns it")
+    merged_into: str | None = Field(
+        default=None, description="Merged (合并) into this main case: the report is closed as "
+        "one of its matter, and fed back when the main case closes")
+    owner: str | None = Field(default=None, description="The leader who owns the case (领导包案)")
+    owner_proposed: bool = Field(
+        default=False, description="A leader owner is proposed (a red case, or two or more "
+        "prior related cases) and nobody owns it yet")
     overdue: bool = Field(description="A running time limit is past its deadline")
 
 
@@ -184,6 +191,7 @@ class StatsDimension(StrEnum):
     JURISDICTION = "jurisdiction"
     ROUTED_DEPARTMENT = "routed_department"
     LEAD_RULE = "lead_rule"
+    OWNER = "owner"  # the leader who owns the case (领导包案)
     DAY = "day"
     WEEK = "week"
     MONTH = "month"
@@ -238,6 +246,9 @@ class AuditAction(StrEnum):
     TRANSITION = "transition"
     ASSIGN = "assign"
     ERASE = "erase"
+    SUPERVISE = "supervise"  # a supervision notice issued (督办 / 催办)
+    ANSWER = "answer"  # a supervision notice answered (反馈)
+    OWN = "own"  # a leader took or gave up ownership of a case (领导包案)
     PERSONAL_DATA_EXPORT = "personal_export"
     PERSONAL_DATA_ERASE = "personal_erase"
 

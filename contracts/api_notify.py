@@ -17,7 +17,16 @@ from pydantic import (
     UrlConstraints,
 )
 
-from contracts.enums import Category, Channel, Department, Risk, Status, SupervisionLevel, Tier
+from contracts.enums import (
+    Category,
+    Channel,
+    Department,
+    NoticeAction,
+    Risk,
+    Status,
+    SupervisionLevel,
+    Tier,
+)
 from contracts.envelope import CloudEvent
 
 # ---------------------------------------------------------------------------------------------
@@ -36,7 +45,15 @@ EVENT_KINDS: tuple[str, ...] = (
     KIND_ROUTED, KIND_ASSIGNED, KIND_WITHDRAWN_FROM,
     KIND_LIFECYCLE, *(f"{KIND_LIFECYCLE}.{s.value}" for s in Status),
     KIND_SUPERVISION, *(f"{KIND_SUPERVISION}.{level.value}" for level in SupervisionLevel),
+    # Supervision notices issued by hand (督办 / 催办): issued, answered, raised after a
+    # missed answer (the leader's), missed at the highest level.
+    *(f"{KIND_SUPERVISION}.notice.{action.value}" for action in NoticeAction),
 )
+
+
+def notice_kind(action: NoticeAction) -> str:
+    """The kind of a supervision notice's event: `supervision.notice.raised`."""
+    return f"{KIND_SUPERVISION}.notice.{action.value}"
 
 
 def lifecycle_kind(status: Status) -> str:
@@ -52,8 +69,8 @@ def supervision_kind(level: SupervisionLevel) -> str:
 def _known_kind(kind: str) -> str:
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown kind '{kind}': use routed, routed.assigned, "
-                         "routed.withdrawn, lifecycle, lifecycle.<status>, supervision or "
-                         "supervision.<level>")
+                         "routed.withdrawn, lifecycle, lifecycle.<status>, supervision, "
+                         "supervision.<level> or supervision.notice.<action>")
     return kind
 
 

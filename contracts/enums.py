@@ -126,6 +126,26 @@ class SupervisionLevel(StrEnum):
     LEVEL_2 = "level_2"
 
 
+class NoticeLevel(StrEnum):
+    """The levels of a supervision notice a leader issues by hand, lowest first: 提示 (a
+    reminder), 催办 (press to act), 督办 (supervise), 挂牌督办 (listed supervision, the
+    highest). An answer missed by its deadline raises the notice one level."""
+
+    REMINDER = "reminder"
+    URGE = "urge"
+    SUPERVISE = "supervise"
+    LISTED = "listed"
+
+
+class NoticeAction(StrEnum):
+    """What happened to a supervision notice."""
+
+    ISSUED = "issued"
+    ANSWERED = "answered"
+    RAISED = "raised"  # its answer was missed: one level up, as long again to answer
+    MISSED = "missed"  # missed at the highest level: the leader is told again
+
+
 class SlaKind(StrEnum):
     ACCEPTANCE = "acceptance"
     RESOLUTION = "resolution"

@@ -526,7 +526,8 @@ def _stats_row(group: dict[str, str | None], counts: CaseCounts) -> StatsRow:
 
 DIMENSION_LABELS_ZH = {"channel": "渠道", "tier": "层级", "department": "牵头部门",
                        "category": "纠纷类别", "jurisdiction": "属地",
-                       "routed_department": "初次分派部门", "lead_rule": "分派规则", "day": "日期",
+                       "routed_department": "初次分派部门", "lead_rule": "分派规则",
+                       "owner": "包案领导", "day": "日期",
                        "week": "周(起始日)", "month": "月份"}
 
 

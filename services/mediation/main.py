@@ -13,6 +13,7 @@ from kit.runtime import Runtime
 from kit.settings import Settings
 from services.mediation.api import build_router
 from services.mediation.handlers import CaseEvents
+from services.mediation.matters_api import build_matters_router
 from services.mediation.personal_data import build_personal_data_router
 from services.mediation.retention import PersonalDataRetention
 from services.mediation.scheduled import Supervisor
@@ -37,4 +38,4 @@ def create(settings: Settings | None = None) -> FastAPI:
         description="Cases from acceptance to archive: lifecycle transitions with history, "
         "time limits and supervision (督办), the case API for staff and other platforms, "
         "and the figures the centres report.",
-        routers=[build_router(), build_personal_data_router()])
+        routers=[build_router(), build_matters_router(), build_personal_data_router()])

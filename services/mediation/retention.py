@@ -25,6 +25,7 @@ from kit.leader import run_as_leader, sleep_unless
 from kit.metrics import PERSONAL_DATA_ERASED
 from kit.outbox import add_to_outbox, outbox_row
 from kit.runtime import Runtime
+from services.mediation.related import delete_keys
 from services.mediation.store import HISTORY, AuditRecord, C, Case, H, kit_tables
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ async def erase_case(session: AsyncSession, case_id: str, reason: Reason, now: d
     case.text = erase_text(case.text, known) if case.text else case.text
     case.report = erase_json(case.report, known) if case.report else case.report
     case.personal_data_erased_at = case.personal_data_erased_at or now
+    # Nothing may tie the case to its person or home any more (related cases).
+    await delete_keys(session, case_id)
     steps = (await session.execute(select(H.id, H.reason, H.data).where(
         H.case_id == case_id))).all()
     for step in steps:

@@ -110,6 +110,15 @@ class Case(MediationBase, table=True):
     updated_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     # When its personal data was erased (retention after archive, or a lawful request).
     personal_data_erased_at: datetime | None = _ts()
+    # Repeat reports of one matter (关联合并, domain/matters.py): the main case this one was
+    # merged into (it is closed as merged; new steps happen on the main case).
+    merged_into: str | None = Field(default=None, max_length=64, index=True)
+    # Leader ownership (领导包案): the leader who owns the case (the key's name and id), and
+    # whether one is proposed (a red case, or two or more prior related cases) while nobody
+    # owns it.
+    owner: str | None = Field(default=None, max_length=128)
+    owner_key_id: str | None = Field(default=None, max_length=32, index=True)
+    owner_proposed: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
 
 
 class CaseHistory(MediationBase, table=True):
@@ -307,7 +316,8 @@ def dimension_column(dimension: StatsDimension, dialect: str,
             StatsDimension.DEPARTMENT: C.lead_department, StatsDimension.CATEGORY: C.category,
             StatsDimension.JURISDICTION: C.jurisdiction_code,
             StatsDimension.ROUTED_DEPARTMENT: C.routed_lead_department,
-            StatsDimension.LEAD_RULE: C.routed_lead_rule}[dimension]
+            StatsDimension.LEAD_RULE: C.routed_lead_rule,
+            StatsDimension.OWNER: C.owner}[dimension]
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -356,3 +366,8 @@ async def count_cases(session: AsyncSession, dimensions: list[StatsDimension],
         counts = CaseCounts(**{name: int(row[name] or 0) for name in COUNT_NAMES})
         out.append((group, counts))
     return out
+
+
+# The tables of repeat reports and supervision notices share this metadata (imported last:
+# they import MediationBase from here).
+from services.mediation import matter_tables as _matter_tables  # noqa: E402, F401
