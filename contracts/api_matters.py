@@ -106,3 +106,47 @@ class OwnershipRequest(BaseModel):
 
 class OwnedCases(BaseModel):
     items: list[CaseSummary]
+
+
+class MergeRequest(BaseModel):
+    """A dispatcher merges duplicate reports of one matter into this (main) case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_ids: list[str] = Field(min_length=1, max_length=50, description="The reports to "
+                                "merge into the main case (each closes as merged into it)")
+    reason: str = Field(min_length=1, max_length=2000)
+    actor: str | None = Field(default=None, min_length=1, max_length=128,
+                              description="Who merges (default: the key's name)")
+
+    @field_validator("reason", "actor")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return _refuse_nul(value)
+
+    @field_validator("case_ids")
+    @classmethod
+    def _ids(cls, value: list[str]) -> list[str]:
+        for case_id in value:
+            if not 1 <= len(case_id) <= 64 or "\x00" in case_id:
+                raise ValueError("each case id has 1 to 64 characters")
+        return list(dict.fromkeys(value))
+
+
+class UnmergeRequest(BaseModel):
+    """A dispatcher takes a report out of the matter it was merged into."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)
+    actor: str | None = Field(default=None, min_length=1, max_length=128)
+
+    @field_validator("reason", "actor")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        return _refuse_nul(value)
+
+
+class MergeResult(BaseModel):
+    case: CaseSummary = Field(description="The main case")
+    merged: list[CaseSummary] = Field(description="The reports merged into it, after the step")

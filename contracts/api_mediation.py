@@ -217,6 +217,10 @@ class StatsRow(BaseModel):
     repeats: int
     returned: int
     reassigned: int
+    reports: int = Field(default=0, description="Reports received, those merged into another "
+                         "case (合并) included; `received` counts a merged matter once")
+    merged: int = Field(default=0, description="Reports merged into the main case of their "
+                        "matter")
     resolution_rate: float | None
     closure_rate: float | None
     on_time_rate: float | None
@@ -249,6 +253,8 @@ class AuditAction(StrEnum):
     SUPERVISE = "supervise"  # a supervision notice issued (督办 / 催办)
     ANSWER = "answer"  # a supervision notice answered (反馈)
     OWN = "own"  # a leader took or gave up ownership of a case (领导包案)
+    MERGE = "merge"  # reports merged into the main case of their matter (合并)
+    UNMERGE = "unmerge"
     PERSONAL_DATA_EXPORT = "personal_export"
     PERSONAL_DATA_ERASE = "personal_erase"
 

@@ -102,6 +102,10 @@ class Status(StrEnum):
     VISITED = "visited"
     RATED = "rated"
     ARCHIVED = "archived"
+    # Merged (合并) by a dispatcher into the main case of its matter: no step of its own
+    # until the main case closes (then it closes too, with the main case's outcome) or a
+    # dispatcher unmerges it (back to the status it had).
+    MERGED = "merged"
 
 
 class CorrectionKind(StrEnum):

@@ -58,6 +58,7 @@ from services.mediation.domain.lifecycle import (
 )
 from services.mediation.domain.time_limits import is_overdue
 from services.mediation.handlers import assign_case, limit_overrides, transition_case
+from services.mediation.merging import close_merged
 from services.mediation.store import AU, SV, AuditRecord, C, Case, CaseHistory, H, SupervisionRecord
 
 # Dates and naive times in queries are China Standard Time, as the centres read them.
@@ -346,6 +347,9 @@ def build_router() -> APIRouter:
                                    "scope")
                 from_status = case.status
                 steps = await transition_case(session, case, body, now)
+                if case.status == Status.CLOSED:
+                    # Reports merged into it (合并) close with it: each source is told.
+                    await close_merged(session, case, now)
                 session.add(store.audit(
                     principal, AuditAction.TRANSITION, case_id, from_status=from_status,
                     to_status=[step["to_status"] for step in steps],

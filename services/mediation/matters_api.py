@@ -11,6 +11,8 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
 from contracts.api_matters import (
+    MergeRequest,
+    MergeResult,
     NoticeAnswer,
     NoticeList,
     NoticeRequest,
@@ -19,12 +21,13 @@ from contracts.api_matters import (
     OwnershipRequest,
     RelatedCase,
     RelatedCases,
+    UnmergeRequest,
 )
 from contracts.api_mediation import AuditAction, CaseSummary
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, FieldError, error_responses
 from kit.runtime import Runtime
-from services.mediation import store, supervision_notices
+from services.mediation import merging, store, supervision_notices
 from services.mediation.api import _may_act, _summary, _visible_case
 from services.mediation.domain.lifecycle import OPEN_STATUSES
 from services.mediation.matter_tables import N, SupervisionNotice
@@ -220,4 +223,93 @@ def build_matters_router() -> APIRouter:
             cases = (await session.execute(query)).scalars().all()
         return OwnedCases(items=[_summary(c, now) for c in cases])
 
+    @router.post("/v1/cases/{case_id}/merge", response_model=MergeResult, tags=["cases"],
+                 responses=error_responses(401, 403, 404, 409, 422),
+                 summary="Merge duplicate reports of one matter into this main case (合并)",
+                 description=MERGE_DESCRIPTION)
+    async def merge_reports(case_id: str, body: MergeRequest, request: Request,
+                            principal: Principal = require(Scope.CASES_DISPATCH)
+                            ) -> MergeResult:
+        runtime: Runtime = request.app.state.runtime
+        _dispatcher(principal)
+        now = datetime.now(UTC)
+        actor = body.actor or principal.name
+        try:
+            async with runtime.sessions() as session, session.begin():
+                main = await _visible_case(session, case_id, principal)
+                if not _may_act(principal, main):
+                    raise ApiError(403, "forbidden", "this key may not act on the case")
+                query = select(C.case_id).where(C.case_id.in_(sorted(body.case_ids)))
+                visible = store.visible_to(principal)
+                if visible is not None:
+                    query = query.where(visible)
+                seen = set((await session.execute(query)).scalars().all())
+                merged = await merging.merge(session, main, body.case_ids, seen, actor=actor,
+                                             reason=body.reason, at=now)
+                session.add(store.audit(principal, AuditAction.MERGE, case_id,
+                                        merged=[c.case_id for c in merged], reason=body.reason,
+                                        actor=actor))
+                result = MergeResult(case=_summary(main, now),
+                                     merged=[_summary(c, now) for c in merged])
+        except merging.MergeRefused as exc:
+            raise _merge_refused(exc) from None
+        runtime.relay.wake()
+        return result
+
+    @router.post("/v1/cases/{case_id}/unmerge", response_model=CaseSummary, tags=["cases"],
+                 responses=error_responses(401, 403, 404, 409, 422),
+                 summary="Take a merged report out of its matter (撤销合并)",
+                 description="Scope `cases:dispatch`, the same rules as merging. The report "
+                 "goes back to the status it had before the merge, its clocks run again; "
+                 "409 when it is not merged (or its main case has closed, and it with it).")
+    async def unmerge_report(case_id: str, body: UnmergeRequest, request: Request,
+                             principal: Principal = require(Scope.CASES_DISPATCH)
+                             ) -> CaseSummary:
+        runtime: Runtime = request.app.state.runtime
+        _dispatcher(principal)
+        now = datetime.now(UTC)
+        actor = body.actor or principal.name
+        try:
+            async with runtime.sessions() as session, session.begin():
+                case = await _visible_case(session, case_id, principal)
+                if not _may_act(principal, case):
+                    raise ApiError(403, "forbidden", "this key may not act on the case")
+                main_id = case.merged_into
+                await merging.unmerge(session, case, actor=actor, reason=body.reason, at=now)
+                session.add(store.audit(principal, AuditAction.UNMERGE, case_id,
+                                        merged_into=main_id, reason=body.reason, actor=actor))
+                result = _summary(case, now)
+        except merging.MergeRefused as exc:
+            raise _merge_refused(exc) from None
+        runtime.relay.wake()
+        return result
+
     return router
+
+
+MERGE_DESCRIPTION = """A dispatcher (scope `cases:dispatch`, limited like any key to jurisdictions and channels; a
+key limited to departments may not merge: 403) merges duplicate reports of one matter into
+this main case. Each report in `case_ids` goes to status `merged` with `merged_into` set
+(its history says so, a `case.lifecycle.v1` event is published); new steps happen on the
+main case. When the main case closes, every report merged into it closes too, with the
+main case's outcome, so each source is fed back: each 12345 order gets its own result on
+its callback, each reporter an SMS. The figures count the matter once (`received`) and
+say how many reports it had (`reports`, `merged`). Two or more reports merged propose a
+leader owner (领导包案).
+
+422 naming `case_ids[i]` for a case the key cannot see or the main case itself; 409 naming
+it for a report not open (closed, or merged already) or one that other reports were merged
+into; 409 naming `case_id` when the main case is not open."""
+
+
+def _dispatcher(principal: Principal) -> None:
+    if principal.departments:
+        raise ApiError(403, "forbidden", "a department's key may not merge reports: merging "
+                       "is the dispatchers'")
+
+
+def _merge_refused(exc: merging.MergeRefused) -> ApiError:
+    extra = {"current_status": exc.current_status} if exc.current_status else None
+    return ApiError(exc.status, "validation_failed" if exc.status == 422 else "conflict",
+                    str(exc), fields=[FieldError(field=exc.field, reason=str(exc))],
+                    extra=extra)

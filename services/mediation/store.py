@@ -325,13 +325,16 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
 
 
 def _counts() -> list[ColumnElement[Any]]:
-    closed = C.closed_at.is_not(None)
-    mediated = C.mediated_at.is_not(None)
-    court = C.channel == Channel.COURT.value
+    # A report merged into another case (合并) is part of that case's matter: counted in
+    # `reports` and `merged` only, so a matter counts once everywhere else.
+    matter = C.merged_into.is_(None)
+    closed = and_(matter, C.closed_at.is_not(None))
+    mediated = and_(matter, C.mediated_at.is_not(None))
+    court = and_(matter, C.channel == Channel.COURT.value)
     columns = {
-        "received": func.count(),
+        "received": _count_if(matter),
         "mediated": _count_if(mediated),
-        "resolved": _count_if(C.resolved_at.is_not(None)),
+        "resolved": _count_if(and_(matter, C.resolved_at.is_not(None))),
         "closed": _count_if(closed),
         "closed_resolved": _count_if(and_(closed, C.resolved_at.is_not(None))),
         "closed_on_time": _count_if(and_(closed, or_(C.resolve_by.is_(None),
@@ -341,9 +344,11 @@ def _counts() -> list[ColumnElement[Any]]:
         "satisfied": _count_if(C.satisfaction >= 4),
         "court_received": _count_if(court),
         "court_mediated": _count_if(and_(court, mediated)),
-        "repeats": _count_if(C.prior_related > 0),
-        "returned": _count_if(C.returns > 0),
-        "reassigned": _count_if(C.reassignments > 0),
+        "repeats": _count_if(and_(matter, C.prior_related > 0)),
+        "returned": _count_if(and_(matter, C.returns > 0)),
+        "reassigned": _count_if(and_(matter, C.reassignments > 0)),
+        "reports": func.count(),
+        "merged": _count_if(~matter),
     }
     assert tuple(columns) == COUNT_NAMES
     return [column.label(name) for name, column in columns.items()]

@@ -287,3 +287,88 @@ async def test_a_red_case_proposes_a_leader_who_owns_it(world: World) -> None:
     assert any(h["data"].get("owner") == owner for h in after["history"])
     rows = {row["group"]["owner"]: row["received"] for row in stats.json()["rows"]}
     assert rows[owner] == 1
+
+
+async def _step(client: httpx.AsyncClient, case_id: str, to_status: str,
+                data: dict[str, Any] | None = None) -> httpx.Response:
+    case = (await client.get(f"/v1/cases/{case_id}", headers=AUTH)).json()
+    return await client.post(f"/v1/cases/{case_id}/transitions", headers=AUTH, json={
+        "to_status": to_status, "actor": "王调解员", "expected_version": case["version"],
+        "data": data or {}})
+
+
+async def test_merged_reports_are_one_matter_and_close_with_the_main_case(world: World) -> None:
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    main, second, third, other = (CaseSpec(received_at=start + timedelta(seconds=i))
+                                  for i in range(4))
+    for spec in (main, second, third, other):
+        await seed_report(world, spec, reporter_phone=PHONE)
+    window = {"received_from": start.isoformat(),
+              "received_to": (start + timedelta(seconds=4)).isoformat()}
+
+    async with httpx.AsyncClient(base_url=world.url) as client:
+        related = (await client.get(f"/v1/cases/{main.case_id}/related", headers=AUTH)).json()
+        merge = f"/v1/cases/{main.case_id}/merge"
+        by_department = await client.post(merge, headers=world.auth("judicial"), json={
+            "case_ids": [second.case_id], "reason": "同一纠纷"})
+        into_itself = await client.post(merge, headers=AUTH, json={
+            "case_ids": [main.case_id], "reason": "同一纠纷"})
+        unknown = await client.post(merge, headers=AUTH, json={
+            "case_ids": [second.case_id, "NOPE"], "reason": "同一纠纷"})
+        merged = await client.post(merge, headers=AUTH, json={
+            "case_ids": [second.case_id, third.case_id], "reason": "同一停车位纠纷，三次来电"})
+        again = await client.post(merge, headers=AUTH, json={
+            "case_ids": [second.case_id], "reason": "再合并"})
+        step_on_merged = await _step(client, second.case_id, "accepted")
+        stats = (await client.get("/v1/stats", headers=AUTH, params=window)).json()["total"]
+        # Unmerge one and merge it back: the same rules.
+        unmerged = await client.post(f"/v1/cases/{third.case_id}/unmerge", headers=AUTH,
+                                     json={"reason": "另案"})
+        unmerge_again = await client.post(f"/v1/cases/{third.case_id}/unmerge", headers=AUTH,
+                                          json={"reason": "另案"})
+        remerged = await client.post(merge, headers=AUTH, json={
+            "case_ids": [third.case_id], "reason": "确属同一纠纷"})
+        main_view = (await client.get(f"/v1/cases/{main.case_id}", headers=AUTH)).json()
+
+        for to_status, data in (("accepted", {}), ("in_mediation", {}),
+                                ("resolved", {"agreement": "重新划定车位", "agreement_amount": 0}),
+                                ("closed", {})):
+            stepped = await _step(client, main.case_id, to_status, data)
+            assert stepped.status_code == 200, stepped.text
+        closed = {s.case_id: (await client.get(f"/v1/cases/{s.case_id}", headers=AUTH)).json()
+                  for s in (second, third)}
+        closed_stats = (await client.get("/v1/stats", headers=AUTH, params=window)).json()
+        audit = (await client.get("/v1/audit", headers=AUTH,
+                                  params={"case_id": main.case_id, "action": "merge"})).json()
+
+    assert {second.case_id, third.case_id, other.case_id} <= {
+        i["case_id"] for i in related["items"]}
+    assert by_department.status_code == 403
+    assert into_itself.status_code == 422
+    assert into_itself.json()["fields"][0]["field"] == "case_ids[0]"
+    assert unknown.status_code == 422 and unknown.json()["fields"][0]["field"] == "case_ids[1]"
+    assert merged.status_code == 200, merged.text
+    assert [c["status"] for c in merged.json()["merged"]] == ["merged", "merged"]
+    assert {c["merged_into"] for c in merged.json()["merged"]} == {main.case_id}
+    assert merged.json()["case"]["owner_proposed"] is True  # two reports merged: a leader's
+    assert again.status_code == 409 and again.json()["current_status"] == "merged"
+    assert step_on_merged.status_code == 409
+    assert stats["received"] == 2 and stats["reports"] == 4 and stats["merged"] == 2
+    assert unmerged.status_code == 200 and unmerged.json()["status"] == "routed"
+    assert unmerged.json()["merged_into"] is None
+    assert unmerge_again.status_code == 409
+    assert remerged.status_code == 200
+    notes = [h["data"] for h in main_view["history"] if h["version"] is None]
+    assert {"merged": [second.case_id, third.case_id]} in notes
+    assert {"unmerged": [third.case_id]} in notes
+
+    for case in closed.values():
+        assert case["status"] == "closed"
+        last = case["history"][-1]
+        assert last["actor"] == "urn:fengqiao:mediation"
+        assert last["data"]["agreement"] == "重新划定车位"
+        assert main.case_id in last["reason"]
+    total = closed_stats["total"]
+    assert total["received"] == 2 and total["reports"] == 4
+    assert total["closed"] == 1 and total["closed_resolved"] == 1
+    assert len(audit["items"]) == 2
