@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.enums import Department, SupervisionLevel, Tier
+from contracts.enums import Department, NoticeLevel, SupervisionLevel, Tier
 from contracts.events import CaseSupervision, CaseSupervisionEvent
 from contracts.topics import CASE_SUPERVISION
 from kit import liveness
@@ -22,7 +22,9 @@ from kit.metrics import (
     CASES_OVERDUE,
     RED_UNACCEPTED_OVERDUE,
     SUPERVISION_EVENTS,
+    SUPERVISION_NOTICE_ANSWERS,
     SUPERVISION_NOTICES_OPEN,
+    SUPERVISION_NOTICES_RAISED,
 )
 from kit.outbox import add_to_outbox, outbox_row
 from kit.runtime import Runtime
@@ -54,6 +56,11 @@ class Supervisor:
         self._gauges_at = 0.0
         self._gauge_labels: set[tuple[str, str]] = set()
         self._notice_labels: set[tuple[str, str]] = set()
+        # Exported from zero, so the dashboard shows "no notices" rather than no data.
+        for on_time in ("true", "false"):
+            SUPERVISION_NOTICE_ANSWERS.labels(on_time=on_time)
+        for level in NoticeLevel:
+            SUPERVISION_NOTICES_RAISED.labels(level=level.value)
 
     async def run(self) -> None:
         await run_as_leader(self.runtime.engine, LOCK, self._lead, self._stopping)
@@ -143,7 +150,10 @@ class Supervisor:
         async with self.runtime.sessions() as session:
             groups, red = await store.case_gauges(session, now)
             notices = await supervision_notices.open_notice_counts(session)
-        notice_labels: set[tuple[str, str]] = set()
+        # Every level at least as (level, none), so "no open notices" is a 0, not no data.
+        notice_labels = {(level.value, NONE_LABEL) for level in NoticeLevel}
+        for labels in notice_labels:
+            SUPERVISION_NOTICES_OPEN.labels(*labels).set(0)
         for level, notice_department, count in notices:
             notice_labels.add((level, notice_department or NONE_LABEL))
             SUPERVISION_NOTICES_OPEN.labels(level, notice_department or NONE_LABEL).set(count)
