@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.enums import Referral, Status
 from contracts.events import TransitionData
+from kit.privacy import scrub
 from services.mediation.domain.lifecycle import OPEN_STATUSES, Milestones, step_changes
 from services.mediation.handlers import SYSTEM_ACTOR, StaleCase, record_transition
 from services.mediation.store import HISTORY, C, Case, H
@@ -48,6 +49,8 @@ async def _locked(session: AsyncSession, case_ids: list[str]) -> dict[str, Case]
 async def merge(session: AsyncSession, main: Case, case_ids: list[str], visible: set[str],
                 *, actor: str, reason: str, at: datetime) -> list[Case]:
     """Merge `case_ids` (each visible to the dispatcher: `visible`) into `main`."""
+    # Typed by a person: numbers masked before they are stored or published.
+    actor, reason = scrub(actor), scrub(reason)
     if Status(main.status) not in OPEN_STATUSES:
         raise MergeRefused(f"the main case is {main.status}: merge into an open case",
                            "case_id", current_status=main.status)
@@ -90,6 +93,7 @@ async def merge(session: AsyncSession, main: Case, case_ids: list[str], visible:
 async def unmerge(session: AsyncSession, case: Case, *, actor: str, reason: str,
                   at: datetime) -> Case:
     """Take a merged report out of its matter: back to the status it had before."""
+    actor, reason = scrub(actor), scrub(reason)
     if case.status != Status.MERGED or case.merged_into is None:
         raise MergeRefused(f"case {case.case_id} is {case.status}, not merged", "case_id",
                            current_status=case.status)

@@ -73,7 +73,7 @@ async def issue(session: AsyncSession, case: Case, *, level: NoticeLevel, asked:
                             "case_id")
     notice = SupervisionNotice(
         notice_id=str(uuid.uuid4()), case_id=case.case_id, level=level.value, status=OPEN,
-        asked=scrub(asked), department=case.lead_department, issued_by=actor[:128],
+        asked=scrub(asked), department=case.lead_department, issued_by=scrub(actor)[:128],
         issued_key_id=key_id[:32], issued_at=now, answer_by=answer_by,
         answer_seconds=(answer_by - now).total_seconds(), raises=0)
     session.add(notice)
@@ -95,7 +95,7 @@ async def answer(session: AsyncSession, case: Case, notice_id: str, *, text: str
     # Conditional on the notice still being open: two answers at once, one wins.
     done = await session.execute(
         update(NOTICES).where(N.notice_id == notice_id, N.status == OPEN)
-        .values(status=ANSWERED, answer=scrub(text), answered_by=actor[:128],
+        .values(status=ANSWERED, answer=scrub(text), answered_by=scrub(actor)[:128],
                 answered_at=now, answered_on_time=on_time)
         .execution_options(synchronize_session=False))
     if done.rowcount != 1:  # type: ignore[attr-defined]
@@ -163,7 +163,7 @@ async def _record(session: AsyncSession, case: Case, notice: SupervisionNotice,
     status = case.status or Status.REPORTED.value
     await session.execute(HISTORY.insert().values(
         case_id=case.case_id, version=None, from_status=status, to_status=status,
-        actor=actor[:128], reason=reason, at=now,
+        actor=scrub(actor)[:128], reason=scrub(reason), at=now,
         data={"supervision_notice": ref.model_dump(mode="json", exclude_none=True)}))
     level = AS_SUPERVISION_LEVEL[ref.level]
     event = CaseSupervisionEvent.wrap(CaseSupervision(
