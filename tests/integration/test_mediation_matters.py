@@ -236,7 +236,9 @@ async def test_a_supervision_notice_is_answered_or_raised_and_told(world: World)
     assert rise["lead_department"] == "judicial_office"
     assert "13912345678" not in str(events)
     history = [h for h in case_view["history"] if "supervision_notice" in h["data"]]
-    assert [h["data"]["supervision_notice"]["action"] for h in history] == ["issued", "raised"]
+    actions = [h["data"]["supervision_notice"]["action"] for h in history]
+    # Given as long again (a second) after the raise, it may have been missed again since.
+    assert actions[:2] == ["issued", "raised"] and set(actions[2:]) <= {"missed"}
     assert case_view["version"] == 2  # notices are not lifecycle steps
     assert {"supervise", "answer"} <= {e["action"] for e in audit["items"]}
     assert 'fq_supervision_notices_open{department="judicial_office",level="listed"}' in metrics
