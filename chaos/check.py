@@ -37,7 +37,17 @@ class OnPurpose:
     routed_steps: int  # of which to `routed` (each a lifecycle.routed delivery)
 
     STATUSES = frozenset({"routed", "awaiting_dispatch", "accepted", "in_mediation",
-                          "resolved", "closed"})
+                          "resolved", "closed", "merged"})
+
+
+# A merge (合并) is a correction on purpose too: the report is still exactly one case, with
+# its own row, history and events; it is only worked on its main case.
+MERGE_STEP = "merged"
+
+
+def corrections_of(returns_and_reassignments: int, history: list[tuple[int, str]]) -> int:
+    """How often a case was corrected on purpose: returned, assigned by hand, merged."""
+    return returns_and_reassignments + sum(1 for _, s in history if s == MERGE_STEP)
 
 
 def on_purpose(corrections: int, routing_round: int,
@@ -150,11 +160,15 @@ async def check(engine: AsyncEngine, bootstrap: str, reports: list[Report],
                                         "FROM mediation_cases")
     status = {row.case_id: row.status for row in mediation_rows}
     history: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    # Lifecycle steps only: notes that are no step (supervision notices, merges on the
+    # main case, ownership) carry no version and publish no lifecycle event.
     for row in await rows(engine, "SELECT case_id, version, to_status FROM "
-                                  "mediation_case_history ORDER BY id"):
+                                  "mediation_case_history WHERE version IS NOT NULL "
+                                  "ORDER BY id"):
         history[row.case_id].append((row.version, row.to_status))
     corrected = {row.case_id: expected for row in mediation_rows if (expected := on_purpose(
-        row.corrections, row.routing_round, history.get(row.case_id, []))) is not None}
+        corrections_of(row.corrections, history.get(row.case_id, [])), row.routing_round,
+        history.get(row.case_id, []))) is not None}
     routed = Stage("mediation: case routed")
     entries = Stage("mediation: history entries")
     for case_id in cases:

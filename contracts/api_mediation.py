@@ -150,6 +150,13 @@ class CaseSummary(BaseModel):
     review_flagged: bool = Field(
         default=False, description="Flagged for review (待研判): the router's readers disagreed "
         "or doubted; the decision's `review` says why. Cleared when a dispatcher assigns it")
+    merged_into: str | None = Field(
+        default=None, description="Merged (合并) into this main case: the report is closed as "
+        "one of its matter, and fed back when the main case closes")
+    owner: str | None = Field(default=None, description="The leader who owns the case (领导包案)")
+    owner_proposed: bool = Field(
+        default=False, description="A leader owner is proposed (a red case, or two or more "
+        "prior related cases) and nobody owns it yet")
     overdue: bool = Field(description="A running time limit is past its deadline")
     supervision_level: SupervisionLevel | None = Field(
         default=None, description="The highest supervision (督办) level emitted in this routing "
@@ -302,6 +309,7 @@ class StatsDimension(StrEnum):
     JURISDICTION = "jurisdiction"
     ROUTED_DEPARTMENT = "routed_department"
     LEAD_RULE = "lead_rule"
+    OWNER = "owner"  # the leader who owns the case (领导包案)
     DAY = "day"
     WEEK = "week"
     MONTH = "month"
@@ -327,6 +335,10 @@ class StatsRow(BaseModel):
     repeats: int
     returned: int
     reassigned: int
+    reports: int = Field(default=0, description="Reports received, those merged into another "
+                         "case (合并) included; `received` counts a merged matter once")
+    merged: int = Field(default=0, description="Reports merged into the main case of their "
+                        "matter")
     resolution_rate: float | None
     closure_rate: float | None
     on_time_rate: float | None
@@ -356,6 +368,11 @@ class AuditAction(StrEnum):
     TRANSITION = "transition"
     ASSIGN = "assign"
     ERASE = "erase"
+    SUPERVISE = "supervise"  # a supervision notice issued (督办 / 催办)
+    ANSWER = "answer"  # a supervision notice answered (反馈)
+    OWN = "own"  # a leader took or gave up ownership of a case (领导包案)
+    MERGE = "merge"  # reports merged into the main case of their matter (合并)
+    UNMERGE = "unmerge"
     PERSONAL_DATA_EXPORT = "personal_export"
     PERSONAL_DATA_ERASE = "personal_erase"
 

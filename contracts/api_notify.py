@@ -24,6 +24,7 @@ from contracts.enums import (
     Channel,
     Department,
     ExtensionDecision,
+    NoticeAction,
     Risk,
     Status,
     SupervisionLevel,
@@ -50,7 +51,15 @@ EVENT_KINDS: tuple[str, ...] = (
     # answer) rather than a change of status.
     *(f"{KIND_LIFECYCLE}.{a.value}" for a in CaseActivity),
     KIND_SUPERVISION, *(f"{KIND_SUPERVISION}.{level.value}" for level in SupervisionLevel),
+    # Supervision notices issued by hand (督办 / 催办): issued, answered, raised after a
+    # missed answer (the leader's), missed at the highest level.
+    *(f"{KIND_SUPERVISION}.notice.{action.value}" for action in NoticeAction),
 )
+
+
+def notice_kind(action: NoticeAction) -> str:
+    """The kind of a supervision notice's event: `supervision.notice.raised`."""
+    return f"{KIND_SUPERVISION}.notice.{action.value}"
 
 
 def lifecycle_kind(status: Status) -> str:
@@ -66,8 +75,8 @@ def supervision_kind(level: SupervisionLevel) -> str:
 def _known_kind(kind: str) -> str:
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown kind '{kind}': use routed, routed.assigned, "
-                         "routed.withdrawn, lifecycle, lifecycle.<status>, supervision or "
-                         "supervision.<level>")
+                         "routed.withdrawn, lifecycle, lifecycle.<status>, supervision, "
+                         "supervision.<level> or supervision.notice.<action>")
     return kind
 
 

@@ -102,6 +102,10 @@ class Status(StrEnum):
     VISITED = "visited"
     RATED = "rated"
     ARCHIVED = "archived"
+    # Merged (合并) by a dispatcher into the main case of its matter: no step of its own
+    # until the main case closes (then it closes too, with the main case's outcome) or a
+    # dispatcher unmerges it (back to the status it had).
+    MERGED = "merged"
 
 
 class CorrectionKind(StrEnum):
@@ -124,6 +128,26 @@ class SupervisionLevel(StrEnum):
     WARNING = "warning"
     LEVEL_1 = "level_1"
     LEVEL_2 = "level_2"
+
+
+class NoticeLevel(StrEnum):
+    """The levels of a supervision notice a leader issues by hand, lowest first: 提示 (a
+    reminder), 催办 (press to act), 督办 (supervise), 挂牌督办 (listed supervision, the
+    highest). An answer missed by its deadline raises the notice one level."""
+
+    REMINDER = "reminder"
+    URGE = "urge"
+    SUPERVISE = "supervise"
+    LISTED = "listed"
+
+
+class NoticeAction(StrEnum):
+    """What happened to a supervision notice."""
+
+    ISSUED = "issued"
+    ANSWERED = "answered"
+    RAISED = "raised"  # its answer was missed: one level up, as long again to answer
+    MISSED = "missed"  # missed at the highest level: the leader is told again
 
 
 class SlaKind(StrEnum):

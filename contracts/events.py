@@ -14,6 +14,8 @@ from contracts.enums import (
     Department,
     ExtensionDecision,
     LimitSource,
+    NoticeAction,
+    NoticeLevel,
     PartyRole,
     Referral,
     Risk,
@@ -239,9 +241,30 @@ class CaseLifecycle(_Model):
         default=None, description="Set when the event records an activity on the case rather "
         "than a change of status (to_status is then from_status): a progress note (过程反馈, "
         "in data.notes), an extension request (延期申请) or the hotline's answer to it")
+    owner: str | None = Field(default=None, description="The leader who owns the case "
+                              "(领导包案), if any")
+
+
+class SupervisionNoticeRef(_Model):
+    """A supervision notice issued by hand (督办 / 催办), as supervision events carry it."""
+
+    notice_id: str
+    action: NoticeAction
+    level: NoticeLevel
+    asked: str = Field(description="What the leader asks of the lead department")
+    answer_by: AwareDatetime
+    issued_by: str = Field(description="The leader who issued it")
+    answer: str | None = Field(default=None, description="The department's answer (反馈)")
+    answered_by: str | None = None
+    answered_on_time: bool | None = None
 
 
 class CaseSupervision(_Model):
+    """Supervision of a case: a time limit reaching a level (the scheduler), or a notice
+    issued, answered or raised by hand (`notice` set; `level` then maps the notice's level
+    for consumers that know only these: reminder → warning, urge → level_1, supervise and
+    listed → level_2; `sla_kind` is resolution and `deadline` the answer's)."""
+
     case_id: CaseId
     level: SupervisionLevel
     sla_kind: SlaKind
@@ -252,6 +275,10 @@ class CaseSupervision(_Model):
     tier: Tier = Field(description="The tier the supervision goes to (level_2: the tier above)")
     lead_department: Department | None = None
     at: AwareDatetime
+    notice: SupervisionNoticeRef | None = Field(
+        default=None, description="Set for a notice issued by hand (督办 / 催办)")
+    owner: str | None = Field(default=None, description="The leader who owns the case "
+                              "(领导包案), if any")
 
 
 class CasePersonalDataErased(_Model):

@@ -45,6 +45,9 @@ class Scope(StrEnum):
     # A centre dispatcher: reassigns cases, dispatches the queue by hand, returns 12345 cases
     # to the hotline. Limited, as any key, to jurisdictions (and channels).
     CASES_DISPATCH = "cases:dispatch"
+    # A leader (领导): issues supervision notices (督办 / 催办) and owns cases (领导包案).
+    # Limited, as any key, to jurisdictions (and channels).
+    CASES_LEAD = "cases:lead"
     ROUTING_READ = "routing:read"
     ROUTING_ADMIN = "routing:admin"
     SUBSCRIPTIONS = "subscriptions:manage"

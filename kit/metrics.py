@@ -66,6 +66,15 @@ RED_UNACCEPTED_OVERDUE = Gauge("fq_red_cases_unaccepted_overdue",
                                "Red-risk cases not accepted within their 2-hour limit")
 TRANSITIONS = Counter("fq_cases_transitions", "Lifecycle transitions", ["to_status"])
 SUPERVISION_EVENTS = Counter("fq_supervision_events", "Supervision events emitted", ["level"])
+# Supervision notices issued by hand (督办 / 催办): open ones by level and the department
+# pressed (the leader's recount), answers by whether they came in time, levels raised.
+SUPERVISION_NOTICES_OPEN = Gauge("fq_supervision_notices_open", "Supervision notices issued by "
+                                 "hand and not yet answered", ["level", "department"])
+SUPERVISION_NOTICE_ANSWERS = Counter("fq_supervision_notice_answers", "Answers (反馈) to "
+                                     "supervision notices, on time or late", ["on_time"])
+SUPERVISION_NOTICES_RAISED = Counter("fq_supervision_notices_raised", "Supervision notices "
+                                     "raised a level after a missed answer, by the new level",
+                                     ["level"])
 ROUTING_CORRECTIONS = Counter(
     "fq_routing_corrections", "Routings corrected by staff: returns (退回), reassignments "
     "(改派) and dispatches by hand (人工分派), by the department that held the case",

@@ -408,6 +408,32 @@ GOVERNANCE = Dashboard(
                   stack=True, colours={"warning": "yellow", "level_1": "orange",
                                        "level_2": "red"}),
         )),
+        Row("Supervision by hand", (
+            Panel("Open supervision notices by level",
+                  "Supervision notices leaders issued by hand and not yet answered (反馈): "
+                  "reminder 提示, urge 催办, supervise 督办, listed 挂牌督办. An answer missed "
+                  "raises a notice one level.",
+                  (q("sum by (level) (fq_supervision_notices_open)", "{{level}}"),),
+                  stack=True, colours={"reminder": "green", "urge": "yellow",
+                                       "supervise": "orange", "listed": "red"}),
+            Panel("Open supervision notices by department (top 10)",
+                  "Unanswered notices by the department they press (the case's lead "
+                  "department when the notice was issued).",
+                  (q("topk(10, sum by (department) (fq_supervision_notices_open))",
+                     "{{department}}"),)),
+            Panel("Supervision notices answered on time (7 d)",
+                  "Answers to supervision notices in the trailing 7 days that came by their "
+                  "deadline, of all answers; and the notices raised a level after a missed "
+                  "answer per day.",
+                  (q('sum(increase(fq_supervision_notice_answers_total{on_time="true"}[7d])) / '
+                     "sum(increase(fq_supervision_notice_answers_total[7d]))", "on time"),),
+                  unit="percentunit", max=1),
+            Panel("Supervision notices raised per day by level",
+                  "Notices whose answer was missed, raised to the level shown, in the trailing "
+                  "24 hours: the leader was told each time.",
+                  (q("sum by (level) (increase(fq_supervision_notices_raised_total[1d]))",
+                     "{{level}}"),), stack=True),
+        )),
         Row("Corrections", (
             Panel("Routing corrections per day by kind",
                   "Routings staff corrected in the trailing 24 hours: returns by the lead "

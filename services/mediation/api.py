@@ -62,6 +62,7 @@ from services.mediation.domain.lifecycle import (
 from services.mediation.domain.places import parse_bbox
 from services.mediation.domain.time_limits import is_overdue
 from services.mediation.handlers import assign_case, limit_overrides, transition_case
+from services.mediation.merging import close_merged
 from services.mediation.store import AU, SV, AuditRecord, C, Case, CaseHistory, H, SupervisionRecord
 
 # Dates and naive times in queries are China Standard Time, as the centres read them.
@@ -441,6 +442,9 @@ def build_router() -> APIRouter:
                                    "scope")
                 from_status = case.status
                 steps = await transition_case(session, case, body, now)
+                if case.status == Status.CLOSED:
+                    # Reports merged into it (合并) close with it: each source is told.
+                    await close_merged(session, case, now)
                 session.add(store.audit(
                     principal, AuditAction.TRANSITION, case_id, from_status=from_status,
                     to_status=[step["to_status"] for step in steps],
@@ -625,7 +629,8 @@ def _stats_row(group: dict[str, str | None], counts: CaseCounts) -> StatsRow:
 
 DIMENSION_LABELS_ZH = {"channel": "渠道", "tier": "层级", "department": "牵头部门",
                        "category": "纠纷类别", "jurisdiction": "属地",
-                       "routed_department": "初次分派部门", "lead_rule": "分派规则", "day": "日期",
+                       "routed_department": "初次分派部门", "lead_rule": "分派规则",
+                       "owner": "包案领导", "day": "日期",
                        "week": "周(起始日)", "month": "月份"}
 
 

@@ -56,8 +56,10 @@ from services.mediation.domain.lifecycle import (
     step_changes,
 )
 from services.mediation.domain.masking import masked
+from services.mediation.domain.ownership import owner_proposed
 from services.mediation.domain.places import reported_position, routed_position
 from services.mediation.domain.time_limits import CaseClocks, LimitOverrides
+from services.mediation.related import insert_keys, key_rows
 from services.mediation.store import HISTORY, Case, kit_tables
 
 SYSTEM_ACTOR = "urn:fengqiao:mediation"
@@ -93,12 +95,15 @@ class Pending:
 
     history: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    # The keys that tie reports to the others of their matter (related.py).
+    keys: list[dict[str, Any]] = field(default_factory=list)
 
     async def write(self, session: AsyncSession) -> None:
         if self.history:
             await session.execute(insert(HISTORY), self.history)
         await add_to_outbox(session, kit_tables.outbox, self.outbox)
-        self.history, self.outbox = [], []
+        await insert_keys(session, self.keys)
+        self.history, self.outbox, self.keys = [], [], []
 
 
 @cache
@@ -140,8 +145,8 @@ async def record_transition(session: AsyncSession, case: Case, to_status: Status
         case_id=case.case_id, version=case.version, from_status=from_status,
         to_status=to_status, actor=actor, reason=reason, at=at, channel=case.channel,
         external_id=case.external_id, tier=case.tier, lead_department=case.lead_department,
-        routing_round=case.routing_round, data=data, activity=activity), source="mediation",
-        subject=case.case_id)
+        routing_round=case.routing_round, data=data, activity=activity, owner=case.owner),
+        source="mediation", subject=case.case_id)
     written_here = pending is None
     pending = pending or Pending()
     pending.history.append(entry)
@@ -268,6 +273,7 @@ class CaseEvents:
         fields: dict[str, Any] = {"text": report.text,
                                   "report": report.model_dump(mode="json", exclude_none=True),
                                   **reported_position(report)}
+        run.pending.keys += key_rows(report.case_id, fields["report"])
         if case is None:
             case = run.new_case(report.case_id, report.channel.value, report.external_id,
                                 report.received_at)
@@ -325,6 +331,8 @@ def routing_changes(case: Case, routed: CaseRouted, overrides: LimitOverrides
         "jurisdiction_code": decision.jurisdiction.code if decision.jurisdiction else None,
         "decision": decision.model_dump(mode="json"), "routing_round": routed.routing_round,
         "prior_related": prior_related_count(decision),
+        # 领导包案 is proposed for red cases and repeat matters, until a leader owns it.
+        "owner_proposed": case.owner is None and owner_proposed(decision),
         # A dispatcher's decision is a person's: nothing left to review.
         "review_flagged": decision.review.flagged and (
             correction is None or correction.kind is CorrectionKind.RETURN),

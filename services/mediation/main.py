@@ -14,6 +14,7 @@ from kit.settings import Settings
 from services.mediation.api import build_router
 from services.mediation.handlers import CaseEvents
 from services.mediation.hotline_api import build_hotline_router
+from services.mediation.matters_api import build_matters_router
 from services.mediation.personal_data import build_personal_data_router
 from services.mediation.retention import PersonalDataRetention
 from services.mediation.scheduled import Supervisor
@@ -38,4 +39,5 @@ def create(settings: Settings | None = None) -> FastAPI:
         description="Cases from acceptance to archive: lifecycle transitions with history, "
         "time limits and supervision (督办), the case API for staff and other platforms, "
         "and the figures the centres report.",
-        routers=[build_router(), build_hotline_router(), build_personal_data_router()])
+        routers=[build_router(), build_hotline_router(), build_matters_router(),
+                 build_personal_data_router()])

@@ -26,6 +26,7 @@ from kit.metrics import PERSONAL_DATA_ERASED
 from kit.outbox import add_to_outbox, outbox_row
 from kit.runtime import Runtime
 from services.mediation.domain.places import REPORTED, erased_position
+from services.mediation.related import delete_keys
 from services.mediation.store import HISTORY, AuditRecord, C, Case, H, kit_tables
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ async def erase_case(session: AsyncSession, case_id: str, reason: Reason, now: d
     if case.position == REPORTED:
         # The report's coordinates may be where someone lives: the place's centre instead.
         case.sqlmodel_update(erased_position(case.decision))
+    # Nothing may tie the case to its person or home any more (related cases).
+    await delete_keys(session, case_id)
     steps = (await session.execute(select(H.id, H.reason, H.data).where(
         H.case_id == case_id))).all()
     for step in steps:

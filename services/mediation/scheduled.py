@@ -12,15 +12,23 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.enums import Department, LimitSource, SlaKind, SupervisionLevel, Tier
+from contracts.enums import Department, LimitSource, NoticeLevel, SlaKind, SupervisionLevel, Tier
 from contracts.events import CaseSupervision, CaseSupervisionEvent
 from contracts.topics import CASE_SUPERVISION
 from kit import liveness
 from kit.leader import run_as_leader, sleep_unless
-from kit.metrics import CASES_OPEN, CASES_OVERDUE, RED_UNACCEPTED_OVERDUE, SUPERVISION_EVENTS
+from kit.metrics import (
+    CASES_OPEN,
+    CASES_OVERDUE,
+    RED_UNACCEPTED_OVERDUE,
+    SUPERVISION_EVENTS,
+    SUPERVISION_NOTICE_ANSWERS,
+    SUPERVISION_NOTICES_OPEN,
+    SUPERVISION_NOTICES_RAISED,
+)
 from kit.outbox import add_to_outbox, outbox_row
 from kit.runtime import Runtime
-from services.mediation import store
+from services.mediation import store, supervision_notices
 from services.mediation.domain.time_limits import TimeLimit, supervision_tier
 from services.mediation.handlers import clocks_of
 from services.mediation.store import Case, kit_tables
@@ -53,6 +61,12 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self._gauges_at = 0.0
         self._gauge_labels: set[tuple[str, str]] = set()
+        self._notice_labels: set[tuple[str, str]] = set()
+        # Exported from zero, so the dashboard shows "no notices" rather than no data.
+        for on_time in ("true", "false"):
+            SUPERVISION_NOTICE_ANSWERS.labels(on_time=on_time)
+        for level in NoticeLevel:
+            SUPERVISION_NOTICES_RAISED.labels(level=level.value)
 
     async def run(self) -> None:
         await run_as_leader(self.runtime.engine, LOCK, self._lead, self._stopping)
@@ -66,6 +80,8 @@ class Supervisor:
             while not self._stopping.is_set():
                 while await self.supervise(datetime.now(UTC)) >= self.batch:
                     pass  # a backlog: take the next batch at once
+                while await self.raise_missed_notices(datetime.now(UTC)) >= self.batch:
+                    pass
                 if loop.time() >= self._gauges_at:
                     await self.count_cases(datetime.now(UTC))
                     self._gauges_at = loop.time() + self.gauges_every
@@ -127,10 +143,30 @@ class Supervisor:
             emitted.append(level)
         return emitted
 
+    async def raise_missed_notices(self, now: datetime) -> int:
+        """Supervision notices whose answer is overdue rise one level and tell the leader
+        (supervision_notices.py)."""
+        async with self.runtime.sessions() as session, session.begin():
+            raised = await supervision_notices.raise_missed(session, now, self.batch)
+        if raised:
+            self.runtime.relay.wake()
+        return raised
+
     async def count_cases(self, now: datetime) -> None:
         """Set fq_cases_open, fq_cases_overdue and fq_red_cases_unaccepted_overdue."""
         async with self.runtime.sessions() as session:
             groups, red = await store.case_gauges(session, now)
+            notices = await supervision_notices.open_notice_counts(session)
+        # Every level at least as (level, none), so "no open notices" is a 0, not no data.
+        notice_labels = {(level.value, NONE_LABEL) for level in NoticeLevel}
+        for labels in notice_labels:
+            SUPERVISION_NOTICES_OPEN.labels(*labels).set(0)
+        for level, notice_department, count in notices:
+            notice_labels.add((level, notice_department or NONE_LABEL))
+            SUPERVISION_NOTICES_OPEN.labels(level, notice_department or NONE_LABEL).set(count)
+        for labels in self._notice_labels - notice_labels:
+            SUPERVISION_NOTICES_OPEN.labels(*labels).set(0)
+        self._notice_labels |= notice_labels
         seen: set[tuple[str, str]] = set()
         for tier, department, open_count, overdue_count in groups:
             labels = (tier or NONE_LABEL, department or NONE_LABEL)
@@ -148,6 +184,9 @@ class Supervisor:
             CASES_OPEN.remove(*labels)
             CASES_OVERDUE.remove(*labels)
         self._gauge_labels.clear()
+        for labels in self._notice_labels:
+            SUPERVISION_NOTICES_OPEN.remove(*labels)
+        self._notice_labels.clear()
         # A former leader must not keep reporting red cases: the new leader owns the figure.
         RED_UNACCEPTED_OVERDUE.set(0)
         self._gauges_at = 0.0

@@ -135,6 +135,15 @@ class Case(MediationBase, table=True):
     updated_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     # When its personal data was erased (retention after archive, or a lawful request).
     personal_data_erased_at: datetime | None = _ts()
+    # Repeat reports of one matter (关联合并, domain/matters.py): the main case this one was
+    # merged into (it is closed as merged; new steps happen on the main case).
+    merged_into: str | None = Field(default=None, max_length=64, index=True)
+    # Leader ownership (领导包案): the leader who owns the case (the key's name and id), and
+    # whether one is proposed (a red case, or two or more prior related cases) while nobody
+    # owns it.
+    owner: str | None = Field(default=None, max_length=128)
+    owner_key_id: str | None = Field(default=None, max_length=32, index=True)
+    owner_proposed: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
 
 
 class CaseHistory(MediationBase, table=True):
@@ -358,7 +367,8 @@ def dimension_column(dimension: StatsDimension, dialect: str,
             StatsDimension.DEPARTMENT: C.lead_department, StatsDimension.CATEGORY: C.category,
             StatsDimension.JURISDICTION: C.jurisdiction_code,
             StatsDimension.ROUTED_DEPARTMENT: C.routed_lead_department,
-            StatsDimension.LEAD_RULE: C.routed_lead_rule}[dimension]
+            StatsDimension.LEAD_RULE: C.routed_lead_rule,
+            StatsDimension.OWNER: C.owner}[dimension]
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -366,13 +376,16 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
 
 
 def _counts() -> list[ColumnElement[Any]]:
-    closed = C.closed_at.is_not(None)
-    mediated = C.mediated_at.is_not(None)
-    court = C.channel == Channel.COURT.value
+    # A report merged into another case (合并) is part of that case's matter: counted in
+    # `reports` and `merged` only, so a matter counts once everywhere else.
+    matter = C.merged_into.is_(None)
+    closed = and_(matter, C.closed_at.is_not(None))
+    mediated = and_(matter, C.mediated_at.is_not(None))
+    court = and_(matter, C.channel == Channel.COURT.value)
     columns = {
-        "received": func.count(),
+        "received": _count_if(matter),
         "mediated": _count_if(mediated),
-        "resolved": _count_if(C.resolved_at.is_not(None)),
+        "resolved": _count_if(and_(matter, C.resolved_at.is_not(None))),
         "closed": _count_if(closed),
         "closed_resolved": _count_if(and_(closed, C.resolved_at.is_not(None))),
         "closed_on_time": _count_if(and_(closed, or_(C.resolve_by.is_(None),
@@ -382,9 +395,11 @@ def _counts() -> list[ColumnElement[Any]]:
         "satisfied": _count_if(C.satisfaction >= 4),
         "court_received": _count_if(court),
         "court_mediated": _count_if(and_(court, mediated)),
-        "repeats": _count_if(C.prior_related > 0),
-        "returned": _count_if(C.returns > 0),
-        "reassigned": _count_if(C.reassignments > 0),
+        "repeats": _count_if(and_(matter, C.prior_related > 0)),
+        "returned": _count_if(and_(matter, C.returns > 0)),
+        "reassigned": _count_if(and_(matter, C.reassignments > 0)),
+        "reports": func.count(),
+        "merged": _count_if(~matter),
     }
     assert tuple(columns) == COUNT_NAMES
     return [column.label(name) for name, column in columns.items()]
@@ -407,3 +422,8 @@ async def count_cases(session: AsyncSession, dimensions: list[StatsDimension],
         counts = CaseCounts(**{name: int(row[name] or 0) for name in COUNT_NAMES})
         out.append((group, counts))
     return out
+
+
+# The tables of repeat reports and supervision notices share this metadata (imported last:
+# they import MediationBase from here).
+from services.mediation import matter_tables as _matter_tables  # noqa: E402, F401

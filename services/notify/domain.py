@@ -244,6 +244,16 @@ def lifecycle_facts(step: CaseLifecycle) -> dict[str, Any]:
                          failure_reason=None, referral=None)
         case Status.CLOSED:
             facts["closed_at"] = step.at
+            # A report merged into a main case (合并) closes with the main case's outcome in
+            # its closing step: its own source hears that result.
+            if data.agreement is not None or data.agreement_amount is not None:
+                facts.update(outcome=Status.RESOLVED.value, agreement=data.agreement,
+                             agreement_amount=data.agreement_amount)
+            elif data.referral is not None:
+                facts.update(outcome=Status.REFERRED.value, referral=data.referral.value,
+                             failure_reason=data.failure_reason)
+            elif data.failure_reason is not None:
+                facts.update(outcome=Status.FAILED.value, failure_reason=data.failure_reason)
         case Status.VISITED:
             facts["visited_at"] = step.at
         case Status.RATED:

@@ -21,6 +21,7 @@ from contracts.api_notify import (
     KIND_WITHDRAWN_FROM,
     HotlineFeedback,
     lifecycle_kind,
+    notice_kind,
     supervision_kind,
 )
 from contracts.enums import Status
@@ -274,7 +275,10 @@ class NotifyHandlers:
                         event: CaseSupervisionEvent) -> list[dict[str, Any]]:
         notice_of = event.data
         facts = book.facts[notice_of.case_id]
-        notice = facts.notice(supervision_kind(notice_of.level),
+        # A notice by hand has kinds of its own (supervision.notice.raised: the leader's).
+        kind = (notice_kind(notice_of.notice.action) if notice_of.notice is not None
+                else supervision_kind(notice_of.level))
+        notice = facts.notice(kind,
                               departments=[notice_of.lead_department.value
                                            if notice_of.lead_department else None],
                               tier=notice_of.tier.value)

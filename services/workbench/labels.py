@@ -22,7 +22,7 @@ STATUS_ZH: dict[str, str] = {
     Status.ESCALATED: "已上提", Status.REFERRED: "已转办", Status.WITHDRAWN: "已撤回",
     Status.RETURNED: "已退回", Status.AWAITING_DISPATCH: "待人工分派",
     Status.RETURNED_TO_SOURCE: "已退单", Status.CLOSED: "已办结", Status.VISITED: "已回访",
-    Status.RATED: "已评价", Status.ARCHIVED: "已归档",
+    Status.RATED: "已评价", Status.ARCHIVED: "已归档", Status.MERGED: "已合并",
 }
 
 # What the button for a step says.

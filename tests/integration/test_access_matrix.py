@@ -275,6 +275,14 @@ def _fresh_subscription(world_path: str) -> Build:
     return build
 
 
+def _merge_into_itself() -> Build:
+    async def build(world: World, kind: str) -> Call:
+        case_id = world.cases["A"]["case_id"]
+        return Call("POST", f"/v1/cases/{case_id}/merge",
+                    json={"case_ids": [case_id], "reason": "matrix"})
+    return build
+
+
 def _channel_routes() -> dict[tuple[str, str, str], Route]:
     routes = {}
     for channel in ADAPTERS.values():
@@ -402,6 +410,48 @@ MATRIX: dict[tuple[str, str, str], Route] = {
         s(422), lambda world, kind: (
             s(403) if kind == "channel"
             else s(422) if sees(kind, world.cases["A"]) else s(404))),
+    # mediation: repeat reports and leaders' work. Each call is refused after the key got
+    # through (past deadline, nobody's ownership, merged into itself, not merged), so
+    # nothing changes.
+    ("mediation", "GET", "/v1/cases/{case_id}/related"): Route(
+        Scope.CASES_READ, call("GET", "/v1/cases/{w.cases[A][case_id]}/related"), s(200),
+        case_answer("A", s(200))),
+    ("mediation", "POST", "/v1/cases/{case_id}/supervision-notices"): Route(
+        Scope.CASES_LEAD, call("POST", "/v1/cases/{w.cases[A][case_id]}/supervision-notices",
+                               json={"level": "urge", "asked": "matrix",
+                                     "answer_by": "2020-01-01T00:00:00+08:00"}),
+        s(422), case_answer("A", s(422))),
+    ("mediation", "GET", "/v1/cases/{case_id}/supervision-notices"): Route(
+        Scope.CASES_READ, call("GET", "/v1/cases/{w.cases[A][case_id]}/supervision-notices"),
+        s(200), case_answer("A", s(200))),
+    ("mediation", "POST", "/v1/cases/{case_id}/supervision-notices/{notice_id}/answer"): Route(
+        # No such notice: 404 once the key may answer for the case; a department that does
+        # not lead the case may not (403).
+        Scope.CASES_WRITE, call(
+            "POST", "/v1/cases/{w.cases[A][case_id]}/supervision-notices/NOPE/answer",
+            json={"answer": "matrix"}),
+        s(404), lambda world, kind: (
+            s(404) if not sees(kind, world.cases["A"])
+            else s(404) if world.cases["A"]["lead_department"] in
+            LIMITS[kind].get("departments", [world.cases["A"]["lead_department"]])
+            else s(403))),
+    ("mediation", "POST", "/v1/cases/{case_id}/ownership"): Route(
+        Scope.CASES_LEAD, call("POST", "/v1/cases/{w.cases[A][case_id]}/ownership",
+                               json={"release": True}),
+        s(409), case_answer("A", s(409))),
+    ("mediation", "GET", "/v1/owned-cases"): Route(
+        Scope.CASES_LEAD, call("GET", "/v1/owned-cases"), s(200)),
+    ("mediation", "POST", "/v1/cases/{case_id}/merge"): Route(
+        Scope.CASES_DISPATCH, _merge_into_itself(),
+        s(422), lambda world, kind: (
+            s(403) if kind == "department"
+            else s(422) if sees(kind, world.cases["A"]) else s(404))),
+    ("mediation", "POST", "/v1/cases/{case_id}/unmerge"): Route(
+        Scope.CASES_DISPATCH, call("POST", "/v1/cases/{w.cases[A][case_id]}/unmerge",
+                                   json={"reason": "matrix"}),
+        s(409), lambda world, kind: (
+            s(403) if kind == "department"
+            else s(409) if sees(kind, world.cases["A"]) else s(404))),
     ("mediation", "GET", "/v1/stats"): Route(
         Scope.STATS_READ, call("GET", "/v1/stats", params={"group_by": "tier"}), s(200)),
     ("mediation", "GET", "/v1/audit"): Route(

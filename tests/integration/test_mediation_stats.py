@@ -98,17 +98,19 @@ DATASET = [
 # By hand, from the table above (cases A to I).
 TOTAL = CaseCounts(received=9, mediated=6, resolved=4, closed=5, closed_resolved=3,
                    closed_on_time=3, rated=3, satisfaction_sum=12, satisfied=2,
-                   court_received=3, court_mediated=1, repeats=3)
+                   court_received=3, court_mediated=1, repeats=3,
+                   reports=9)  # no report merged: every report is a matter
 BY_CHANNEL = {
     "court": CaseCounts(received=3, mediated=1, resolved=1, closed=1, closed_resolved=1,
                         closed_on_time=1, rated=1, satisfaction_sum=4, satisfied=1,
-                        court_received=3, court_mediated=1, repeats=1),
-    "grid": CaseCounts(received=2, mediated=2, resolved=1, closed=1, closed_on_time=1),
+                        court_received=3, court_mediated=1, repeats=1, reports=3),
+    "grid": CaseCounts(received=2, mediated=2, resolved=1, closed=1, closed_on_time=1,
+                       reports=2),
     "hotline_12345": CaseCounts(received=2, mediated=2, resolved=2, closed=2, closed_resolved=2,
                                 closed_on_time=1, rated=2, satisfaction_sum=8, satisfied=1,
-                                repeats=1),
-    "police": CaseCounts(received=1, closed=1),
-    "walk_in": CaseCounts(received=1, mediated=1, repeats=1),
+                                repeats=1, reports=2),
+    "police": CaseCounts(received=1, closed=1, reports=1),
+    "walk_in": CaseCounts(received=1, mediated=1, repeats=1, reports=1),
 }
 
 

@@ -3,7 +3,7 @@ with more history, and still one case."""
 
 from __future__ import annotations
 
-from chaos.check import EXPECTED_HISTORY, OnPurpose, Stage, on_purpose
+from chaos.check import EXPECTED_HISTORY, OnPurpose, Stage, corrections_of, on_purpose
 
 
 def test_a_case_routed_once_keeps_the_suites_expectations() -> None:
@@ -22,3 +22,12 @@ def test_its_rounds_are_not_doubles_but_one_more_is() -> None:
     stage.count("A", 2, wanted=2)
     stage.count("B", 3, wanted=2)
     assert (stage.doubled, stage.lost) == (["B"], [])
+
+
+def test_a_merged_report_is_a_case_on_purpose_still_one_case() -> None:
+    history = [(1, "reported"), (2, "routed"), (3, "merged"), (4, "closed")]
+    assert corrections_of(0, history) == 1
+    expected = on_purpose(corrections_of(0, history), 1, history)
+    assert expected == OnPurpose(rounds=1, steps=4, routed_steps=1)
+    assert "merged" in OnPurpose.STATUSES
+    assert corrections_of(0, list(EXPECTED_HISTORY)) == 0

@@ -35,7 +35,7 @@ def test_enum_codes_are_exactly_the_domain_codes() -> None:
     assert {r.value for r in Risk} == {"red", "orange", "yellow", "blue"}
     assert {"reported", "routed", "accepted", "in_mediation", "resolved", "failed", "closed",
             "visited", "rated", "archived", "escalated", "referred", "withdrawn", "returned",
-            "awaiting_dispatch", "returned_to_source"} == {
+            "awaiting_dispatch", "returned_to_source", "merged"} == {
         s.value for s in Status}
 
 

@@ -141,6 +141,7 @@ STATUS_NOTES: dict[Status, str] = {
     Status.VISITED: "已回访 Followed up",
     Status.RATED: "已评价 Rated",
     Status.ARCHIVED: "已归档 Archived",
+    Status.MERGED: "已与同一事项的其他来件合并办理 Merged with other reports of the same matter",
 }
 
 

@@ -30,6 +30,10 @@ class CaseCounts:
     repeats: int = 0          # with a prior related case (same phone or id within 90 days)
     returned: int = 0         # returned by a lead department at least once (退回)
     reassigned: int = 0       # assigned by hand at least once (改派 / 人工分派)
+    # A matter merged from several reports (合并) counts once in `received` and the others:
+    # `reports` counts every report, `merged` those merged into another case.
+    reports: int = 0          # reports received, merged ones included
+    merged: int = 0           # reports merged into the main case of their matter
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,8 @@ LABELS_ZH: dict[str, str] = {
     "closed_resolved": "化解数", "closed_on_time": "按期办结数", "rated": "评价数",
     "satisfaction_sum": "评分合计", "satisfied": "满意数(4–5分)",
     "court_received": "法院委派数", "court_mediated": "法院委派调解数", "repeats": "重复件数",
-    "returned": "退回件数", "reassigned": "改派件数",
+    "returned": "退回件数", "reassigned": "改派件数", "reports": "来件数(含合并)",
+    "merged": "合并件数",
     "resolution_rate": "化解率", "closure_rate": "办结率", "on_time_rate": "按期办结率",
     "satisfaction_mean": "满意度均值", "satisfaction_share_4_5": "满意率(4–5分)",
     "diversion_rate": "分流率", "success_rate": "调处成功率", "repeat_rate": "重复率",

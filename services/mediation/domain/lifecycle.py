@@ -33,11 +33,15 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.VISITED: frozenset({S.RATED}),
     S.RATED: frozenset({S.ARCHIVED}),
     S.ARCHIVED: frozenset(),
+    # Merged into a main case (合并): nobody moves it by a step; merging.py closes it with
+    # the main case, or unmerges it.
+    S.MERGED: frozenset(),
 }
 
 # "Closed" in the figures means closed or any later step of the closed loop.
 CLOSED_STATUSES = frozenset({S.CLOSED, S.VISITED, S.RATED, S.ARCHIVED})
-OPEN_STATUSES = frozenset(s for s in Status if s not in CLOSED_STATUSES)
+# A merged report is worked on its main case: open in neither sense.
+OPEN_STATUSES = frozenset(s for s in Status if s not in CLOSED_STATUSES and s is not S.MERGED)
 
 # Set only by events or the assignment API: a report arriving (reported) and the router's
 # decision (routed, including escalated → routed when the router routes a failed case again,

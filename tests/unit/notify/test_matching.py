@@ -92,3 +92,14 @@ def test_malformed_subscriptions_are_refused(field: str, value: object) -> None:
         SubscriptionIn.model_validate({"name": "x", "url": "https://example.org/hook",
                                        field: value})
     assert info.value.errors()[0]["loc"][0] == field
+
+
+def test_a_leader_subscribes_to_raised_supervision_notices() -> None:
+    from contracts.api_notify import notice_kind
+    from contracts.enums import NoticeAction
+
+    assert notice_kind(NoticeAction.RAISED) == "supervision.notice.raised"
+    assert "supervision.notice.raised" in EVENT_KINDS
+    sub = SubscriptionIn(name="leader", url="https://leader.example/hook",
+                         kinds=["supervision.notice.raised"])
+    assert sub.kinds == ["supervision.notice.raised"]
