@@ -179,7 +179,9 @@ LIST_FILTERS: list[tuple[str, dict[str, str], str, list[Any]]] = [
     ("list lead_department=education", {"lead_department": "education"},
      "lead_department = $1", ["education"]),
     ("list jurisdiction=village", {"jurisdiction": data.VILLAGES[17]},
-     "jurisdiction_code LIKE $1", [data.VILLAGES[17] + "%"]),
+     # A subtree is a range of codes (mediation's store.subtree), as the API sends it.
+     "jurisdiction_code >= $1 AND jurisdiction_code <= $2",
+     [data.VILLAGES[17], data.VILLAGES[17] + "9" * (16 - len(data.VILLAGES[17]))]),
     ("list overdue=true", {"overdue": "true"}, "", []),  # raw form built below (now)
     ("list review=true", {"review": "true"}, "review_flagged = $1", [True]),
     ("list received a month", {"received_from": "2024-06-01", "received_to": "2024-07-01"},
