@@ -6,7 +6,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.times import Moment
 
 MAX_BATCH_ITEMS = 1000
 
@@ -64,7 +66,7 @@ class ReportLookup(BaseModel):
     channel: str
     external_id: str
     case_id: str
-    received_at: AwareDatetime
+    received_at: Moment
 
 
 # --- Open311 GeoReport v2 -------------------------------------------------------------------

@@ -4,12 +4,11 @@ ownership (领导包案)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contracts.api_mediation import CaseSummary
 from contracts.enums import Category, Channel, Department, NoticeLevel, Status
+from contracts.times import Moment, Reported
 
 
 def _refuse_nul(value: object) -> object:
@@ -23,7 +22,7 @@ class RelatedCase(BaseModel):
     case_id: str
     channel: Channel
     external_id: str
-    received_at: datetime
+    received_at: Reported
     status: Status
     category: Category | None
     lead_department: Department | None
@@ -48,7 +47,7 @@ class NoticeRequest(BaseModel):
                                "listed (挂牌督办)")
     asked: str = Field(min_length=1, max_length=2000, description="What is asked of the lead "
                        "department")
-    answer_by: AwareDatetime = Field(description="By when the lead department answers (反馈); "
+    answer_by: Moment = Field(description="By when the lead department answers (反馈); "
                                      "with an offset, in the future")
     actor: str | None = Field(default=None, min_length=1, max_length=128,
                               description="Who issues it (default: the key's name)")
@@ -83,12 +82,12 @@ class NoticeView(BaseModel):
     department: Department | None = Field(description="The department it presses (the lead "
                                           "department when it was issued)")
     issued_by: str
-    issued_at: datetime
-    answer_by: datetime
+    issued_at: Reported
+    answer_by: Reported
     raises: int = Field(description="Times an answer was missed and the level raised")
     answer: str | None
     answered_by: str | None
-    answered_at: datetime | None
+    answered_at: Reported | None
     answered_on_time: bool | None
 
 

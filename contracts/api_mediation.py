@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.channels import IdNumber, Phone
 from contracts.enums import (
@@ -27,6 +27,7 @@ from contracts.enums import (
     Urgency,
 )
 from contracts.events import ChannelFieldValue, GeoPoint, TransitionData
+from contracts.times import Moment, Reported
 
 
 class StepInput(TransitionData):
@@ -86,7 +87,7 @@ class HistoryEntry(BaseModel):
     to_status: Status
     actor: str
     reason: str | None
-    at: datetime
+    at: Reported
     data: dict[str, Any]
     activity: CaseActivity | None = Field(
         default=None, description="A progress note or an extension request or answer: not a "
@@ -97,9 +98,9 @@ class SupervisionEntry(BaseModel):
     routing_round: int
     sla_kind: SlaKind
     level: SupervisionLevel
-    deadline: datetime
+    deadline: Reported
     tier: Tier
-    emitted_at: datetime
+    emitted_at: Reported
 
 
 class CaseSummary(BaseModel):
@@ -108,7 +109,7 @@ class CaseSummary(BaseModel):
     version: int
     channel: Channel
     external_id: str
-    received_at: datetime
+    received_at: Reported
     category: Category | None
     risk: Risk | None
     tier: Tier | None
@@ -124,13 +125,13 @@ class CaseSummary(BaseModel):
         "coordinates, or the centre of its place; none: not on the map")
     routing_round: int
     mediator: str | None = None
-    limits_from: datetime | None = Field(
+    limits_from: Reported | None = Field(
         default=None, description="When the overall limit started (receipt, or escalation)")
-    accept_from: datetime | None = Field(
+    accept_from: Reported | None = Field(
         default=None, description="When the acceptance limit started again after a return or "
         "an assignment by hand (none: with the overall limit)")
-    accept_by: datetime | None
-    resolve_by: datetime | None
+    accept_by: Reported | None
+    resolve_by: Reported | None
     accept_by_source: LimitSource | None = Field(
         default=None, description="Who set accept_by: policy, or hotline (the 12345 order's "
         "urgency, when earlier)")
@@ -140,11 +141,11 @@ class CaseSummary(BaseModel):
     extension_id: str | None = Field(default=None, description="The last extension request")
     extension_status: str | None = Field(
         default=None, description="pending, approved or denied")
-    extension_requested_resolve_by: datetime | None = None
+    extension_requested_resolve_by: Reported | None = None
     returns: int = Field(default=0, description="Times a lead department returned it (退回)")
     reassignments: int = Field(default=0, description="Times it was assigned by hand")
-    accepted_at: datetime | None = None
-    closed_at: datetime | None = None
+    accepted_at: Reported | None = None
+    closed_at: Reported | None = None
     satisfaction: int | None = None
     referral: Referral | None = None
     review_flagged: bool = Field(
@@ -186,10 +187,10 @@ class CaseReport(BaseModel):
     location: GeoPoint | None = Field(description="Coordinates as reported")
     region_code: str | None
     grid_code: str | None
-    occurred_at: datetime | None
+    occurred_at: Reported | None
     channel_category: str | None = Field(description="The channel's own classification")
     urgency: Urgency | None
-    deadline: datetime | None = Field(description="The channel's own deadline")
+    deadline: Reported | None = Field(description="The channel's own deadline")
     amount: float | None
     people_count: int | None
     injuries: bool | None
@@ -212,7 +213,7 @@ class CaseView(CaseSummary):
         description="This key may ask intake for the numbers in clear (POST /v1/intake/cases/"
         "{case_id}/personal-data): scope personal_data:reveal, the lead department's (or not "
         "limited to departments), and the case's personal data not erased")
-    personal_data_erased_at: datetime | None = None
+    personal_data_erased_at: Reported | None = None
     allowed_transitions: list[Status] = Field(
         description="Where staff may move the case now (POST .../transitions)")
     history: list[HistoryEntry]
@@ -353,8 +354,8 @@ class StatsRow(BaseModel):
 
 class StatsReport(BaseModel):
     group_by: list[StatsDimension]
-    received_from: datetime | None
-    received_to: datetime | None
+    received_from: Reported | None
+    received_to: Reported | None
     rows: list[StatsRow]
     total: StatsRow
 
@@ -379,7 +380,7 @@ class AuditAction(StrEnum):
 
 class AuditEntry(BaseModel):
     id: int
-    at: datetime
+    at: Reported
     key_id: str = Field(description="The API key that made the request")
     key_name: str
     action: AuditAction
@@ -429,14 +430,14 @@ class PersonalDataCase(BaseModel):
     channel: str
     external_id: str
     status: Status
-    received_at: datetime
+    received_at: Reported
     category: str | None
     lead_department: str | None
     roles: list[dict[str, Any]] = Field(description="The person as the case names them "
                                         "(reporter or party): name, role, masked numbers")
     text: str | None
     history: list[HistoryEntry]
-    personal_data_erased_at: datetime | None
+    personal_data_erased_at: Reported | None
 
 
 class PersonalDataExport(BaseModel):
@@ -485,7 +486,7 @@ class ExtensionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    requested_resolve_by: AwareDatetime = Field(
+    requested_resolve_by: Moment = Field(
         description="The new resolution date asked for, with its offset; after the current "
         "resolve_by")
     reason: str = Field(min_length=1, max_length=2000, description="Why (延期理由)")
@@ -517,7 +518,7 @@ class ExtensionAnswer(BaseModel):
     decision: ExtensionDecision
     reason: str | None = Field(default=None, max_length=2000, description="The hotline's "
                                "remarks (审核意见)")
-    resolve_by: AwareDatetime | None = Field(
+    resolve_by: Moment | None = Field(
         default=None, description="Approved: the new resolution date, if not the one asked for")
 
     @field_validator("extension_id", "reason")

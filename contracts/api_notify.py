@@ -4,14 +4,12 @@ contact-directory answer it expects from intake."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
     AnyHttpUrl,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,6 +29,7 @@ from contracts.enums import (
     Tier,
 )
 from contracts.envelope import CloudEvent
+from contracts.times import Moment, Reported
 
 # ---------------------------------------------------------------------------------------------
 # Event kinds a subscription can ask for
@@ -132,8 +131,8 @@ class SubscriptionOut(BaseModel):
     jurisdictions: list[str]
     channels: list[Channel]
     authorised_personal_data: bool
-    created_at: datetime
-    previous_secret_expires_at: datetime | None = Field(
+    created_at: Reported
+    previous_secret_expires_at: Reported | None = Field(
         default=None, description="Until then deliveries are also signed with the secret "
         "before the last rotation")
 
@@ -145,7 +144,7 @@ class SubscriptionCreated(SubscriptionOut):
 class SecretRotated(BaseModel):
     id: str
     secret: str = Field(description="The new signing secret; shown once")
-    previous_secret_expires_at: datetime = Field(
+    previous_secret_expires_at: Reported = Field(
         description="The old secret keeps signing (a second signature) until then")
 
 
@@ -158,7 +157,7 @@ DeliveryTarget = Literal["webhook", "hotline_feedback", "sms"]
 
 class AttemptOut(BaseModel):
     attempt: int = Field(description="1 for the first attempt; restarts at 1 after a redelivery")
-    at: datetime
+    at: Reported
     status_code: int | None = Field(description="The receiver's HTTP status, if it answered")
     error: str | None = Field(description="Why the attempt failed; null when it succeeded")
     duration_seconds: float
@@ -173,11 +172,11 @@ class DeliveryOut(BaseModel):
     kind: str
     status: DeliveryStatus
     attempts: int = Field(description="Attempts since the delivery was (re)queued")
-    next_attempt_at: datetime | None = Field(description="When a pending delivery is tried next")
+    next_attempt_at: Reported | None = Field(description="When a pending delivery is tried next")
     last_status_code: int | None
     last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: Reported
+    delivered_at: Reported | None
 
 
 class DeliveryDetail(DeliveryOut):
@@ -213,7 +212,7 @@ class HotlineExtension(BaseModel):
 
     extension_id: str = Field(description="Answer with it: POST /v1/hotline/orders/"
                               "{order_no}/extension-decision on mediation")
-    requested_resolve_by: AwareDatetime | None = Field(description="The date asked for")
+    requested_resolve_by: Moment | None = Field(description="The date asked for")
     reason: str | None = Field(description="Why (延期理由), or the hotline's remarks")
     decision: ExtensionDecision | None = Field(default=None,
                                                description="null while pending")
@@ -231,11 +230,11 @@ class HotlineFeedback(BaseModel):
     sequence: int | None = Field(
         default=None, description="The case's version at this step: steps of one order "
         "arrive in this order; a repeat has the same webhook-id and sequence")
-    at: AwareDatetime | None = Field(default=None, description="When the step was taken")
+    at: Moment | None = Field(default=None, description="When the step was taken")
     note: str | None = Field(default=None, description="过程反馈: the progress note")
     extension: HotlineExtension | None = Field(
         default=None, description="延期申请 and its answer")
-    resolve_by: AwareDatetime | None = Field(
+    resolve_by: Moment | None = Field(
         default=None, description="The case's resolution limit after an approved extension")
     status: Status = Field(description="The case's status: accepted (签收), closed (办结), "
                            "visited (回访), rated (评价), or where it stands for a progress note "
@@ -243,10 +242,10 @@ class HotlineFeedback(BaseModel):
     result: str = Field(description="The outcome: resolved with the agreement, failed and "
                         "referred, or withdrawn (办理结果)")
     handling_department: Department | None = Field(description="Lead department (承办单位)")
-    closed_at: AwareDatetime | None = Field(description="When the case was closed (办结时间)")
+    closed_at: Moment | None = Field(description="When the case was closed (办结时间)")
     satisfaction: int | None = Field(default=None, ge=1, le=5,
                                      description="The citizen's rating 1–5 (满意度), once rated")
-    visited_at: AwareDatetime | None = Field(default=None, description="Follow-up visit (回访)")
+    visited_at: Moment | None = Field(default=None, description="Follow-up visit (回访)")
     returned: bool = Field(default=False, description="Sent back to the hotline (退单): "
                            "outside the centre's remit; `return_reason` says why")
     return_reason: str | None = Field(default=None, description="Why it was sent back (退单原因)")
@@ -270,7 +269,7 @@ class DeliveryDead(BaseModel):
     attempts: int
     last_status_code: int | None
     reason: str = Field(description="Why the last attempt failed")
-    dead_at: AwareDatetime
+    dead_at: Moment
     payload: dict[str, Any] = Field(description="The JSON that was being delivered (masked)")
 
 

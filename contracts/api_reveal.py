@@ -4,12 +4,12 @@ numbers masked (docs/privacy.md)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contracts.enums import PartyRole
+from contracts.times import Reported
 
 # How the case view (mediation, GET /v1/cases/{case_id}) and this route name a person:
 # the report's reporter, or the n-th of its parties, in the order the event carries them.
@@ -59,7 +59,7 @@ class RevealOutcome(StrEnum):
 
 class RevealEntry(BaseModel):
     id: int
-    at: datetime
+    at: Reported
     key_id: str
     key_name: str = Field(description="The key's name: workbench:<username> for staff")
     case_id: str

@@ -6,7 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.times import Moment
 
 DataT = TypeVar("DataT", bound=BaseModel)
 
@@ -25,7 +27,7 @@ class CloudEvent(BaseModel, Generic[DataT]):
     source: str = Field(description="The producing service, e.g. urn:fengqiao:intake.")
     type: str
     subject: str | None = Field(default=None, description="The case id the event is about.")
-    time: AwareDatetime
+    time: Moment
     datacontenttype: Literal["application/json"] = "application/json"
     data: DataT
 

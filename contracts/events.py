@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.enums import (
     CaseActivity,
@@ -26,6 +26,7 @@ from contracts.enums import (
     Urgency,
 )
 from contracts.envelope import CloudEvent
+from contracts.times import Moment
 
 CaseId = Annotated[str, Field(min_length=1, max_length=64, description="fengqiao case id")]
 
@@ -61,7 +62,7 @@ class CaseReported(_Model):
     case_id: CaseId
     channel: Channel
     external_id: str = Field(description="The channel's own id (order_no, report_id, ...)")
-    received_at: AwareDatetime
+    received_at: Moment
     text: str = Field(description="The report's main text (诉求内容 / description / summary)")
     channel_category: str | None = Field(
         default=None, description="The channel's own classification: hotline category, grid "
@@ -73,13 +74,13 @@ class CaseReported(_Model):
     station_code: str | None = None
     court_code: str | None = None
     location: GeoPoint | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Moment | None = None
     amount: float | None = Field(default=None, ge=0, description="Money at stake, CNY")
     people_count: int | None = Field(default=None, ge=0)
     injuries: bool | None = None
     reporter: PartyRef | None = None
     parties: list[PartyRef] = Field(default_factory=list)
-    deadline: AwareDatetime | None = Field(
+    deadline: Moment | None = Field(
         default=None, description="The channel's own deadline (hotline deadline, court "
         "mediation_deadline)")
     callback_url: str | None = Field(default=None,
@@ -118,8 +119,8 @@ class Explanation(_Model):
 
 
 class Sla(_Model):
-    accept_by: AwareDatetime
-    resolve_by: AwareDatetime
+    accept_by: Moment
+    resolve_by: Moment
     accept_by_source: LimitSource = Field(
         default=LimitSource.POLICY, description="Who set accept_by: the policy, or the 12345 "
         "order's urgency when it is earlier")
@@ -182,8 +183,8 @@ class CaseRouted(_Model):
     case_id: CaseId
     channel: Channel
     external_id: str
-    received_at: AwareDatetime
-    routed_at: AwareDatetime
+    received_at: Moment
+    routed_at: Moment
     routing_round: int = Field(default=1, ge=1, description="1 at first routing, +1 per "
                                "escalation, return or assignment by hand")
     decision: RoutingDecision
@@ -213,11 +214,11 @@ class TransitionData(_Model):
     extension_id: str | None = Field(
         default=None, max_length=64, description="An extension request (延期申请) and its "
         "answer: the request's id")
-    requested_resolve_by: AwareDatetime | None = Field(
+    requested_resolve_by: Moment | None = Field(
         default=None, description="An extension request: the new resolution date asked for")
     extension_decision: ExtensionDecision | None = Field(
         default=None, description="The hotline's answer to an extension request")
-    resolve_by: AwareDatetime | None = Field(
+    resolve_by: Moment | None = Field(
         default=None, description="An approved extension: the case's resolution limit now")
 
 
@@ -228,7 +229,7 @@ class CaseLifecycle(_Model):
     to_status: Status
     actor: str
     reason: str | None = None
-    at: AwareDatetime
+    at: Moment
     channel: Channel
     external_id: str
     tier: Tier | None = None
@@ -252,7 +253,7 @@ class SupervisionNoticeRef(_Model):
     action: NoticeAction
     level: NoticeLevel
     asked: str = Field(description="What the leader asks of the lead department")
-    answer_by: AwareDatetime
+    answer_by: Moment
     issued_by: str = Field(description="The leader who issued it")
     answer: str | None = Field(default=None, description="The department's answer (反馈)")
     answered_by: str | None = None
@@ -268,13 +269,13 @@ class CaseSupervision(_Model):
     case_id: CaseId
     level: SupervisionLevel
     sla_kind: SlaKind
-    deadline: AwareDatetime
+    deadline: Moment
     deadline_source: LimitSource = Field(
         default=LimitSource.POLICY, description="Who set the deadline: the policy, the 12345 "
         "order, or an approved extension")
     tier: Tier = Field(description="The tier the supervision goes to (level_2: the tier above)")
     lead_department: Department | None = None
-    at: AwareDatetime
+    at: Moment
     notice: SupervisionNoticeRef | None = Field(
         default=None, description="Set for a notice issued by hand (督办 / 催办)")
     owner: str | None = Field(default=None, description="The leader who owns the case "
@@ -289,7 +290,7 @@ class CasePersonalDataErased(_Model):
     reason: Literal["retention", "request"] = Field(
         description="retention: archived longer than FQ_PERSONAL_DATA_RETENTION_DAYS; "
         "request: erased ahead of time on a lawful request")
-    at: AwareDatetime
+    at: Moment
 
 
 class CaseReportedEvent(CloudEvent[CaseReported]):
