@@ -239,13 +239,20 @@ class HotlineFeedback(BaseModel):
     status: Status = Field(description="The case's status: accepted (签收), closed (办结), "
                            "visited (回访), rated (评价), or where it stands for a progress note "
                            "or an extension")
-    result: str = Field(description="The outcome: resolved with the agreement, failed and "
-                        "referred, or withdrawn (办理结果)")
+    result: str = Field(description="The reply to show the caller (答复内容 / 办理结果): the "
+                        "outcome (resolved with the agreement, failed and referred, withdrawn) "
+                        "or the step's own text")
     handling_department: Department | None = Field(description="Lead department (承办单位)")
     closed_at: Moment | None = Field(description="When the case was closed (办结时间)")
     satisfaction: int | None = Field(default=None, ge=1, le=5,
                                      description="The citizen's rating 1–5 (满意度), once rated")
     visited_at: Moment | None = Field(default=None, description="Follow-up visit (回访)")
+    handler: str | None = Field(
+        default=None, description="Who in the handling department took the step (承办人), "
+        "where the centre discloses it (FQ_HOTLINE_DISCLOSE_HANDLER)")
+    handler_contact: str | None = Field(
+        default=None, description="The handling department's public contact (联系电话) as the "
+        "centre published it (FQ_HOTLINE_DEPARTMENT_CONTACTS); never a citizen's number")
     returned: bool = Field(default=False, description="Sent back to the hotline (退单): "
                            "outside the centre's remit; `return_reason` says why")
     return_reason: str | None = Field(default=None, description="Why it was sent back (退单原因)")

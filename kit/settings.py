@@ -129,6 +129,13 @@ class Settings(BaseSettings):
         description="Per hotline integration: its callback origin (scheme://host[:port]) to "
         "its signing secrets, as JSON. Every secret listed signs each callback, so during a "
         "rotation list the new one and the old one until the hotline has the new one")
+    hotline_disclose_handler: bool = Field(
+        default=True, description="Whether callbacks to a 12345 work order name the staff "
+        "member who took each step (承办人); false: the department only")
+    hotline_department_contacts: dict[str, str] = Field(
+        default_factory=dict, description="Per department code: the public contact a 12345 "
+        "callback gives as the handling department's (承办单位联系电话), as JSON, e.g. "
+        '{"judicial_office": "0575-87001234"}; a department not listed: none')
     intake_url: str = Field(default="http://127.0.0.1:8001",
                             description="Intake's base URL: notify asks it for contact phones")
     contact_directory_api_key: str | None = Field(

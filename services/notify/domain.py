@@ -359,6 +359,17 @@ def hotline_feedback(facts: CaseFacts, step: CaseLifecycle) -> HotlineFeedback |
         extension=extension, resolve_by=data.resolve_by)
 
 
+def disclosed(feedback: HotlineFeedback, actor: str | None, *, name_handler: bool,
+              contacts: Mapping[str, str]) -> HotlineFeedback:
+    """The feedback with the handler (承办人: the person who took the step, never the system)
+    and the handling department's public contact, as far as the centre discloses them."""
+    handler = (scrub(actor) if name_handler and actor and not actor.startswith("urn:")
+               else None)
+    department = feedback.handling_department
+    contact = contacts.get(department.value) if department else None
+    return feedback.model_copy(update={"handler": handler, "handler_contact": contact})
+
+
 def feedback_at(facts: CaseFacts, status: Status, external_id: str | None = None
                 ) -> HotlineFeedback | None:
     """The feedback for a case that has reached `status` (a step, or, when the report came

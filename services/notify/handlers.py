@@ -41,6 +41,7 @@ from services.notify.domain import (
     CaseFacts,
     Notice,
     SubscriptionFilter,
+    disclosed,
     feedback_at,
     hotline_feedback,
     lifecycle_facts,
@@ -202,6 +203,9 @@ class NotifyHandlers:
                   Status.CLOSED if facts.closed_at is not None else None)
         feedback = feedback_at(facts, status, event.data.external_id) if status else None
         if feedback is not None:
+            # Who closed the case is not known here (its steps came first): the department.
+            feedback = disclosed(feedback, None, name_handler=False,
+                                 contacts=self.settings.hotline_department_contacts)
             queued.append(self._feedback(f"{event.id}.{feedback.status.value}", facts,
                                          feedback))
         texted = self.settings.sms_channels
@@ -265,6 +269,9 @@ class NotifyHandlers:
         queued = self._webhooks(active, event.id, step.case_id, notice, body)
         feedback = hotline_feedback(facts, step)
         if feedback is not None:
+            feedback = disclosed(feedback, step.actor,
+                                 name_handler=self.settings.hotline_disclose_handler,
+                                 contacts=self.settings.hotline_department_contacts)
             queued.append(self._feedback(event.id, facts, feedback, kind))
         if self.settings.sms_enabled and wants_sms_on_closure(facts, step,
                                                               self.settings.sms_channels):

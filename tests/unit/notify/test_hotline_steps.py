@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from contracts.api_notify import HotlineStep
+from contracts.api_notify import HotlineFeedback, HotlineStep
 from contracts.enums import CaseActivity, Channel, Department, ExtensionDecision, Status
 from contracts.events import CaseLifecycle, TransitionData
 from services.notify.domain import (
     CaseFacts,
+    disclosed,
     hotline_feedback,
     hotline_step,
     lifecycle_facts,
@@ -110,3 +111,20 @@ def test_a_4xx_answer_is_cut_cleaned_and_masked() -> None:
     assert not any(c in excerpt for c in "\n\t\x00\x1b")
     assert response_excerpt(b"\xff\xfe bad bytes") == "�� bad bytes"
     assert response_excerpt(b"") == ""
+
+
+def test_a_callback_names_the_handler_and_the_departments_public_contact_as_disclosed() -> None:
+    """Issue 23: what a hotline shows the caller: who handles it (承办人) and how to reach
+    the department (联系电话), as far as the centre chose to disclose them."""
+    base = HotlineFeedback(order_no="GD-1", case_id="FQ1", status=Status.ACCEPTED,
+                           result="已签收", handling_department=Department.JUDICIAL_OFFICE,
+                           closed_at=None)
+    contacts = {"judicial_office": "0575-87001234"}
+    shown = disclosed(base, "司法所 王强", name_handler=True, contacts=contacts)
+    assert (shown.handler, shown.handler_contact) == ("司法所 王强", "0575-87001234")
+    hidden = disclosed(base, "司法所 王强", name_handler=False, contacts={})
+    assert (hidden.handler, hidden.handler_contact) == (None, None)
+    system = disclosed(base, "urn:fengqiao:mediation", name_handler=True, contacts=contacts)
+    assert system.handler is None
+    typed = disclosed(base, "王强13812345678", name_handler=True, contacts=contacts)
+    assert typed.handler is not None and "13812345678" not in typed.handler
