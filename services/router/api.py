@@ -15,6 +15,7 @@ from sqlalchemy import select
 from contracts.channels import plausible_time
 from contracts.enums import Category, Channel, CorrectionKind, Department, Risk, Tier
 from contracts.events import CaseReported, GeoPoint, PartyRef, RoutingDecision
+from contracts.times import Reported
 from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, FieldError, error_responses
 from kit.runtime import Runtime
@@ -61,7 +62,7 @@ class PreviewRequest(CaseReported):
 class RulesView(BaseModel):
     version: str
     path: str
-    loaded_at: datetime
+    loaded_at: Reported
     last_error: str | None = Field(description="Why the newest file was refused, if it was")
     rules: dict[str, Any]
 
@@ -117,7 +118,7 @@ class CorrectedCase(BaseModel):
     channel: Channel
     kind: CorrectionKind = Field(description="The latest correction: return (退回, routed "
                                  "again by the router), reassign (改派) or dispatch (人工分派)")
-    corrected_at: datetime
+    corrected_at: Reported
     corrected_by: str
     reason: str
     router: RouterChoice
@@ -195,8 +196,8 @@ class QualityRow(QualityFigures):
 
 
 class RoutingQuality(BaseModel):
-    routed_from: datetime
-    routed_to: datetime
+    routed_from: Reported
+    routed_to: Reported
     overall: QualityFigures
     by_category: list[QualityRow]
     by_rule: list[QualityRow]
