@@ -101,7 +101,8 @@ async def _refuse_conflict(request: Request, adapter: ChannelAdapter[Any], paylo
             cases.c.external_id == external_id))).scalar()
     changed = differing_fields(first, payload.model_dump(mode="json")) if first else []
     reason = (f"differs from the report received first as case {case_id}; a report, once "
-              "received, does not change. 与首次收到的内容不同，已受理的工单内容不会被修改。")
+              "received, does not change")
+    reason_zh = f"与首次收到的工单（案件 {case_id}）内容不同；已受理的工单内容不会被修改"
     raise ApiError(
         409, "conflict",
         f"{adapter.external_id_field} {external_id} was already received (case {case_id}) "
@@ -110,7 +111,7 @@ async def _refuse_conflict(request: Request, adapter: ChannelAdapter[Any], paylo
         "a new id; a case sent to the wrong department is corrected by the centre (return or "
         "reassignment), not by resending. 该工单号已受理且内容不同：原样重发可取回案件编号；"
         "补充内容请以新工单号提交。See docs/intake.md, \"Duplicates\".",
-        fields=[FieldError(field=f, reason=reason) for f in changed[:50]],
+        fields=[FieldError(field=f, reason=reason, reason_zh=reason_zh) for f in changed[:50]],
         extra={"case_id": case_id})
 
 

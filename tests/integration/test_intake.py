@@ -264,6 +264,7 @@ async def test_the_same_report_again_is_the_same_case_and_changed_content_is_409
     assert changed.json()["error"] == "conflict"
     # Issue 23: the 409 names what changed and says what to do, in English and Chinese.
     assert [f["field"] for f in changed.json()["fields"]] == [text_field]
+    assert "内容不同" in changed.json()["fields"][0]["reason_zh"]
     assert "Resend it unchanged" in changed.json()["message"]
     assert "原样重发" in changed.json()["message"]
     assert "内容改了" not in changed.text  # names, never values
