@@ -110,7 +110,8 @@ async def test_work_order_is_routed_stored_and_notified(
         assert body["lead_department"] == "judicial_office"
         assert body["cooperating_departments"] == ["police_station"]
         assert [h["to_status"] for h in body["history"]] == ["reported", "routed"]
-        assert body["received_at"].startswith("2026-11-23T01:30:00")
+        # Written at +08:00, the one clock of everything fengqiao writes (the order said so).
+        assert body["received_at"] == "2026-11-23T09:30:00+08:00"
         assert "13800138000" not in case.text
         routed_after = time.monotonic() - started
 

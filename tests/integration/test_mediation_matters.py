@@ -106,6 +106,8 @@ async def test_related_cases_by_person_address_place_and_matter(world: World) ->
     tag = uuid.uuid4().hex[:8]
     # A number of this test's own: the database is shared with other tests' reporters.
     phone = f"139{uuid.uuid4().int % 10**8:08d}"
+    # And a spot of its own, far from the county other tests report from.
+    lat, lon = 20 + uuid.uuid4().int % 10_000 / 1000, 100 + uuid.uuid4().int % 10_000 / 1000
     main = CaseSpec(received_at=now)
     same_phone = CaseSpec(received_at=now - timedelta(days=10), lead=Department.JUDICIAL_OFFICE)
     old_same_phone = CaseSpec(received_at=now - timedelta(days=120))
@@ -116,13 +118,13 @@ async def test_related_cases_by_person_address_place_and_matter(world: World) ->
     unrelated = CaseSpec()
     address = f"城关街道幸福路{tag}号"
     await seed_report(world, main, reporter_phone=phone, address=address,
-                      location=(29.70000, 120.20000), external_id=f"GD-{tag}")
+                      location=(lat, lon), external_id=f"GD-{tag}")
     await seed_report(world, same_phone, reporter_phone=phone)
     await seed_report(world, old_same_phone, reporter_phone=phone)
     # The same address written otherwise (spaces, full-width digits): one address.
     await seed_report(world, same_address, address=f"城关街道 幸福路{tag}号".replace("1", "１"))
-    await seed_report(world, near, location=(29.70040, 120.20030))  # about 52 m away
-    await seed_report(world, far, location=(29.70200, 120.20000))  # about 220 m away
+    await seed_report(world, near, location=(lat + 0.0004, lon + 0.0003))  # about 52 m away
+    await seed_report(world, far, location=(lat + 0.002, lon))  # about 220 m away
     await seed_report(world, same_order, external_id=f"GD-{tag}")
     await seed_report(world, unrelated, reporter_phone="13700000000")
 
@@ -251,8 +253,11 @@ async def test_a_supervision_notice_is_answered_or_raised_and_told(world: World)
 
 
 async def test_a_red_case_proposes_a_leader_who_owns_it(world: World) -> None:
-    red = CaseSpec(risk=Risk.RED)
-    repeat = CaseSpec(prior_related=2)
+    # Due long ago, so that they head the leader's queue (red first, then by deadline) in a
+    # database other tests fill with proposed cases too.
+    due = datetime(2001, 1, 1, tzinfo=UTC)
+    red = CaseSpec(risk=Risk.RED, accept_by=due, resolve_by=due)
+    repeat = CaseSpec(prior_related=2, accept_by=due, resolve_by=due)
     plain = CaseSpec()
     for spec in (red, repeat, plain):
         await seed_report(world, spec)
