@@ -62,6 +62,7 @@ from services.mediation.domain.lifecycle import (
 from services.mediation.domain.places import parse_bbox
 from services.mediation.domain.time_limits import is_overdue
 from services.mediation.handlers import assign_case, limit_overrides, transition_case
+from services.mediation.hotline_steps import StepNotNow
 from services.mediation.merging import close_merged
 from services.mediation.store import AU, SV, AuditRecord, C, Case, CaseHistory, H, SupervisionRecord
 
@@ -117,6 +118,19 @@ With `format=geojson` or `Accept: application/geo+json`: a GeoJSON FeatureCollec
 cases on the map (those with a point), each a Point feature with the case summary as its
 properties, and `next_cursor` to page on as in JSON.
 """
+
+
+def refused(exc: StepDataInvalid | StaleVersion | IllegalTransition | StepNotNow) -> ApiError:
+    """The answer to a step the case refused: 422 naming the data at fault, 409 for a stale
+    version or a step its status does not allow (every route that moves a case)."""
+    if isinstance(exc, StepDataInvalid):
+        return ApiError(422, "validation_failed", str(exc), fields=[
+            FieldError(field=p.field, reason=p.reason) for p in exc.problems])
+    if isinstance(exc, StaleVersion):
+        return ApiError(409, "version_conflict", str(exc),
+                        extra={"current_version": exc.current})
+    return ApiError(409, "illegal_transition", str(exc), extra={
+        "current_status": exc.current.value, "allowed": [s.value for s in exc.allowed]})
 
 
 def _history(entry: CaseHistory | dict[str, Any]) -> HistoryEntry:
@@ -451,16 +465,8 @@ def build_router() -> APIRouter:
                     version=case.version, actor=steps[0]["actor"]))
                 result = TransitionResult(case=_summary(case, now),
                                           transitions=[_history(s) for s in steps])
-        except StepDataInvalid as exc:
-            raise ApiError(422, "validation_failed", str(exc), fields=[
-                FieldError(field=p.field, reason=p.reason) for p in exc.problems]) from None
-        except StaleVersion as exc:
-            raise ApiError(409, "version_conflict", str(exc),
-                           extra={"current_version": exc.current}) from None
-        except IllegalTransition as exc:
-            raise ApiError(409, "illegal_transition", str(exc), extra={
-                "current_status": exc.current.value,
-                "allowed": [s.value for s in exc.allowed]}) from None
+        except (StepDataInvalid, StaleVersion, IllegalTransition) as exc:
+            raise refused(exc) from None
         runtime.relay.wake()
         return result
 
@@ -493,8 +499,7 @@ def build_router() -> APIRouter:
                     reason=body.reason, version=case.version, actor=actor))
                 result = TransitionResult(case=_summary(case, now), transitions=[_history(step)])
         except StaleVersion as exc:
-            raise ApiError(409, "version_conflict", str(exc),
-                           extra={"current_version": exc.current}) from None
+            raise refused(exc) from None
         except NotAssignable as exc:
             raise ApiError(409, "illegal_transition", str(exc), extra={
                 "current_status": exc.current.value, "allowed": exc.allowed}) from None

@@ -25,7 +25,7 @@ from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, FieldError, error_responses
 from kit.runtime import Runtime
 from services.mediation import store
-from services.mediation.api import _history, _may_act, _summary, _visible_case
+from services.mediation.api import _history, _may_act, _summary, _visible_case, refused
 from services.mediation.domain.lifecycle import StaleVersion, StepDataInvalid
 from services.mediation.hotline_steps import (
     ExtensionConflict,
@@ -105,16 +105,8 @@ async def _run_step(request: Request, principal: Principal, find: Callable[
                                     actor=steps[0]["actor"] if steps else None))
             result = TransitionResult(case=_summary(case, now),
                                       transitions=[_history(s) for s in steps])
-    except StepDataInvalid as exc:
-        raise ApiError(422, "validation_failed", str(exc), fields=[
-            FieldError(field=p.field, reason=p.reason) for p in exc.problems]) from None
-    except StaleVersion as exc:
-        raise ApiError(409, "version_conflict", str(exc),
-                       extra={"current_version": exc.current}) from None
-    except StepNotNow as exc:
-        raise ApiError(409, "illegal_transition", str(exc), extra={
-            "current_status": exc.current.value,
-            "allowed": [s.value for s in exc.allowed]}) from None
+    except (StepDataInvalid, StaleVersion, StepNotNow) as exc:
+        raise refused(exc) from None
     except ExtensionConflict as exc:
         raise ApiError(409, exc.code, str(exc), fields=[
             FieldError(field=name, reason=str(exc)) for name in exc.fields], extra=exc.extra
