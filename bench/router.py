@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import (
+    TEXTS,
     collect,
     cpu_seconds,
     passthrough,
@@ -35,20 +36,6 @@ from contracts.events import CaseReported, CaseReportedEvent, PartyRef
 from contracts.topics import CASE_REPORTED, CASE_ROUTED
 from kit.bus import encode
 from kit.privacy import keyed_hash, mask_phone
-
-TEXTS = [
-    "夫妻因家务琐事经常吵架，妻子要求离婚，丈夫不同意。",
-    "楼下烧烤店油烟和噪音扰民，晚上十二点后还在营业。",
-    "快递公司拖欠我两个月工资共计9600元，一直推脱。",
-    "十五名工人在小区门口拉横幅讨要工资。",
-    "工地包工头卷走了工程款，分包队伍追讨工程款二十万元。",
-    "物业公司未经业主同意把小区绿地改成收费停车位。",
-    "邻居因为占用停车位与我发生争执，还说要找人打断我的腿。",
-    "两车追尾，无人员受伤，双方对责任认定有异议。",
-    "石料厂粉尘和噪音污染严重，附近村民意见很大。",
-    "征地补偿迟迟不到位，村民准备联名去市里信访。",
-]
-
 
 # Ten characters no word list uses, to spell a number without digits (which the router
 # would read as money or a head count).

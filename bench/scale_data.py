@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench.common import TEXTS
 from contracts.enums import Category, Channel, Department, Risk, Status, Tier
 
 YEARS = 4
@@ -21,18 +22,6 @@ YEARS = 4
 END = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 SPAN_SECONDS = YEARS * 365 * 86400
 
-TEXTS = [
-    "夫妻因家务琐事经常吵架，妻子要求离婚，丈夫不同意。",
-    "楼下烧烤店油烟和噪音扰民，晚上十二点后还在营业。",
-    "快递公司拖欠我两个月工资共计9600元，一直推脱。",
-    "十五名工人在小区门口拉横幅讨要工资。",
-    "工地包工头卷走了工程款，分包队伍追讨工程款二十万元。",
-    "物业公司未经业主同意把小区绿地改成收费停车位。",
-    "邻居因为占用停车位与我发生争执，还说要找人打断我的腿。",
-    "两车追尾，无人员受伤，双方对责任认定有异议。",
-    "石料厂粉尘和噪音污染严重，附近村民意见很大。",
-    "征地补偿迟迟不到位，村民准备联名去市里信访。",
-]
 # One case in a thousand mentions the reservoir: the word a `text=` search looks for.
 RARE_WORD = "水库"
 
