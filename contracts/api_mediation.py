@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from contracts.channels import IdNumber, Phone
 from contracts.enums import (
@@ -16,7 +23,10 @@ from contracts.enums import (
     Channel,
     Department,
     ExtensionDecision,
+    HotlineUpdateKind,
     LimitSource,
+    NoticeAction,
+    NoticeLevel,
     PartyRole,
     Referral,
     Risk,
@@ -90,8 +100,9 @@ class HistoryEntry(BaseModel):
     at: Reported
     data: dict[str, Any]
     activity: CaseActivity | None = Field(
-        default=None, description="A progress note or an extension request or answer: not a "
-        "change of status (to_status is from_status)")
+        default=None, description="A progress note, an extension request or answer, or a 12345 "
+        "hotline's update (补充, 催办, a changed deadline): not a change of status (to_status "
+        "is from_status)")
 
 
 class SupervisionEntry(BaseModel):
@@ -144,6 +155,7 @@ class CaseSummary(BaseModel):
     extension_requested_resolve_by: Reported | None = None
     returns: int = Field(default=0, description="Times a lead department returned it (退回)")
     reassignments: int = Field(default=0, description="Times it was assigned by hand")
+    chasers: int = Field(default=0, description="Times the 12345 hotline chased it (催办次数)")
     accepted_at: Reported | None = None
     closed_at: Reported | None = None
     satisfaction: int | None = None
@@ -530,3 +542,94 @@ class ExtensionAnswer(BaseModel):
     @classmethod
     def _in_range(cls, value: datetime | None) -> datetime | None:
         return _representable(value)
+
+
+K = HotlineUpdateKind
+# Which fields each kind of update takes, besides update_id and kind: required, optional.
+UPDATE_FIELDS: dict[HotlineUpdateKind, tuple[frozenset[str], frozenset[str]]] = {
+    K.SUPPLEMENT: (frozenset({"text"}), frozenset()),
+    K.CHASER: (frozenset(), frozenset({"text"})),
+    K.DEADLINE_CHANGE: (frozenset(), frozenset({"deadline", "urgency", "text"})),
+    K.FOLLOW_UP: (frozenset({"satisfaction", "text"}), frozenset()),
+}
+
+
+class HotlineUpdate(BaseModel):
+    """An update from the 12345 hotline about one of its work orders after posting it,
+    by `kind`: `supplement` (补充: the caller added information; `text`), `chaser` (催办:
+    the caller chased; `text` optional), `deadline_change` (a new 办结时限 `deadline` and/or
+    紧急程度 `urgency`; `text` optional, why), `follow_up` (回访结果: the hotline's own
+    return visit; `satisfaction` and `text`). A field another kind takes is refused (422
+    naming it). `update_id` makes it idempotent: sent again, the same answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    update_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00]*$",
+                           description="The hotline's own id of this update (更新编号): the "
+                           "same update sent again (same id, same content) answers as the "
+                           "first time and changes nothing")
+    kind: HotlineUpdateKind = Field(description="supplement (补充), chaser (催办), "
+                                    "deadline_change (时限变更), follow_up (回访结果)")
+    text: str | None = Field(
+        default=None, min_length=1, max_length=4000, validate_default=True,
+        description="supplement: what the caller added (补充内容), required; chaser: what the "
+        "caller said (催办内容), optional; deadline_change: why (变更原因), optional; "
+        "follow_up: the return visit (回访情况), required. Phone and id numbers in it are "
+        "masked before it is stored (138****8000)")
+    deadline: Moment | None = Field(
+        default=None, validate_default=True,
+        description="deadline_change: the order's new deadline (办结时限), with its offset; "
+        "after the case's receipt and in the future. Becomes the case's resolution limit")
+    urgency: Urgency | None = Field(
+        default=None, validate_default=True,
+        description="deadline_change: the order's new urgency (紧急程度): its limits from the "
+        "order's receipt (the router's `sla.hotline_urgency`: urgent 2 h / 5 days, "
+        "very_urgent 1 h / 2 days); with `deadline` too, the earlier")
+    satisfaction: int | None = Field(
+        default=None, ge=1, le=5, validate_default=True,
+        description="follow_up: 满意度 on the centre's own scale (the `rated` step): 5 非常满意, "
+        "4 满意, 3 基本满意, 2 不满意, 1 非常不满意; 4 and 5 count as satisfied in the figures")
+
+    @field_validator("text", "deadline", "urgency", "satisfaction")
+    @classmethod
+    def _belongs_to_kind(cls, value: object, info: ValidationInfo) -> object:
+        value = _refuse_nul(value)
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be blank")
+        kind = info.data.get("kind")
+        if kind is None:
+            return value  # the kind itself is at fault, and said so
+        required, optional = UPDATE_FIELDS[kind]
+        name = info.field_name or ""
+        if value is None and name in required:
+            raise ValueError(f"required for a {kind.value} update")
+        if value is not None and name not in required | optional:
+            raise ValueError(f"not part of a {kind.value} update")
+        if (kind is K.DEADLINE_CHANGE and name == "urgency" and value is None
+                and info.data.get("deadline") is None):
+            raise ValueError("a deadline_change gives deadline, urgency or both")
+        return value
+
+    @field_validator("deadline")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        return _representable(value)
+
+
+class HotlineNoticeRef(BaseModel):
+    """The supervision notice a chaser opened or raised (催办 → 督办 → 挂牌督办)."""
+
+    notice_id: str
+    action: NoticeAction = Field(description="issued (no notice was open) or raised (one "
+                                 "level up); at the highest level it stays: missed")
+    level: NoticeLevel
+    answer_by: Reported = Field(description="When the lead department must answer (反馈)")
+
+
+class HotlineUpdateResult(TransitionResult):
+    """What an update did: the case now, the steps it took (one; a follow-up on a closed case
+    two: visited, rated), and for a chaser the supervision notice. Sent again, the same."""
+
+    update_id: str
+    kind: HotlineUpdateKind
+    notice: HotlineNoticeRef | None = None

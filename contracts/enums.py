@@ -177,12 +177,27 @@ class LimitSource(StrEnum):
 class CaseActivity(StrEnum):
     """What a lifecycle event records when it is not a change of status (from_status and
     to_status are then the same): a progress note (过程反馈), an extension request (延期申请)
-    and the hotline's answer to it."""
+    and the hotline's answer to it, and the 12345 hotline's updates after the order: the
+    caller's added information (补充), a chaser (催办), a changed deadline or urgency."""
 
     PROGRESS_NOTE = "progress_note"
     EXTENSION_REQUESTED = "extension_requested"
     EXTENSION_APPROVED = "extension_approved"
     EXTENSION_DENIED = "extension_denied"
+    HOTLINE_SUPPLEMENT = "hotline_supplement"
+    HOTLINE_CHASER = "hotline_chaser"
+    HOTLINE_DEADLINE_CHANGE = "hotline_deadline_change"
+
+
+class HotlineUpdateKind(StrEnum):
+    """What the 12345 hotline sends about an order after posting it: the caller added
+    information (补充), chased (催办), a new deadline or urgency, the hotline's own return
+    visit (回访结果)."""
+
+    SUPPLEMENT = "supplement"
+    CHASER = "chaser"
+    DEADLINE_CHANGE = "deadline_change"
+    FOLLOW_UP = "follow_up"
 
 
 class ExtensionDecision(StrEnum):

@@ -219,7 +219,22 @@ class TransitionData(_Model):
     extension_decision: ExtensionDecision | None = Field(
         default=None, description="The hotline's answer to an extension request")
     resolve_by: Moment | None = Field(
-        default=None, description="An approved extension: the case's resolution limit now")
+        default=None, description="An approved extension or the hotline's changed deadline: "
+        "the case's resolution limit now")
+    accept_by: Moment | None = Field(
+        default=None, description="The hotline's changed urgency: the case's acceptance "
+        "limit now (while it runs)")
+    urgency: Urgency | None = Field(
+        default=None, description="The hotline's changed urgency (紧急程度)")
+    update_id: str | None = Field(
+        default=None, max_length=128, description="A 12345 hotline's update after the order: "
+        "the hotline's own id of it")
+    chasers: int | None = Field(
+        default=None, ge=0, description="A chaser (催办): how often the case has been chased "
+        "now")
+    notice_id: str | None = Field(
+        default=None, max_length=36, description="A chaser: the supervision notice it opened "
+        "or raised")
 
 
 class CaseLifecycle(_Model):
@@ -241,7 +256,9 @@ class CaseLifecycle(_Model):
     activity: CaseActivity | None = Field(
         default=None, description="Set when the event records an activity on the case rather "
         "than a change of status (to_status is then from_status): a progress note (过程反馈, "
-        "in data.notes), an extension request (延期申请) or the hotline's answer to it")
+        "in data.notes), an extension request (延期申请) or the hotline's answer to it, or "
+        "the hotline's update after the order: hotline_supplement (补充, in data.notes), "
+        "hotline_chaser (催办), hotline_deadline_change (data.resolve_by, data.urgency)")
     owner: str | None = Field(default=None, description="The leader who owns the case "
                               "(领导包案), if any")
 

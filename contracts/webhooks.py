@@ -36,9 +36,15 @@ WEBHOOKS: tuple[Webhook, ...] = (
             "To a subscription's URL (docs/notify.md). The body is the event as on "
             "`case.routed.v1`: a CloudEvents 1.0 structured-mode JSON object."),
     Webhook("case-lifecycle", CaseLifecycleEvent, "department",
-            "A step in a case's lifecycle (kind lifecycle.<status>)",
+            "A step in a case's lifecycle (kind lifecycle.<status>), or an activity on it "
+            "(kind lifecycle.<activity>: progress_note, extension_*, and the 12345 hotline's "
+            "updates hotline_supplement 补充, hotline_chaser 催办, hotline_deadline_change)",
             "To a subscription's URL. The body is the event as on `case.lifecycle.v1`; order "
-            "a case's steps by `data.version`."),
+            "a case's steps by `data.version`. An activity leaves the status as it is "
+            "(`to_status` is `from_status`) and says what happened in `data.activity`'s "
+            "fields: a supplement's text in `data.notes` (numbers masked), a chaser's count "
+            "in `data.chasers` and its supervision notice in `data.notice_id`, a changed "
+            "limit in `data.resolve_by`."),
     Webhook("case-supervision", CaseSupervisionEvent, "department",
             "A time limit missed: supervision raised (kind supervision.<level>)",
             "To a subscription's URL. The body is the event as on `case.supervision.v1`."),

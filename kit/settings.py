@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     supervision_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often the leader looks for due supervision")
     supervision_batch: int = Field(default=500, ge=1, description="Cases per supervision step")
+    hotline_chaser_answer_hours: float = Field(
+        default=24.0, gt=0, description="A 12345 chaser (催办) with no supervision notice open "
+        "opens one at level urge (催办): the lead department answers (反馈) within this many "
+        "hours; a chaser raising an open notice gives at least as long")
     case_gauges_interval_seconds: float = Field(
         default=15.0, gt=0, description="How often the leader recounts open and overdue cases")
     # Personal data (docs/privacy.md)

@@ -46,12 +46,16 @@ class StepNotNow(Exception):
                          + ", ".join(self.allowed))
 
 
-class ExtensionConflict(Exception):
-    """A true conflict about an extension (409), naming the fields concerned."""
+class StepConflict(Exception):
+    """A true conflict about a step of the order (409): an extension already pending or
+    answered, an update sent again with other content; naming the fields concerned, with
+    the reason in Chinese too when there is one."""
 
-    def __init__(self, code: str, message: str, fields: list[str], **extra: Any) -> None:
+    def __init__(self, code: str, message: str, fields: list[str], *,
+                 reason_zh: str | None = None, **extra: Any) -> None:
         self.code = code
         self.fields = fields
+        self.reason_zh = reason_zh
         self.extra = extra
         super().__init__(message)
 
@@ -61,10 +65,12 @@ def _check_version(case: Case, expected: int | None) -> None:
         raise StaleVersion(expected, case.version)
 
 
-async def _record(session: AsyncSession, case: Case, activity: CaseActivity, *, actor: str,
-                  at: datetime, reason: str | None, data: TransitionData,
-                  changes: dict[str, Any] | None = None, expected: int | None = None
-                  ) -> dict[str, Any]:
+async def record_activity(session: AsyncSession, case: Case, activity: CaseActivity, *,
+                          actor: str, at: datetime, reason: str | None, data: TransitionData,
+                          changes: dict[str, Any] | None = None, expected: int | None = None
+                          ) -> dict[str, Any]:
+    """An activity on the case (its status unchanged, its version + 1), as a transition is
+    recorded. Raises StaleVersion if someone changed the case since it was read."""
     try:
         return await record_transition(session, case, Status(case.status), actor=actor, at=at,
                                        reason=reason, data=data, changes=changes,
@@ -82,7 +88,7 @@ async def add_progress_note(session: AsyncSession, case: Case, body: ProgressNot
     status = Status(case.status)
     if status not in NOTE_STATUSES:
         raise StepNotNow("progress note", status, NOTE_STATUSES)
-    return await _record(session, case, CaseActivity.PROGRESS_NOTE, actor=scrub(actor), at=at,
+    return await record_activity(session, case, CaseActivity.PROGRESS_NOTE, actor=scrub(actor), at=at,
                          reason=None, data=TransitionData(notes=scrub(body.note)),
                          expected=body.expected_version)
 
@@ -96,9 +102,9 @@ class Requested:
 async def request_extension(session: AsyncSession, case: Case, body: ExtensionRequest,
                             actor: str, at: datetime) -> Requested:
     """延期申请 by the lead department: a new resolution date and why, pending the hotline's
-    answer. Raises StepDataInvalid, StaleVersion, StepNotNow or ExtensionConflict."""
+    answer. Raises StepDataInvalid, StaleVersion, StepNotNow or StepConflict."""
     if case.channel != Channel.HOTLINE_12345:
-        raise ExtensionConflict(
+        raise StepConflict(
             "not_a_hotline_order", "only a 12345 work order's limit is extended, by the "
             "hotline; this case came from another channel", ["channel"],
             channel=case.channel)
@@ -111,12 +117,12 @@ async def request_extension(session: AsyncSession, case: Case, body: ExtensionRe
     if status not in EXTENSION_STATUSES:
         raise StepNotNow("extension request", status, EXTENSION_STATUSES)
     if case.extension_status == PENDING:
-        raise ExtensionConflict(
+        raise StepConflict(
             "extension_pending", f"extension request {case.extension_id} is still waiting "
             "for the hotline's answer: one at a time", ["extension_id"],
             extension_id=case.extension_id)
     extension_id = f"ext_{uuid.uuid4().hex[:20]}"
-    entry = await _record(
+    entry = await record_activity(
         session, case, CaseActivity.EXTENSION_REQUESTED, actor=scrub(actor), at=at,
         reason=scrub(body.reason),
         data=TransitionData(extension_id=extension_id,
@@ -131,7 +137,7 @@ async def answer_extension(session: AsyncSession, case: Case, body: ExtensionAns
                            actor: str, at: datetime) -> dict[str, Any] | None:
     """The hotline's answer (延期审核). Approved: the resolution limit moves (its source
     `extension`). The same answer again changes nothing (None); another answer to a request
-    already answered is ExtensionConflict; an unknown request StepDataInvalid."""
+    already answered is StepConflict; an unknown request StepDataInvalid."""
     if case.extension_id is None or body.extension_id != case.extension_id:
         raise StepDataInvalid(Status(case.status), [DataProblem(
             "extension_id", "not an extension request of this work order"
@@ -140,7 +146,7 @@ async def answer_extension(session: AsyncSession, case: Case, body: ExtensionAns
     if case.extension_status != PENDING:
         if case.extension_status == body.decision.value:
             return None  # a repeat of the answer given: nothing to do
-        raise ExtensionConflict(
+        raise StepConflict(
             "extension_answered", f"extension request {case.extension_id} was already "
             f"{case.extension_status}", ["decision"], decision=case.extension_status)
     status = Status(case.status)
@@ -160,6 +166,6 @@ async def answer_extension(session: AsyncSession, case: Case, body: ExtensionAns
         data["resolve_by"] = new_limit
     activity = (CaseActivity.EXTENSION_APPROVED if approved
                 else CaseActivity.EXTENSION_DENIED)
-    return await _record(session, case, activity, actor=scrub(actor), at=at,
+    return await record_activity(session, case, activity, actor=scrub(actor), at=at,
                          reason=scrub(body.reason) if body.reason else None,
                          data=TransitionData(**data), changes=changes)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     UniqueConstraint,
@@ -99,6 +100,8 @@ class Case(MediationBase, table=True):
     # department and the rule that chose it (what the return and reassignment rates are about).
     returns: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     reassignments: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # How often the 12345 hotline chased the case (催办): each chaser also presses a notice.
+    chasers: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     routed_lead_department: str | None = Field(default=None, max_length=32)
     routed_lead_rule: str | None = Field(default=None, max_length=64)
     # The router's readers disagreed or doubted (待研判): the decision stands meanwhile and
@@ -181,6 +184,26 @@ class SupervisionRecord(MediationBase, table=True):
     deadline: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
     tier: str = Field(max_length=16)
     emitted_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
+class HotlineUpdateRecord(MediationBase, table=True):
+    """An update the 12345 hotline sent about an order (补充, 催办, ...), by its own id: what
+    it changed is in the case's history; this row answers the same update sent again. The
+    content is kept as a hash per field (`fingerprint`), never in clear: enough to name the
+    fields a different update under the same id changes."""
+
+    __tablename__ = "mediation_hotline_updates"
+    __table_args__ = (PrimaryKeyConstraint("case_id", "update_id",
+                                           name="pk_mediation_hotline_updates"),)
+
+    case_id: str = Field(max_length=64)
+    update_id: str = Field(max_length=128)
+    kind: str = Field(max_length=32)
+    fingerprint: dict[str, Any] = Field(default_factory=dict,
+                                        sa_column=Column(JSON, nullable=False))
+    # The answer given the first time (numbers in it masked, as in every answer).
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
 
 
 class AuditRecord(MediationBase, table=True):

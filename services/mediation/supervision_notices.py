@@ -120,15 +120,8 @@ async def raise_missed(session: AsyncSession, now: datetime, limit: int) -> int:
         level = NoticeLevel(notice.level)
         higher = next_level(level)
         new_deadline = now + timedelta(seconds=max(notice.answer_seconds, 1.0))
-        done = await session.execute(
-            update(NOTICES).where(N.notice_id == notice.notice_id, N.status == OPEN,
-                                  N.answer_by == notice.answer_by)
-            .values(level=(higher or level).value, answer_by=new_deadline,
-                    raises=N.raises + 1)
-            .execution_options(synchronize_session=False))
-        if done.rowcount != 1:  # type: ignore[attr-defined]
+        if not await _raise(session, notice, higher or level, new_deadline):
             continue
-        await session.refresh(notice)
         case = await session.get(Case, notice.case_id)
         if case is None:
             continue
@@ -136,9 +129,58 @@ async def raise_missed(session: AsyncSession, now: datetime, limit: int) -> int:
         why = (f"逾期未反馈，升级为{LEVELS_ZH[higher]}" if higher
                else f"逾期未反馈（{LEVELS_ZH[level]}，已是最高级）")
         await _record(session, case, notice, action, SYSTEM_ACTOR, now, why)
-        SUPERVISION_NOTICES_RAISED.labels(level=notice.level).inc()
         raised += 1
     return raised
+
+
+async def _raise(session: AsyncSession, notice: SupervisionNotice, level: NoticeLevel,
+                 answer_by: datetime) -> bool:
+    """Raise `notice` to `level` with a new answer deadline, conditional on it being open at
+    the deadline read (two raises at once: one wins). True if it was raised."""
+    done = await session.execute(
+        update(NOTICES).where(N.notice_id == notice.notice_id, N.status == OPEN,
+                              N.answer_by == notice.answer_by)
+        .values(level=level.value, answer_by=answer_by, raises=N.raises + 1)
+        .execution_options(synchronize_session=False))
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    await session.refresh(notice)
+    SUPERVISION_NOTICES_RAISED.labels(level=notice.level).inc()
+    return True
+
+
+async def press(session: AsyncSession, case: Case, *, asked: str, answer_within: timedelta,
+                actor: str, key_id: str, now: datetime, occasion: str
+                ) -> tuple[SupervisionNotice, NoticeAction]:
+    """A chaser (催办) from the citizen, as a centre handles one: with no open notice on the
+    case, a notice at level urge (催办) for the lead department, to answer within
+    `answer_within`; with one open, that notice one level up (at the highest it stays:
+    `missed`), its answer deadline kept, or `answer_within` from now if later. The leader
+    is told as for any notice (case.supervision.v1); `occasion` (the chaser's own id) tells
+    apart the events of chasers that find the notice at the highest level. Raises
+    NoticeRefused on a finished case."""
+    open_notice = (await session.execute(
+        select(SupervisionNotice).where(N.case_id == case.case_id, N.status == OPEN)
+        .order_by(N.issued_at.desc()).limit(1).with_for_update())).scalars().first()
+    if open_notice is None:
+        notice = await issue(session, case, level=NoticeLevel.URGE, asked=asked,
+                             answer_by=now + answer_within, actor=actor, key_id=key_id,
+                             now=now)
+        return notice, NoticeAction.ISSUED
+    level = NoticeLevel(open_notice.level)
+    higher = next_level(level)
+    if higher is None:
+        await _record(session, case, open_notice, NoticeAction.MISSED, actor, now,
+                      f"再次催办（{LEVELS_ZH[level]}，已是最高级）：{scrub(asked)}",
+                      occasion=occasion)
+        return open_notice, NoticeAction.MISSED
+    answer_by = max(open_notice.answer_by, now + answer_within)
+    if not await _raise(session, open_notice, higher, answer_by):
+        raise NoticeRefused(f"notice {open_notice.notice_id} changed meanwhile: send the "
+                            "chaser again", "notice_id")
+    await _record(session, case, open_notice, NoticeAction.RAISED, actor, now,
+                  f"群众催办，升级为{LEVELS_ZH[higher]}：{scrub(asked)}")
+    return open_notice, NoticeAction.RAISED
 
 
 async def open_notice_counts(session: AsyncSession) -> list[tuple[str, str | None, int]]:
@@ -153,7 +195,8 @@ _FINISHED = frozenset({Status.CLOSED, Status.VISITED, Status.RATED, Status.ARCHI
 
 
 async def _record(session: AsyncSession, case: Case, notice: SupervisionNotice,
-                  action: NoticeAction, actor: str, now: datetime, reason: str) -> None:
+                  action: NoticeAction, actor: str, now: datetime, reason: str,
+                  occasion: str = "") -> None:
     """The history row and the supervision event of a change to a notice."""
     ref = SupervisionNoticeRef(
         notice_id=notice.notice_id, action=action, level=NoticeLevel(notice.level),
@@ -172,12 +215,14 @@ async def _record(session: AsyncSession, case: Case, notice: SupervisionNotice,
         lead_department=Department(notice.department) if notice.department else None,
         at=now, notice=ref, owner=case.owner),
         source="mediation", subject=case.case_id,
-        event_id=_event_id(notice, action))
+        event_id=_event_id(notice, action, occasion))
     await add_to_outbox(session, kit_tables.outbox, [outbox_row(CASE_SUPERVISION, event)])
 
 
-def _event_id(notice: SupervisionNotice, action: NoticeAction) -> str:
-    """One id per notice, action and deadline: a repeat of the same change has the same."""
+def _event_id(notice: SupervisionNotice, action: NoticeAction, occasion: str = "") -> str:
+    """One id per notice, action and deadline (and occasion, when the same change can come
+    twice: two chasers at the highest level): a repeat of the same change has the same."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:fengqiao:notice:{notice.notice_id}:"
-                          f"{action.value}:{notice.level}:{notice.answer_by.isoformat()}"))
+                          f"{action.value}:{notice.level}:{notice.answer_by.isoformat()}"
+                          + (f":{occasion}" if occasion else "")))
 

@@ -291,7 +291,8 @@ def outcome_summary(facts: CaseFacts) -> str:
     return scrub(text)
 
 
-# The activities of a case the hotline hears of, as its steps.
+# The activities of a case the hotline hears of, as its steps (not its own updates: 补充,
+# 催办 and a changed deadline came from it, and were answered when it sent them).
 _ACTIVITY_STEPS = {CaseActivity.PROGRESS_NOTE: HotlineStep.PROGRESS,
                    CaseActivity.EXTENSION_REQUESTED: HotlineStep.EXTENSION_REQUESTED,
                    CaseActivity.EXTENSION_APPROVED: HotlineStep.EXTENSION_APPROVED,
@@ -303,7 +304,7 @@ def hotline_step(step: CaseLifecycle) -> HotlineStep | None:
     签收 (accepted), 过程反馈 and 延期 (activities), 办结 or 退单 (closed), 回访 (visited,
     rated)."""
     if step.activity is not None:
-        return _ACTIVITY_STEPS[step.activity]
+        return _ACTIVITY_STEPS.get(step.activity)
     if step.to_status is Status.ACCEPTED:
         return HotlineStep.SIGNED_FOR
     if step.to_status in FEEDBACK_STATUSES:
