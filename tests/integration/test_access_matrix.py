@@ -410,6 +410,16 @@ MATRIX: dict[tuple[str, str, str], Route] = {
         s(422), lambda world, kind: (
             s(403) if kind == "channel"
             else s(422) if sees(kind, world.cases["A"]) else s(404))),
+    ("mediation", "POST", "/v1/hotline/orders/{order_no}/updates"): Route(
+        # The hotline's key again: a deadline before the order's receipt is 422 (nothing
+        # changes, the update id is not kept); another channel's key 403; out of sight 404.
+        Scope.INTAKE_WRITE, call(
+            "POST", "/v1/hotline/orders/{w.cases[A][external_id]}/updates",
+            json={"update_id": "matrix", "kind": "deadline_change",
+                  "deadline": "2000-01-01T00:00:00+08:00"}),
+        s(422), lambda world, kind: (
+            s(403) if kind == "channel"
+            else s(422) if sees(kind, world.cases["A"]) else s(404))),
     # mediation: repeat reports and leaders' work. Each call is refused after the key got
     # through (past deadline, nobody's ownership, merged into itself, not merged), so
     # nothing changes.
