@@ -3,7 +3,10 @@ real broker and database, and the hotline's callback receiver on loopback. A wor
 with a 3-day deadline gets a 3-day limit; 签收, a progress note, an extension request and
 the hotline's approval (through the API, with the hotline's answer moving the limit), and
 the result (办结) each reach the callback, signed, in the order they happened — though the
-receiver refuses the first attempt of every callback, so each one is retried."""
+receiver refuses the first attempt of every callback, so each one is retried. Then the
+hotline's updates after an order: a supplement in the case's history, a chaser opening a
+supervision notice that reaches a leader's webhook, a deadline change moving the limit,
+and, after closure, the hotline's follow-up in the figures' satisfaction."""
 
 from __future__ import annotations
 
@@ -180,3 +183,96 @@ async def test_a_work_order_lives_its_lifecycle_on_the_hotlines_callback(
 
 async def _now(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return value
+
+
+class Subscriber:
+    """A department's (or a leader's) webhook receiver: keeps every event it is sent."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.app = FastAPI()
+
+        @self.app.post("/hook")
+        async def hook(request: Request) -> Response:
+            self.events.append(orjson.loads(await request.body()))
+            return Response(status_code=204)
+
+    async def of(self, case_id: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["data"]["case_id"] == case_id]
+
+
+async def test_the_hotlines_updates_after_the_order_reach_the_case_its_leaders_and_the_figures(
+        services: dict[str, str], hotline: tuple[HotlinePlatform, str], unique: str) -> None:
+    _, callback_url = hotline
+    subscriber = Subscriber()
+    order_no = f"GD-UPD-{unique}"
+    # A received time of its own to the microsecond: the figures below count this order alone.
+    received = datetime.now(CHINA).replace(microsecond=int(unique[:5], 16) % 1_000_000)
+    updates = f"{services['mediation']}/v1/hotline/orders/{order_no}/updates"
+    async with serve(subscriber.app) as hook_url, \
+            httpx.AsyncClient(headers=AUTH, timeout=10) as client:
+        sub = await client.post(services["notify"] + "/v1/subscriptions", json={
+            "name": f"leaders {unique}", "url": hook_url + "/hook",
+            "kinds": ["lifecycle", "supervision"]})
+        assert sub.status_code == 201, sub.text
+        posted = await client.post(services["intake"] + "/v1/intake/hotline_12345", json={
+            "order_no": order_no, "content": "楼上住户装修噪音持续一个月，多次协商无果。",
+            "received_at": received.isoformat(), "deadline": (
+                received + timedelta(days=3)).isoformat(),
+            "caller_phone": "13800138000", "callback_url": callback_url})
+        assert posted.status_code == 202, posted.text
+        case_id = posted.json()["case_id"]
+        mediation = f"{services['mediation']}/v1/cases/{case_id}"
+
+        async def fetch_case() -> httpx.Response:
+            return await client.get(mediation)
+        case = (await eventually(fetch_case, lambda r: r.status_code == 200
+                                 and r.json()["status"] == "routed", 60)).json()
+
+        async def update(**body: Any) -> dict[str, Any]:
+            r = await client.post(updates, json=body)
+            assert r.status_code == 200, r.text
+            return dict(r.json())
+
+        await update(update_id=f"S-{unique}", kind="supplement",
+                     text="来电人补充：噪音多在晚上十点以后，电话13912345678")
+        history = (await client.get(mediation)).json()["history"]
+        supplement = [h for h in history if h.get("activity") == "hotline_supplement"]
+        assert supplement and "139****5678" in supplement[0]["data"]["notes"]
+
+        chased = await update(update_id=f"C-{unique}", kind="chaser", text="来电催问进度")
+        assert chased["notice"]["action"] == "issued" and chased["notice"]["level"] == "urge"
+        assert chased["case"]["chasers"] == 1
+        told = await eventually(lambda: subscriber.of(case_id), lambda got: any(
+            e["data"].get("notice") and e["data"]["notice"]["action"] == "issued"
+            for e in got), 60)
+        notice = next(e for e in told if e["data"].get("notice"))
+        assert notice["type"] == "cn.fengqiao.case.supervision.v1"
+        assert notice["data"]["notice"]["level"] == "urge"
+        assert notice["data"]["lead_department"] == case["lead_department"]
+
+        later = received + timedelta(days=10)
+        moved = await update(update_id=f"D-{unique}", kind="deadline_change",
+                             deadline=later.isoformat())
+        assert datetime.fromisoformat(moved["case"]["resolve_by"]) == later
+        assert (await client.get(mediation)).json()["resolve_by_source"] == "hotline"
+
+        version = int(moved["case"]["version"])
+        for to_status, data in (("accepted", {}), ("in_mediation", {}), (
+                "resolved", {"agreement": "楼上住户暂停夜间施工", "agreement_amount": 0}),
+                ("closed", {})):
+            r = await client.post(mediation + "/transitions", json={
+                "to_status": to_status, "actor": "王调解员", "expected_version": version,
+                "data": data})
+            assert r.status_code == 200, r.text
+            version = int(r.json()["case"]["version"])
+        rated = await update(update_id=f"F-{unique}", kind="follow_up", satisfaction=5,
+                             text="回访群众，对处理结果非常满意")
+        assert [t["to_status"] for t in rated["transitions"]] == ["visited", "rated"]
+        stats = await client.get(services["mediation"] + "/v1/stats", params={
+            "channel": "hotline_12345", "received_from": received.isoformat(),
+            "received_to": (received + timedelta(microseconds=1)).isoformat()})
+        assert stats.status_code == 200, stats.text
+        total = stats.json()["total"]
+        assert total["received"] == 1 and total["rated"] == 1
+        assert total["satisfaction_mean"] == 5.0
