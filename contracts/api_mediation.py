@@ -605,8 +605,9 @@ class HotlineUpdate(BaseModel):
             raise ValueError(f"required for a {kind.value} update")
         if value is not None and name not in required | optional:
             raise ValueError(f"not part of a {kind.value} update")
+        # (A deadline refused is not in info.data: its own error says enough.)
         if (kind is K.DEADLINE_CHANGE and name == "urgency" and value is None
-                and info.data.get("deadline") is None):
+                and "deadline" in info.data and info.data["deadline"] is None):
             raise ValueError("a deadline_change gives deadline, urgency or both")
         return value
 
