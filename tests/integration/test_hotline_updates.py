@@ -15,16 +15,12 @@ import httpx
 import pytest
 
 from tests.infra import AUTH, eventually
-from tests.integration.test_hotline_lifecycle import (  # noqa: F401 - `world` is a fixture
-    World,
-    at,
-    case_when,
-    key,
-    report,
-    world,
-)
+from tests.integration import test_hotline_lifecycle as lifecycle
+from tests.integration.test_hotline_lifecycle import World, at, case_when, key, report
 
 pytestmark = pytest.mark.integration
+# The router, mediation and notify of the lifecycle tests, started again for this module.
+world = lifecycle.world
 
 
 async def hotline_key(world: World) -> dict[str, str]:
@@ -243,7 +239,7 @@ async def test_an_update_sent_again_changes_nothing_and_another_under_its_id_is_
 
 
 async def test_updates_are_refused_with_reasons(world: World, unique: str) -> None:
-    case_id, grid_case = f"HUR{unique}", f"HUG{unique}"
+    case_id = f"HUR{unique}"
     order_no = await report(world, case_id)
     hotline = await hotline_key(world)
     grid = await key(world, "intake:write", channels=["grid"])
