@@ -95,25 +95,32 @@ async def hotline() -> AsyncIterator[tuple[HotlinePlatform, str]]:
         yield platform, url + "/12345/callback"
 
 
+async def post_order(client: httpx.AsyncClient, services: dict[str, str], order_no: str,
+                     received: datetime, callback_url: str) -> dict[str, Any]:
+    """Post a 12345 order with a 3-day deadline to intake; the case once routed."""
+    posted = await client.post(services["intake"] + "/v1/intake/hotline_12345", json={
+        "order_no": order_no, "content": "楼上住户装修噪音持续一个月，多次协商无果。",
+        "received_at": received.isoformat(), "deadline": (
+            received + timedelta(days=3)).isoformat(),
+        "caller_phone": "13800138000", "callback_url": callback_url})
+    assert posted.status_code == 202, posted.text
+    mediation = f"{services['mediation']}/v1/cases/{posted.json()['case_id']}"
+
+    async def fetch_case() -> httpx.Response:
+        return await client.get(mediation)
+    return dict((await eventually(fetch_case, lambda r: r.status_code == 200
+                                  and r.json()["status"] == "routed", 60)).json())
+
+
 async def test_a_work_order_lives_its_lifecycle_on_the_hotlines_callback(
         services: dict[str, str], hotline: tuple[HotlinePlatform, str], unique: str) -> None:
     platform, callback_url = hotline
     order_no = f"GD-E2E-{unique}"
     received = datetime.now(CHINA).replace(microsecond=0)
     async with httpx.AsyncClient(headers=AUTH, timeout=10) as client:
-        posted = await client.post(services["intake"] + "/v1/intake/hotline_12345", json={
-            "order_no": order_no, "content": "楼上住户装修噪音持续一个月，多次协商无果。",
-            "received_at": received.isoformat(), "deadline": (
-                received + timedelta(days=3)).isoformat(),
-            "caller_phone": "13800138000", "callback_url": callback_url})
-        assert posted.status_code == 202, posted.text
-        case_id = posted.json()["case_id"]
+        case = await post_order(client, services, order_no, received, callback_url)
+        case_id = case["case_id"]
         mediation = f"{services['mediation']}/v1/cases/{case_id}"
-
-        async def fetch_case() -> httpx.Response:
-            return await client.get(mediation)
-        case = (await eventually(fetch_case, lambda r: r.status_code == 200
-                                 and r.json()["status"] == "routed", 60)).json()
         # The order's 3 days bind: the policy would give 7 days or more.
         limit = datetime.fromisoformat(case["resolve_by"])
         assert limit - received == timedelta(days=3)
@@ -215,19 +222,9 @@ async def test_the_hotlines_updates_after_the_order_reach_the_case_its_leaders_a
             "name": f"leaders {unique}", "url": hook_url + "/hook",
             "kinds": ["lifecycle", "supervision"]})
         assert sub.status_code == 201, sub.text
-        posted = await client.post(services["intake"] + "/v1/intake/hotline_12345", json={
-            "order_no": order_no, "content": "楼上住户装修噪音持续一个月，多次协商无果。",
-            "received_at": received.isoformat(), "deadline": (
-                received + timedelta(days=3)).isoformat(),
-            "caller_phone": "13800138000", "callback_url": callback_url})
-        assert posted.status_code == 202, posted.text
-        case_id = posted.json()["case_id"]
+        case = await post_order(client, services, order_no, received, callback_url)
+        case_id = case["case_id"]
         mediation = f"{services['mediation']}/v1/cases/{case_id}"
-
-        async def fetch_case() -> httpx.Response:
-            return await client.get(mediation)
-        case = (await eventually(fetch_case, lambda r: r.status_code == 200
-                                 and r.json()["status"] == "routed", 60)).json()
 
         async def update(**body: Any) -> dict[str, Any]:
             r = await client.post(updates, json=body)
