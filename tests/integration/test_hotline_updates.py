@@ -8,6 +8,7 @@ update again changes nothing, another under the same id is 409 naming the fields
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -269,3 +270,19 @@ async def test_updates_are_refused_with_reasons(world: World, unique: str) -> No
         assert await fields(kind="chaser", deadline="2030-01-01T00:00:00+08:00") == ["deadline"]
         view = (await client.get(f"/v1/cases/{case_id}", headers=AUTH)).json()
     assert [h.get("activity") for h in view["history"]].count("hotline_supplement") == 0
+
+
+async def test_the_same_update_twice_at_once_is_taken_once(world: World, unique: str) -> None:
+    case_id = f"HUT{unique}"
+    order_no = await report(world, case_id)
+    hotline = await hotline_key(world)
+    update = {"update_id": f"T1-{unique}", "kind": "chaser", "text": "催问"}
+    async with httpx.AsyncClient(base_url=world.mediation, timeout=30) as client:
+        await case_when(client, case_id, "routed")
+        answers = await asyncio.gather(*(send(client, order_no, hotline, **update)
+                                         for _ in range(4)))
+        assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+        assert len({a.text for a in answers}) == 1
+        view = (await client.get(f"/v1/cases/{case_id}", headers=AUTH)).json()
+    assert view["chasers"] == 1
+    assert [h.get("activity") for h in view["history"]].count("hotline_chaser") == 1
