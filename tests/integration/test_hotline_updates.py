@@ -9,7 +9,7 @@ update again changes nothing, another under the same id is 409 naming the fields
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -286,3 +286,28 @@ async def test_the_same_update_twice_at_once_is_taken_once(world: World, unique:
         view = (await client.get(f"/v1/cases/{case_id}", headers=AUTH)).json()
     assert view["chasers"] == 1
     assert [h.get("activity") for h in view["history"]].count("hotline_chaser") == 1
+
+
+async def test_the_supervision_scan_follows_the_hotlines_new_deadline(
+        world: World, unique: str) -> None:
+    case_id = f"HUO{unique}"
+    order_no = await report(world, case_id)
+    hotline = await hotline_key(world)
+    async with httpx.AsyncClient(base_url=world.mediation, timeout=30) as client:
+        routed = await case_when(client, case_id, "routed")
+        # Seconds away (in the future even on a slow machine): the scan finds it due soon.
+        soon = max(at(routed["received_at"]) + timedelta(seconds=6),
+                   datetime.now(UTC) + timedelta(seconds=4))
+        moved = await send(client, order_no, hotline, update_id=f"O1-{unique}",
+                           kind="deadline_change", deadline=soon.isoformat())
+        assert moved.status_code == 200, moved.text
+
+        async def fetch() -> dict[str, Any]:
+            return dict((await client.get(f"/v1/cases/{case_id}", headers=AUTH)).json())
+        view = await eventually(fetch, lambda v: any(
+            s["level"] == "level_1" and s["sla_kind"] == "resolution"
+            for s in v["supervision"]), 40)
+    level_1 = next(s for s in view["supervision"] if s["level"] == "level_1"
+                   and s["sla_kind"] == "resolution")
+    assert at(level_1["deadline"]) == soon
+    assert view["overdue"] is True and view["resolve_by_source"] == "hotline"
