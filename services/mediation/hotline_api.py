@@ -231,7 +231,7 @@ def build_hotline_router() -> APIRouter:
             now = datetime.now(UTC)
             record = await hotline_updates.reserve(session, case, body, secret, now)
             applied = await hotline_updates.apply_update(
-                session, case, body, actor=principal.name, key_id=principal.key_id, at=now,
+                session, case, body, actor=principal.name[:128], key_id=principal.key_id, at=now,
                 settings=runtime.settings)
             result = HotlineUpdateResult(
                 case=_summary(case, now), transitions=[_history(e) for e in applied.entries],

@@ -15,6 +15,7 @@ from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from contracts.api_mediation import AuditAction
 from contracts.enums import Status
@@ -27,7 +28,15 @@ from kit.outbox import add_to_outbox, outbox_row
 from kit.runtime import Runtime
 from services.mediation.domain.places import REPORTED, erased_position
 from services.mediation.related import delete_keys
-from services.mediation.store import HISTORY, AuditRecord, C, Case, H, kit_tables
+from services.mediation.store import (
+    HISTORY,
+    AuditRecord,
+    C,
+    Case,
+    H,
+    HotlineUpdateRecord,
+    kit_tables,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,11 @@ async def erase_case(session: AsyncSession, case_id: str, reason: Reason, now: d
         await session.execute(update(HISTORY).where(H.id == step.id).values(
             reason=erase_text(step.reason, known) if step.reason else step.reason,
             data=erase_json(step.data or {}, known)))
+    # The hotline's updates keep the answer they were given (steps, texts): erased alike.
+    answers = (await session.execute(select(HotlineUpdateRecord).where(
+        col(HotlineUpdateRecord.case_id) == case_id))).scalars().all()
+    for answer in answers:
+        answer.result = erase_json(answer.result or {}, known)
     session.add(AuditRecord(at=now, key_id=key_id[:32], key_name=key_name[:128],
                             action=AuditAction.ERASE.value, case_id=case_id,
                             detail={"reason": reason}))
