@@ -146,6 +146,15 @@ class Centre:
             "POST", f"{self.mediation}/v1/hotline/orders/{order_no}/extension-decision",
             json=body))
 
+    def send_update(self, order_no: str, update_id: str, kind: str, **fields: Any
+                    ) -> dict[str, Any]:
+        """An update after the order (docs/intake.md, "Updates from the hotline"): `kind`
+        supplement (text), chaser (text), deadline_change (deadline, urgency, text) or
+        follow_up (satisfaction, text). Safe to send again with the same `update_id`."""
+        return dict(self._call(
+            "POST", f"{self.mediation}/v1/hotline/orders/{order_no}/updates",
+            json={"update_id": update_id, "kind": kind, **fields}))
+
     def callbacks_sent(self, case_id: str) -> list[dict[str, Any]]:
         """notify's log of the callbacks to this case: status, attempts, what the hotline's
         endpoint answered (a 4xx's body, numbers masked)."""

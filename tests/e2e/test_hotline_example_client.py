@@ -100,6 +100,12 @@ async def test_the_example_client_integrates_a_hotline_from_the_docs(
         await _work_the_case(urls["mediation"], case, received)
         await asyncio.to_thread(follower.join, 150)
         log = await asyncio.to_thread(centre.callbacks_sent, case_id)
+        # The hotline's own return visit, after closure, sent twice (a retry): one rating.
+        visit = {"satisfaction": 5, "text": "回访群众，对处理结果满意"}
+        rated = await asyncio.to_thread(centre.send_update, order["order_no"], "FU-1",
+                                        "follow_up", **visit)
+        rated_again = await asyncio.to_thread(centre.send_update, order["order_no"], "FU-1",
+                                              "follow_up", **visit)
 
         # A callback the centre did not sign is refused by the example's receiver.
         forged = await asyncio.to_thread(httpx.post, receiver.url, content=b'{"order_no": "x"}', headers={
@@ -115,6 +121,8 @@ async def test_the_example_client_integrates_a_hotline_from_the_docs(
     assert all(c["case_id"] == case_id for c in followed)
     assert followed[-1]["result"] and "暂停夜间施工" in followed[-1]["result"]
     assert forged.status_code == 401 and receiver.refused == 1
+    assert [t["to_status"] for t in rated["transitions"]] == ["visited", "rated"]
+    assert rated_again == rated and rated["case"]["satisfaction"] == 5
     assert {d["status"] for d in log} == {"succeeded"} and len(log) >= len(followed)
 
 
