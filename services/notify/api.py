@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from sqlalchemy import ColumnElement, Select, delete, or_, select, update
+from sqlalchemy import Column, ColumnElement, Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.api_notify import (
@@ -95,6 +95,16 @@ def _refuse_denied(runtime: Runtime, url: str) -> None:
         raise ApiError(422, "validation_failed", "notify may not send to this URL",
                        [FieldError(field="url", reason=f"{refusal} "
                                    "(FQ_WEBHOOK_DENIED_NETWORKS)")])
+
+
+async def _rotate_secret(session: AsyncSession, key: Column[Any], key_value: str,
+                         current: str) -> SecretRotated:
+    """A new secret for the subscription or hotline endpoint whose `key` column is
+    `key_value`; the current one keeps signing (a second signature) for SECRET_OVERLAP."""
+    secret, expires = new_secret(), datetime.now(UTC) + SECRET_OVERLAP
+    await session.execute(update(key.table).where(key == key_value).values(
+        secret=secret, previous_secret=current, previous_secret_expires_at=expires))
+    return SecretRotated(id=key_value, secret=secret, previous_secret_expires_at=expires)
 
 
 def _visible_subscriptions(principal: Principal) -> Select[Any]:
@@ -210,16 +220,10 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
                             principal: Principal = require(Scope.SUBSCRIPTIONS)
                             ) -> SecretRotated:
         runtime: Runtime = request.app.state.runtime
-        secret = new_secret()
-        expires = datetime.now(UTC) + SECRET_OVERLAP
         async with runtime.sessions() as session, session.begin():
             current = await _get_subscription(session, subscription_id, principal)
-            await session.execute(update(subscriptions).where(
-                subscriptions.c.id == subscription_id).values(
-                secret=secret, previous_secret=current.secret,
-                previous_secret_expires_at=expires))
-        return SecretRotated(id=subscription_id, secret=secret,
-                             previous_secret_expires_at=expires)
+            return await _rotate_secret(session, subscriptions.c.id, subscription_id,
+                                        current.secret)
 
     @router.delete("/v1/subscriptions/{subscription_id}", status_code=204,
                    responses=error_responses(401, 403, 404),
@@ -398,16 +402,10 @@ def _hotline_endpoint_routes(router: APIRouter) -> None:
                                      principal: Principal = require(Scope.HOTLINE_ENDPOINT)
                                      ) -> SecretRotated:
         runtime: Runtime = request.app.state.runtime
-        secret = new_secret()
-        expires = datetime.now(UTC) + SECRET_OVERLAP
         async with runtime.sessions() as session, session.begin():
             current = await _get_endpoint(session, principal.key_id)
-            await session.execute(update(endpoints).where(
-                endpoints.c.key_id == principal.key_id).values(
-                secret=secret, previous_secret=current.secret,
-                previous_secret_expires_at=expires, updated_at=datetime.now(UTC)))
-        return SecretRotated(id=principal.key_id, secret=secret,
-                             previous_secret_expires_at=expires)
+            return await _rotate_secret(session, endpoints.c.key_id, principal.key_id,
+                                        current.secret)
 
     @router.delete("/v1/hotline/endpoint", status_code=204,
                    responses=error_responses(401, 403, 404),
