@@ -241,7 +241,8 @@ async def test_an_order_without_callback_url_calls_back_the_registered_endpoint_
     # The delivery log, read with the hotline's own key, shows where it went.
     async def log() -> httpx.Response:
         return await platform.client.get(platform.urls["notify"] + "/v1/deliveries",
-                                         headers=key, params={"case_id": case_id})
+                                         headers=key, params={
+            "case_id": case_id, "target": "hotline_feedback"})
     answer = await eventually(log, lambda r: [d["status"] for d in r.json()["items"]]
                               == ["succeeded"])
     [delivery] = answer.json()["items"]
@@ -301,7 +302,8 @@ async def test_an_orders_own_callback_url_still_gets_its_callbacks(
     assert platform.receiver.got[registered] == []
     async def log() -> httpx.Response:
         return await platform.client.get(platform.urls["notify"] + "/v1/deliveries",
-                                         headers=AUTH, params={"case_id": case_id})
+                                         headers=AUTH, params={
+            "case_id": case_id, "target": "hotline_feedback"})
     answer = await eventually(log, lambda r: [d["status"] for d in r.json()["items"]]
                               == ["succeeded"])
     [delivery] = answer.json()["items"]
