@@ -18,6 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 from contracts.api_notify import HotlineExtension, HotlineFeedback, HotlineStep
 from contracts.enums import CaseActivity, Channel, Department, Referral, Status
 from contracts.events import CaseLifecycle, CaseReported
+from contracts.times import in_china
+from contracts.vocabulary import DEPARTMENT_ZH
 from kit.privacy import scrub
 
 # ---------------------------------------------------------------------------------------------
@@ -329,20 +331,23 @@ def hotline_step(step: CaseLifecycle) -> HotlineStep | None:
     return None
 
 
+def _day_and_time(at: datetime | None) -> str:
+    """A limit as an operator reads it to a caller, in Beijing time: 2026年12月15日09:30."""
+    return f"{in_china(at):%Y年%m月%d日%H:%M}" if at else ""
+
+
 def _activity_text(step: CaseLifecycle, kind: HotlineStep) -> str:
     data = step.data
     match kind:
         case HotlineStep.SIGNED_FOR:
-            department = step.lead_department.value if step.lead_department else ""
+            department = DEPARTMENT_ZH[step.lead_department] if step.lead_department else ""
             return f"已签收，承办单位：{department}"
         case HotlineStep.PROGRESS:
             return f"过程反馈：{data.notes or ''}"
         case HotlineStep.EXTENSION_REQUESTED:
-            until = data.requested_resolve_by.isoformat() if data.requested_resolve_by else ""
-            return f"申请延期至{until}：{step.reason or ''}"
+            return f"申请延期至{_day_and_time(data.requested_resolve_by)}：{step.reason or ''}"
         case HotlineStep.EXTENSION_APPROVED:
-            until = data.resolve_by.isoformat() if data.resolve_by else ""
-            return f"延期申请已同意，办理期限至{until}"
+            return f"延期申请已同意，办理期限至{_day_and_time(data.resolve_by)}"
         case _:
             return "延期申请未同意" + (f"：{step.reason}" if step.reason else "")
 

@@ -14,7 +14,7 @@ from contracts.enums import (
     Tier,
     Urgency,
 )
-from services.router.domain.vocabulary import CATEGORY_ZH, DEPARTMENT_ZH, RISK_ZH, TIER_ZH
+from contracts.vocabulary import CATEGORY_ZH, DEPARTMENT_ZH, RISK_ZH, TIER_ZH
 
 STATUS_ZH: dict[str, str] = {
     Status.REPORTED: "已登记", Status.ROUTED: "已分派", Status.ACCEPTED: "已受理",

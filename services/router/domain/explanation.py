@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from contracts.enums import Department, Risk
 from contracts.events import Explanation, JurisdictionRef
-from services.router.domain.category import CategoryVerdict
-from services.router.domain.departments import Assignment
-from services.router.domain.risk import RiskVerdict
-from services.router.domain.tiers import TierVerdict
-from services.router.domain.vocabulary import (
+from contracts.vocabulary import (
     CATEGORY_ZH,
     DEPARTMENT_ZH,
     RISK_ZH,
     TIER_ZH,
 )
+from services.router.domain.category import CategoryVerdict
+from services.router.domain.departments import Assignment
+from services.router.domain.risk import RiskVerdict
+from services.router.domain.tiers import TierVerdict
 
 
 def explain(category: CategoryVerdict, risk: RiskVerdict, tier: TierVerdict,

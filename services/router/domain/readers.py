@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 from contracts.enums import Risk
 from contracts.events import Review
+from contracts.vocabulary import CATEGORY_ZH
 from services.router.domain.category import CategoryVerdict
 from services.router.domain.reader import ReaderVerdict
 from services.router.domain.risk import RiskVerdict
 from services.router.domain.rules import RiskRule, When
-from services.router.domain.vocabulary import CATEGORY_ZH
 
 RED_BY_READER = "risk.red.reader"
 CATEGORY_BY_READER = "category.reader"

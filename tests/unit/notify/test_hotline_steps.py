@@ -60,7 +60,7 @@ def test_signed_for_names_the_department_and_carries_the_sequence() -> None:
     assert (feedback.step, feedback.status, feedback.sequence) == (
         HotlineStep.SIGNED_FOR, Status.ACCEPTED, 3)
     assert feedback.handling_department is Department.JUDICIAL_OFFICE
-    assert feedback.result == "已签收，承办单位：judicial_office"
+    assert feedback.result == "已签收，承办单位：司法所"
 
 
 def test_a_progress_note_is_masked() -> None:
@@ -84,6 +84,9 @@ def test_an_extension_request_and_its_approval() -> None:
     assert approved is not None and approved.extension is not None
     assert approved.extension.decision is ExtensionDecision.APPROVED
     assert approved.resolve_by == LATER
+    # What an operator reads to the caller: the date in Beijing time, not an ISO instant.
+    assert asked.result == "申请延期至2026年12月09日17:00：等待鉴定"
+    assert approved.result == "延期申请已同意，办理期限至2026年12月09日17:00"
 
 
 def test_no_callback_without_a_callback_url_or_for_another_channel() -> None:

@@ -1,4 +1,5 @@
-"""The Chinese names of the domain's codes (DOMAIN.md), for explanations people read."""
+"""The Chinese names of the domain's codes (DOMAIN.md), for what people read: the router's
+explanations, the workbench's pages, the texts a 12345 hotline shows its callers."""
 
 from __future__ import annotations
 
