@@ -167,6 +167,14 @@ class DeliveryOut(BaseModel):
     id: int
     target: DeliveryTarget
     subscription_id: str | None = Field(description="Set for webhook deliveries")
+    url: str | None = Field(
+        default=None, description="Where it goes: the subscription's URL, the work order's "
+        "callback_url, or the integration's registered endpoint as it was at the last "
+        "attempt (before the first attempt, null for an endpoint's callbacks); without its "
+        "query string, which may hold a receiver's token. Null for SMS")
+    integration_key_id: str | None = Field(
+        default=None, description="A hotline callback sent to an integration's registered "
+        "endpoint (its order had no callback_url): the key id of that integration")
     event_id: str
     case_id: str
     kind: str
@@ -256,6 +264,45 @@ class HotlineFeedback(BaseModel):
     returned: bool = Field(default=False, description="Sent back to the hotline (退单): "
                            "outside the centre's remit; `return_reason` says why")
     return_reason: str | None = Field(default=None, description="Why it was sent back (退单原因)")
+
+
+# ---------------------------------------------------------------------------------------------
+# A hotline integration's registered callback endpoint: where notify sends the callbacks of
+# the integration's work orders that carry no callback_url
+
+class HotlineEndpointIn(BaseModel):
+    """The calling key's callback endpoint: created, or replaced (URL and steps; the secret
+    stays)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    url: Annotated[AnyHttpUrl, UrlConstraints(max_length=2048)] = Field(
+        description="Where the callbacks of this key's work orders without callback_url are "
+        "POSTed (http or https), at most 2048 characters. An order's own callback_url still "
+        "wins")
+    kinds: list[HotlineStep] = Field(
+        default=list(HotlineStep), min_length=1, max_length=len(HotlineStep),
+        description="The steps wanted: signed_for (签收), progress (过程反馈), "
+        "extension_requested (延期申请), extension_approved, extension_denied (延期审核), "
+        "returned (退单), closed (办结), visited (回访), rated (回访结果); default all")
+
+
+class HotlineEndpointOut(BaseModel):
+    key_id: str = Field(description="The integration: the API key that posts the orders")
+    url: str
+    kinds: list[HotlineStep]
+    created_at: Reported
+    updated_at: Reported
+    previous_secret_expires_at: Reported | None = Field(
+        default=None, description="Until then callbacks are also signed with the secret "
+        "before the last rotation")
+
+
+class HotlineEndpointCreated(HotlineEndpointOut):
+    secret: str | None = Field(
+        default=None, description="Signing secret (Standard Webhooks, whsec_...): shown once, "
+        "when the endpoint is created; null when an existing endpoint was replaced (its "
+        "secret stays: rotate it with POST /v1/hotline/endpoint/rotate-secret)")
 
 
 # ---------------------------------------------------------------------------------------------

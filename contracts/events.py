@@ -85,6 +85,11 @@ class CaseReported(_Model):
         "mediation_deadline)")
     callback_url: str | None = Field(default=None,
                                      description="Where results are fed back (办结反馈)")
+    integration_key_id: str | None = Field(
+        default=None, max_length=32, description="The id (not the secret) of the API key that "
+        "posted the report: the integration whose registered callback endpoint gets a 12345 "
+        "order's callbacks when the order has no callback_url. None for reports from the "
+        "broker, Open311, and events from before this field")
     photos: list[str] = Field(
         default_factory=list, max_length=20,
         description="Links to the photos the source sent (a grid worker's), as it sent them")

@@ -24,7 +24,8 @@ SIGNATURE = (
 class Webhook:
     name: str
     body: type[BaseModel]
-    receiver: str  # who gets it: "department" (a subscription) or "hotline" (callback_url)
+    receiver: str  # who gets it: "department" (a subscription) or "hotline" (callback_url,
+    # or the integration's registered endpoint)
     summary: str
     description: str
 
@@ -51,6 +52,8 @@ WEBHOOKS: tuple[Webhook, ...] = (
     Webhook("hotline-feedback", HotlineFeedback, "hotline",
             "A 12345 work order's result (办结反馈), follow-up (回访), rating (评价) or return "
             "(退单)",
-            "To the work order's `callback_url`, signed with the hotline integration's secret "
-            "(docs/intake.md, docs/notify.md)."),
+            "To the work order's `callback_url`, signed with the hotline integration's secret; "
+            "for an order without one, to the endpoint its integration registered "
+            "(PUT /v1/hotline/endpoint), signed with that endpoint's secret (docs/intake.md, "
+            "docs/notify.md)."),
 )

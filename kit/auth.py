@@ -51,6 +51,9 @@ class Scope(StrEnum):
     ROUTING_READ = "routing:read"
     ROUTING_ADMIN = "routing:admin"
     SUBSCRIPTIONS = "subscriptions:manage"
+    # A hotline integration registers, reads, rotates and deletes its own callback endpoint
+    # (notify's /v1/hotline/endpoint): only ever the calling key's own.
+    HOTLINE_ENDPOINT = "hotline:endpoint"
     DELIVERIES_READ = "deliveries:read"
     STATS_READ = "stats:read"
     PERSONAL_DATA_READ = "personal_data:read"
@@ -67,8 +70,10 @@ class Scope(StrEnum):
 # scopes it needs, each limited by the key's channels (docs/security.md).
 KEY_PROFILES: dict[str, tuple[Scope, ...]] = {
     # A 12345 platform: post orders (and read the region codes it sends), read its orders'
-    # cases, read its callbacks' delivery log. Only with --channel hotline_12345.
-    "hotline": (Scope.INTAKE_WRITE, Scope.CASES_READ, Scope.DELIVERIES_READ),
+    # cases, read its callbacks' delivery log, register its callback endpoint. Only with
+    # --channel hotline_12345.
+    "hotline": (Scope.INTAKE_WRITE, Scope.CASES_READ, Scope.DELIVERIES_READ,
+                Scope.HOTLINE_ENDPOINT),
 }
 
 

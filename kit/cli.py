@@ -187,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="repeatable: admin, intake:write, cases:read, ...")
     create.add_argument("--profile", choices=["hotline"], default=None,
                         help="the scopes an integration needs (hotline: intake:write, "
-                        "cases:read, deliveries:read; requires --channel)")
+                        "cases:read, deliveries:read, hotline:endpoint; requires --channel)")
     create.add_argument("--channel", action="append", default=[])
     create.add_argument("--department", action="append", default=[])
     create.add_argument("--jurisdiction", action="append", default=[])

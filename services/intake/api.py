@@ -80,10 +80,10 @@ def _with_idempotency_key(payload: BaseModel, field: str, key: str | None) -> Ba
     return payload.model_copy(update={field: key})
 
 
-async def _submit_one(request: Request, adapter: ChannelAdapter[Any], payload: BaseModel
-                      ) -> JSONResponse:
+async def _submit_one(request: Request, adapter: ChannelAdapter[Any], payload: BaseModel,
+                      principal: Principal) -> JSONResponse:
     committer: GroupCommitter = request.app.state.committer
-    result = await committer.submit(adapter, payload)
+    result = await committer.submit(adapter, payload, principal.key_id)
     if result.outcome is Outcome.CONFLICT:
         await _refuse_conflict(request, adapter, payload, result.case_id)
     return _answer(adapter, payload, result)
@@ -138,7 +138,7 @@ def _submit_route(router: APIRouter, adapter: ChannelAdapter[Any]) -> None:
                 ) -> JSONResponse:
             _admit(principal, channel)
             keyed = _with_idempotency_key(payload, adapter.external_id_field, idempotency_key)
-            return await _submit_one(request, adapter, keyed)
+            return await _submit_one(request, adapter, keyed, principal)
         return
 
     @route
@@ -147,7 +147,7 @@ def _submit_route(router: APIRouter, adapter: ChannelAdapter[Any]) -> None:
                             principal: Principal = require_within_rate(Scope.INTAKE_WRITE)
                             ) -> JSONResponse:
         _admit(principal, channel)
-        return await _submit_one(request, adapter, payload)
+        return await _submit_one(request, adapter, payload, principal)
 
 
 def _validate_item(adapter: ChannelAdapter[Any], raw: Any) -> BaseModel | list[ItemError]:
@@ -184,7 +184,7 @@ def _batch_route(router: APIRouter, adapter: ChannelAdapter[Any]) -> None:
         valid = [(i, item) for i, item in enumerate(checked) if isinstance(item, BaseModel)]
         async with runtime.sessions() as session, session.begin():
             outcomes = await submit_many(session, adapter, [p for _, p in valid],
-                                         runtime.settings.hash_secret)
+                                         runtime.settings.hash_secret, principal.key_id)
         results = [BatchItemResult(index=i, status=ItemStatus.INVALID, fields=item,
                                    external_id=_raw_external_id(adapter, batch.items[i]))
                    for i, item in enumerate(checked) if isinstance(item, list)]

@@ -25,6 +25,7 @@ MAX_GROUP = 200
 class _Pending:
     adapter: ChannelAdapter[Any]
     payload: BaseModel
+    integration_key_id: str | None
     answer: asyncio.Future[Submission] = field(default_factory=lambda: asyncio.get_running_loop()
                                                .create_future())
 
@@ -36,12 +37,13 @@ class GroupCommitter:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def submit(self, adapter: ChannelAdapter[Any], payload: BaseModel) -> Submission:
+    async def submit(self, adapter: ChannelAdapter[Any], payload: BaseModel,
+                     integration_key_id: str | None = None) -> Submission:
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._tasks = [asyncio.create_task(self._write(), name=f"group-commit-{i}")
                            for i in range(self.writers)]
-        pending = _Pending(adapter, payload)
+        pending = _Pending(adapter, payload, integration_key_id)
         self._queue.put_nowait(pending)
         return await pending.answer
 
@@ -66,14 +68,16 @@ class GroupCommitter:
 
     async def _commit(self, group: list[_Pending]) -> None:
         secret = self.runtime.settings.hash_secret
-        by_channel: dict[str, list[_Pending]] = {}
+        # One submit_many per channel and posting key: each stamps its key on its cases.
+        by_source: dict[tuple[str, str | None], list[_Pending]] = {}
         for pending in group:
-            by_channel.setdefault(pending.adapter.channel.value, []).append(pending)
+            by_source.setdefault((pending.adapter.channel.value, pending.integration_key_id),
+                                 []).append(pending)
         async with self.runtime.sessions() as session, session.begin():
             answers = []
-            for items in by_channel.values():
+            for (_, key_id), items in by_source.items():
                 results = await submit_many(session, items[0].adapter,
-                                            [p.payload for p in items], secret)
+                                            [p.payload for p in items], secret, key_id)
                 answers += list(zip(items, results, strict=True))
         for pending, result in answers:
             if not pending.answer.done():

@@ -354,14 +354,19 @@ class Stored:
 
 
 def prepare(adapter: ChannelAdapter[Any], payload: BaseModel, now: datetime,
-            hash_secret: str) -> Prepared:
+            hash_secret: str, integration_key_id: str | None = None) -> Prepared:
+    """`integration_key_id`: the API key that posted it, stamped on the case (notify sends a
+    12345 order without callback_url to that key's registered endpoint); not part of the
+    content, so the same order from another key is still a duplicate."""
     case_id = new_case_id(now)
     external_id = adapter.external_id(payload) or case_id
     receipt = Receipt(case_id=case_id, external_id=external_id, received_at=now,
                       hash_secret=hash_secret)
+    case = adapter.to_case(payload, receipt)
+    if integration_key_id is not None:
+        case = case.model_copy(update={"integration_key_id": integration_key_id})
     return Prepared(external_id=external_id, fingerprint=content_fingerprint(payload),
-                    case=adapter.to_case(payload, receipt),
-                    native=payload.model_dump(mode="json"))
+                    case=case, native=payload.model_dump(mode="json"))
 
 
 def firsts(reports: Sequence[Prepared]) -> list[Prepared]:

@@ -40,8 +40,10 @@ def insert_ignoring_duplicates(session: AsyncSession, table: Table,
 
 
 async def submit_many(session: AsyncSession, adapter: ChannelAdapter[Any],
-                      payloads: Sequence[BaseModel], hash_secret: str) -> list[Submission]:
-    """Store the new reports and queue their CaseReported; find the earlier ones.
+                      payloads: Sequence[BaseModel], hash_secret: str,
+                      integration_key_id: str | None = None) -> list[Submission]:
+    """Store the new reports and queue their CaseReported (stamped with the posting key's id,
+    when posted with one); find the earlier ones.
 
     One bulk insert: the unique (channel, external_id) constraint decides races, so of
     concurrent posts of one report exactly one inserts, and the others read its case id.
@@ -49,7 +51,8 @@ async def submit_many(session: AsyncSession, adapter: ChannelAdapter[Any],
     if not payloads:
         return []
     now = datetime.now(UTC)
-    reports = [prepare(adapter, payload, now, hash_secret) for payload in payloads]
+    reports = [prepare(adapter, payload, now, hash_secret, integration_key_id)
+               for payload in payloads]
     channel = adapter.channel.value
     rows = [{"case_id": r.case_id, "channel": channel, "external_id": r.external_id,
              "fingerprint": r.fingerprint, "received_at": r.case.received_at,

@@ -1,5 +1,5 @@
-"""Notify's REST routes: webhook subscriptions (with secret rotation), the delivery log with
-every attempt, and redelivery."""
+"""Notify's REST routes: webhook subscriptions (with secret rotation), hotline integrations'
+callback endpoints (likewise), the delivery log with every attempt, and redelivery."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from sqlalchemy import ColumnElement, Select, or_, select, update
+from sqlalchemy import Column, ColumnElement, Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.api_notify import (
@@ -20,6 +20,10 @@ from contracts.api_notify import (
     DeliveryPage,
     DeliveryStatus,
     DeliveryTarget,
+    HotlineEndpointCreated,
+    HotlineEndpointIn,
+    HotlineEndpointOut,
+    HotlineStep,
     SecretRotated,
     SubscriptionCreated,
     SubscriptionIn,
@@ -29,7 +33,7 @@ from kit.auth import Principal, Scope, require
 from kit.errors import ApiError, FieldError, error_responses
 from kit.runtime import Runtime
 from services.notify.destinations import Destinations
-from services.notify.domain import SECRET_OVERLAP, new_secret
+from services.notify.domain import SECRET_OVERLAP, new_secret, without_query
 from services.notify.handlers import SubscriptionBook
 from services.notify.store import (
     DEAD,
@@ -40,7 +44,9 @@ from services.notify.store import (
     Subscription,
     attempts,
     cases,
+    create_endpoint,
     deliveries,
+    endpoints,
     subscriptions,
 )
 
@@ -81,6 +87,26 @@ def _check_within_limits(body: SubscriptionIn, principal: Principal) -> None:
                        fields=problems)
 
 
+def _refuse_denied(runtime: Runtime, url: str) -> None:
+    """422 naming `url` for an address notify may not send to (an IP literal in a denied
+    network; a name is checked again before every attempt)."""
+    refusal = Destinations(runtime.settings.webhook_denied_networks).refusal_of_literal(url)
+    if refusal:
+        raise ApiError(422, "validation_failed", "notify may not send to this URL",
+                       [FieldError(field="url", reason=f"{refusal} "
+                                   "(FQ_WEBHOOK_DENIED_NETWORKS)")])
+
+
+async def _rotate_secret(session: AsyncSession, key: Column[Any], key_value: str,
+                         current: str) -> SecretRotated:
+    """A new secret for the subscription or hotline endpoint whose `key` column is
+    `key_value`; the current one keeps signing (a second signature) for SECRET_OVERLAP."""
+    secret, expires = new_secret(), datetime.now(UTC) + SECRET_OVERLAP
+    await session.execute(update(key.table).where(key == key_value).values(
+        secret=secret, previous_secret=current, previous_secret_expires_at=expires))
+    return SecretRotated(id=key_value, secret=secret, previous_secret_expires_at=expires)
+
+
 def _visible_subscriptions(principal: Principal) -> Select[Any]:
     """Limited keys see the subscriptions they created; others see all."""
     query = select(subscriptions).where(subscriptions.c.deleted_at.is_(None))
@@ -96,6 +122,8 @@ def _subscription_out(row: Any) -> SubscriptionOut:
 def _delivery_out(row: Any) -> DeliveryOut:
     values = dict(row._mapping)
     values["subscription_id"] = row.subscription_id if row.target == WEBHOOK else None
+    values["url"] = without_query(row.url) if row.url else None
+    values["integration_key_id"] = row.endpoint_key_id
     values["next_attempt_at"] = (datetime.fromtimestamp(row.next_attempt_at, UTC)
                                  if row.status == PENDING else None)
     return DeliveryOut.model_validate(values)
@@ -147,12 +175,7 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
                                   ) -> SubscriptionCreated:
         _check_within_limits(body, principal)
         runtime: Runtime = request.app.state.runtime
-        refusal = Destinations(runtime.settings.webhook_denied_networks).refusal_of_literal(
-            str(body.url))
-        if refusal:
-            raise ApiError(422, "validation_failed", "notify may not send to this URL",
-                           [FieldError(field="url", reason=f"{refusal} "
-                                       "(FQ_WEBHOOK_DENIED_NETWORKS)")])
+        _refuse_denied(runtime, str(body.url))
         sub = Subscription(
             id="sub_" + secrets.token_hex(8), name=body.name, url=str(body.url),
             secret=new_secret(), kinds=sorted(set(body.kinds)),
@@ -197,16 +220,10 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
                             principal: Principal = require(Scope.SUBSCRIPTIONS)
                             ) -> SecretRotated:
         runtime: Runtime = request.app.state.runtime
-        secret = new_secret()
-        expires = datetime.now(UTC) + SECRET_OVERLAP
         async with runtime.sessions() as session, session.begin():
             current = await _get_subscription(session, subscription_id, principal)
-            await session.execute(update(subscriptions).where(
-                subscriptions.c.id == subscription_id).values(
-                secret=secret, previous_secret=current.secret,
-                previous_secret_expires_at=expires))
-        return SecretRotated(id=subscription_id, secret=secret,
-                             previous_secret_expires_at=expires)
+            return await _rotate_secret(session, subscriptions.c.id, subscription_id,
+                                        current.secret)
 
     @router.delete("/v1/subscriptions/{subscription_id}", status_code=204,
                    responses=error_responses(401, 403, 404),
@@ -300,4 +317,126 @@ def build_router(book: SubscriptionBook, wake_sender: Callable[[], None]) -> API
         wake_sender()
         return _delivery_out(row)
 
+    _hotline_endpoint_routes(router)
     return router
+
+
+# ---------------------------------------------------------------------------------------------
+# A hotline integration's callback endpoint: the calling key's own, one per key
+
+NO_ENDPOINT = "this key has registered no callback endpoint: PUT /v1/hotline/endpoint"
+
+
+def _endpoint_out(row: Any, model: type[HotlineEndpointOut] = HotlineEndpointOut,
+                  **extra: Any) -> Any:
+    return model.model_validate({**row._mapping, **extra})
+
+
+async def _get_endpoint(session: AsyncSession, key_id: str) -> Any:
+    row = (await session.execute(select(endpoints).where(endpoints.c.key_id == key_id))).first()
+    if row is None:
+        raise ApiError(404, "not_found", NO_ENDPOINT if key_id else "no such endpoint")
+    return row
+
+
+async def _delete_endpoint(session: AsyncSession, key_id: str) -> None:
+    """Delete it; its pending callbacks are dropped (dead), as a subscription's are."""
+    await _get_endpoint(session, key_id)
+    await session.execute(delete(endpoints).where(endpoints.c.key_id == key_id))
+    await session.execute(update(deliveries).where(
+        deliveries.c.endpoint_key_id == key_id, deliveries.c.status == PENDING).values(
+        status=DEAD, last_error="the integration's callback endpoint was deleted"))
+
+
+def _hotline_endpoint_routes(router: APIRouter) -> None:
+    @router.put(
+        "/v1/hotline/endpoint", response_model=HotlineEndpointCreated,
+        responses={201: {"model": HotlineEndpointCreated,
+                         "description": "Created: the answer holds the secret, shown once"},
+                   **error_responses(401, 403, 422)},
+        summary="Register (or replace) this key's callback endpoint",
+        description="A 12345 integration registers once where the callbacks (签收, 过程反馈, "
+        "延期, 退单, 办结, 回访) of the work orders it posts without a `callback_url` go. "
+        "201 with a new signing `secret` (shown once) when the key had no endpoint; 200 when "
+        "it replaces the URL and kinds of the existing one, whose secret stays. Callbacks "
+        "still pending go to the endpoint as it is when they are sent. An order's own "
+        "`callback_url` still gets all its callbacks.")
+    async def put_endpoint(body: HotlineEndpointIn, request: Request, response: Response,
+                           principal: Principal = require(Scope.HOTLINE_ENDPOINT)
+                           ) -> HotlineEndpointCreated:
+        runtime: Runtime = request.app.state.runtime
+        _refuse_denied(runtime, str(body.url))
+        wanted = set(body.kinds)
+        values = {"url": str(body.url), "kinds": [k.value for k in HotlineStep if k in wanted],
+                  "updated_at": datetime.now(UTC)}
+        secret = new_secret()
+        async with runtime.sessions() as session, session.begin():
+            created = await create_endpoint(session, {
+                "key_id": principal.key_id, "secret": secret,
+                "created_at": values["updated_at"], **values})
+            if not created:
+                await session.execute(update(endpoints).where(
+                    endpoints.c.key_id == principal.key_id).values(**values))
+            row = await _get_endpoint(session, principal.key_id)
+        response.status_code = 201 if created else 200
+        return _endpoint_out(row, HotlineEndpointCreated, secret=secret if created else None)
+
+    @router.get("/v1/hotline/endpoint", response_model=HotlineEndpointOut,
+                responses=error_responses(401, 403, 404),
+                summary="This key's callback endpoint (never its secret)")
+    async def get_endpoint(request: Request,
+                           principal: Principal = require(Scope.HOTLINE_ENDPOINT)
+                           ) -> HotlineEndpointOut:
+        runtime: Runtime = request.app.state.runtime
+        async with runtime.sessions() as session:
+            return _endpoint_out(await _get_endpoint(session, principal.key_id))
+
+    @router.post("/v1/hotline/endpoint/rotate-secret", response_model=SecretRotated,
+                 responses=error_responses(401, 403, 404),
+                 summary="New signing secret for this key's endpoint; the old one keeps "
+                 "signing for 24 hours",
+                 description="`id` in the answer is the key id. Until "
+                 "`previous_secret_expires_at` every callback carries two signatures, one per "
+                 "secret: the receiver may verify with either while it switches.")
+    async def rotate_endpoint_secret(request: Request,
+                                     principal: Principal = require(Scope.HOTLINE_ENDPOINT)
+                                     ) -> SecretRotated:
+        runtime: Runtime = request.app.state.runtime
+        async with runtime.sessions() as session, session.begin():
+            current = await _get_endpoint(session, principal.key_id)
+            return await _rotate_secret(session, endpoints.c.key_id, principal.key_id,
+                                        current.secret)
+
+    @router.delete("/v1/hotline/endpoint", status_code=204,
+                   responses=error_responses(401, 403, 404),
+                   summary="Delete this key's endpoint; its pending callbacks are dropped "
+                   "(dead)")
+    async def delete_endpoint(request: Request,
+                              principal: Principal = require(Scope.HOTLINE_ENDPOINT)
+                              ) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        async with runtime.sessions() as session, session.begin():
+            await _delete_endpoint(session, principal.key_id)
+        return Response(status_code=204)
+
+    @router.get("/v1/hotline/endpoints", response_model=list[HotlineEndpointOut],
+                responses=error_responses(401, 403),
+                summary="Every integration's callback endpoint (admin; never a secret)")
+    async def list_endpoints(request: Request, principal: Principal = require(Scope.ADMIN)
+                             ) -> list[HotlineEndpointOut]:
+        runtime: Runtime = request.app.state.runtime
+        async with runtime.sessions() as session:
+            rows = (await session.execute(select(endpoints).order_by(
+                endpoints.c.created_at))).all()
+        return [_endpoint_out(r) for r in rows]
+
+    @router.delete("/v1/hotline/endpoints/{key_id}", status_code=204,
+                   responses=error_responses(401, 403, 404),
+                   summary="Delete an integration's endpoint (admin), e.g. of a revoked key")
+    async def delete_integration_endpoint(
+            key_id: Annotated[str, Path(min_length=1, max_length=32, pattern=NO_NUL)],
+            request: Request, principal: Principal = require(Scope.ADMIN)) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        async with runtime.sessions() as session, session.begin():
+            await _delete_endpoint(session, key_id)
+        return Response(status_code=204)

@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from contracts.api_notify import HotlineExtension, HotlineFeedback, HotlineStep
 from contracts.enums import CaseActivity, Channel, Department, Referral, Status
@@ -80,6 +81,14 @@ def webhook_headers(signing_secret: str | Sequence[str], message_id: str, timest
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(keys, message_id, timestamp, body),
             "user-agent": "fengqiao-notify/1"}
+
+
+def without_query(url: str) -> str:
+    """A receiver's URL fit for the delivery log: no query string, fragment or user:password
+    (where receivers put their tokens)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def message_id(event_id: str) -> str:
@@ -171,6 +180,7 @@ class CaseFacts:
     channel: str | None = None
     external_id: str | None = None
     callback_url: str | None = None
+    integration_key_id: str | None = None
     reporter_phone_masked: str | None = None
     category: str | None = None
     risk: str | None = None
@@ -189,6 +199,13 @@ class CaseFacts:
     closed_at: datetime | None = None
     visited_at: datetime | None = None
     satisfaction: int | None = None
+
+    @property
+    def may_call_back(self) -> bool:
+        """Whether a 12345 order's callbacks may have somewhere to go: its callback_url, or
+        the endpoint its integration (the key that posted it) registered."""
+        return (self.channel == Channel.HOTLINE_12345
+                and bool(self.callback_url or self.integration_key_id))
 
     def notice(self, kind: str, *, departments: Iterable[str | None] = (),
                tier: str | None = None) -> Notice:
@@ -213,6 +230,7 @@ def reported_facts(report: CaseReported) -> dict[str, Any]:
     """The facts a report establishes."""
     return {"channel": report.channel.value, "external_id": report.external_id,
             "callback_url": report.callback_url,
+            "integration_key_id": report.integration_key_id,
             "reporter_phone_masked": report.reporter.phone_masked if report.reporter else None}
 
 
@@ -345,7 +363,7 @@ def hotline_feedback(facts: CaseFacts, step: CaseLifecycle) -> HotlineFeedback |
         feedback = feedback_at(facts, step.to_status, step.external_id)
         return feedback.model_copy(update={"sequence": step.version, "at": step.at}) \
             if feedback else None
-    if facts.channel != Channel.HOTLINE_12345 or not facts.callback_url:
+    if not facts.may_call_back:
         return None
     data = step.data
     extension = None
@@ -365,6 +383,30 @@ def hotline_feedback(facts: CaseFacts, step: CaseLifecycle) -> HotlineFeedback |
         extension=extension, resolve_by=data.resolve_by)
 
 
+@dataclass(frozen=True)
+class CallbackDestination:
+    """Where one callback of a work order goes: the order's own callback_url, or else the
+    endpoint registered by the integration that posted it (its URL and secrets are read when
+    sending, so a changed URL or a rotated secret applies to callbacks still pending)."""
+
+    url: str | None = None
+    endpoint_key_id: str | None = None
+
+
+def callback_destination(facts: CaseFacts, step: HotlineStep,
+                         endpoints: Mapping[str, Collection[str]]
+                         ) -> CallbackDestination | None:
+    """The order's callback_url gets every step, as always; an order without one goes to its
+    integration's registered endpoint when that endpoint wants the step (`endpoints`: the
+    steps each integration's endpoint wants, by key id); else nowhere."""
+    if facts.callback_url:
+        return CallbackDestination(url=facts.callback_url)
+    key_id = facts.integration_key_id
+    if key_id is not None and step.value in endpoints.get(key_id, ()):
+        return CallbackDestination(endpoint_key_id=key_id)
+    return None
+
+
 def disclosed(feedback: HotlineFeedback, actor: str | None, *, name_handler: bool,
               contacts: Mapping[str, str]) -> HotlineFeedback:
     """The feedback with the handler (承办人: the person who took the step, never the system)
@@ -380,8 +422,7 @@ def feedback_at(facts: CaseFacts, status: Status, external_id: str | None = None
                 ) -> HotlineFeedback | None:
     """The feedback for a case that has reached `status` (a step, or, when the report came
     after the steps, where the case stands), if its work order has a callback."""
-    if (status not in FEEDBACK_STATUSES or facts.channel != Channel.HOTLINE_12345
-            or not facts.callback_url):
+    if status not in FEEDBACK_STATUSES or not facts.may_call_back:
         return None
     department = facts.lead_department
     returned = facts.outcome == Status.RETURNED_TO_SOURCE.value

@@ -6,6 +6,7 @@ later, in the sender."""
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +42,7 @@ from services.notify.domain import (
     CaseFacts,
     Notice,
     SubscriptionFilter,
+    callback_destination,
     disclosed,
     feedback_at,
     hotline_feedback,
@@ -60,6 +62,7 @@ from services.notify.store import (
     WEBHOOK,
     cases,
     deliveries,
+    endpoints,
     insert_new,
     subscriptions,
     upsert,
@@ -109,9 +112,10 @@ def notice_body(event: CaseRoutedEvent, notice: str) -> bytes:
 
 def pending_delivery(target: str, receiver: str, event_id: str, case_id: str, kind: str,
                      body: bytes, url: str | None = None) -> dict[str, Any]:
-    return {"target": target, "subscription_id": receiver, "url": url, "event_id": event_id,
-            "case_id": case_id, "kind": kind, "body": body, "status": PENDING, "attempts": 0,
-            "next_attempt_at": time.time(), "created_at": datetime.now(UTC)}
+    return {"target": target, "subscription_id": receiver, "url": url,
+            "endpoint_key_id": None, "event_id": event_id, "case_id": case_id, "kind": kind,
+            "body": body, "status": PENDING, "attempts": 0, "next_attempt_at": time.time(),
+            "created_at": datetime.now(UTC)}
 
 
 class CaseBook:
@@ -124,14 +128,25 @@ class CaseBook:
     def __init__(self) -> None:
         self.facts: dict[str, CaseFacts] = {}
         self._changed: dict[str, dict[str, Any]] = {}
+        # The steps each integration's registered callback endpoint wants, by key id.
+        self.endpoints: dict[str, frozenset[str]] = {}
 
-    async def load(self, session: AsyncSession, case_ids: set[str]) -> None:
+    async def load(self, session: AsyncSession, case_ids: set[str],
+                   integration_key_ids: Collection[str] = ()) -> None:
+        """The cases' facts, and the endpoints of their integrations and of
+        `integration_key_ids` (the run's reports')."""
         names = [f.name for f in fields(CaseFacts)]
         rows = (await session.execute(select(*(cases.c[n] for n in names)).where(
             cases.c.case_id.in_(sorted(case_ids))))).all()
         self.facts = {case_id: CaseFacts(case_id=case_id) for case_id in case_ids}
         for row in rows:
             self.facts[row.case_id] = CaseFacts(**dict(zip(names, row, strict=True)))
+        keys = set(integration_key_ids) | {f.integration_key_id for f in self.facts.values()
+                                           if f.integration_key_id and not f.callback_url}
+        if keys:
+            found = (await session.execute(select(endpoints.c.key_id, endpoints.c.kinds).where(
+                endpoints.c.key_id.in_(sorted(keys))))).all()
+            self.endpoints = {row.key_id: frozenset(row.kinds) for row in found}
 
     def remember(self, case_id: str, facts: dict[str, Any]) -> CaseFacts:
         self.facts[case_id] = replace(self.facts[case_id], **facts)
@@ -159,7 +174,10 @@ class NotifyHandlers:
 
     async def handle_batch(self, session: AsyncSession, batch: list[Delivery]) -> None:
         cases_of_run = CaseBook()
-        await cases_of_run.load(session, {case_id_of(d.message) for d in batch})
+        await cases_of_run.load(session, {case_id_of(d.message) for d in batch}, {
+            d.message.data.integration_key_id for d in batch
+            if isinstance(d.message, CaseReportedEvent) and d.message.data.integration_key_id
+            and not d.message.data.callback_url})
         active = await self.book.active(session)
         queued: list[dict[str, Any]] = []
         for delivery in batch:
@@ -186,11 +204,11 @@ class NotifyHandlers:
                             external_id=report.external_id)
             queued.append(self._sms(event.id, report.case_id, SMS_RECEIVED, text))
         if steps_came_first:
-            queued += self._owed_since_the_steps(facts, event)
+            queued += self._owed_since_the_steps(book, facts, event)
         return queued
 
-    def _owed_since_the_steps(self, facts: CaseFacts, event: CaseReportedEvent
-                              ) -> list[dict[str, Any]]:
+    def _owed_since_the_steps(self, book: CaseBook, facts: CaseFacts,
+                              event: CaseReportedEvent) -> list[dict[str, Any]]:
         """The case's steps were handled before its report (another topic, an earlier batch:
         notify catching up): the closure's feedback to the hotline and SMS to the citizen
         could not be queued then, for want of the callback and the channel. Queued now, as
@@ -206,8 +224,8 @@ class NotifyHandlers:
             # Who closed the case is not known here (its steps came first): the department.
             feedback = disclosed(feedback, None, name_handler=False,
                                  contacts=self.settings.hotline_department_contacts)
-            queued.append(self._feedback(f"{event.id}.{feedback.status.value}", facts,
-                                         feedback))
+            queued += self._feedback(book, f"{event.id}.{feedback.status.value}", facts,
+                                     feedback)
         texted = self.settings.sms_channels
         if (self.settings.sms_enabled and facts.closed_at is not None
                 and texts_the_citizen(facts, texted)):
@@ -272,7 +290,7 @@ class NotifyHandlers:
             feedback = disclosed(feedback, step.actor,
                                  name_handler=self.settings.hotline_disclose_handler,
                                  contacts=self.settings.hotline_department_contacts)
-            queued.append(self._feedback(event.id, facts, feedback, kind))
+            queued += self._feedback(book, event.id, facts, feedback, kind)
         if self.settings.sms_enabled and wants_sms_on_closure(facts, step,
                                                               self.settings.sms_channels):
             queued.append(self._closing_sms(event.id, facts, step.external_id))
@@ -298,12 +316,17 @@ class NotifyHandlers:
                 for sub in active if sub.filter.admits(notice)]
 
     @staticmethod
-    def _feedback(event_id: str, facts: CaseFacts, feedback: HotlineFeedback,
-                  kind: str | None = None) -> dict[str, Any]:
-        return pending_delivery(
+    def _feedback(book: CaseBook, event_id: str, facts: CaseFacts, feedback: HotlineFeedback,
+                  kind: str | None = None) -> list[dict[str, Any]]:
+        """The callback to the order's callback_url or its integration's endpoint, if any."""
+        destination = callback_destination(facts, feedback.step, book.endpoints)
+        if destination is None:
+            return []
+        queued = pending_delivery(
             HOTLINE_FEEDBACK, HOTLINE_FEEDBACK, event_id, facts.case_id,
             kind or lifecycle_kind(feedback.status),
-            orjson.dumps(feedback.model_dump(mode="json")), url=facts.callback_url)
+            orjson.dumps(feedback.model_dump(mode="json")), url=destination.url)
+        return [{**queued, "endpoint_key_id": destination.endpoint_key_id}]
 
     def _closing_sms(self, event_id: str, facts: CaseFacts, external_id: str
                      ) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import Table, and_, bindparam, exists, or_, select, update
+from sqlalchemy import String, Table, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.api_notify import DeliveryDead, DeliveryDeadEvent
@@ -54,6 +54,7 @@ from services.notify.store import (
     WEBHOOK,
     attempts,
     deliveries,
+    endpoints,
     subscriptions,
 )
 
@@ -80,6 +81,8 @@ class Due:
     secrets: tuple[str, ...]
     authorised_personal_data: bool
     unsubscribed: bool = False
+    # A callback for an integration's registered endpoint, which was deleted since.
+    endpoint_deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,11 +169,19 @@ class DeliverySender:
             select(deliveries.c.id, deliveries.c.target, deliveries.c.subscription_id,
                    deliveries.c.event_id, deliveries.c.case_id, deliveries.c.kind,
                    deliveries.c.body, deliveries.c.attempts, deliveries.c.url,
+                   deliveries.c.endpoint_key_id,
                    subscriptions.c.url.label("subscription_url"), subscriptions.c.secret,
                    subscriptions.c.previous_secret, subscriptions.c.previous_secret_expires_at,
-                   subscriptions.c.authorised_personal_data, subscriptions.c.deleted_at)
+                   subscriptions.c.authorised_personal_data, subscriptions.c.deleted_at,
+                   endpoints.c.key_id.label("endpoint_found"),
+                   endpoints.c.url.label("endpoint_url"),
+                   endpoints.c.secret.label("endpoint_secret"),
+                   endpoints.c.previous_secret.label("endpoint_previous_secret"),
+                   endpoints.c.previous_secret_expires_at.label("endpoint_previous_expires_at"))
             .outerjoin(subscriptions, and_(deliveries.c.target == WEBHOOK,
                                            subscriptions.c.id == deliveries.c.subscription_id))
+            # An integration's endpoint as it is now: its URL and secrets when sending.
+            .outerjoin(endpoints, endpoints.c.key_id == deliveries.c.endpoint_key_id)
             .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= time.time(),
                    or_(deliveries.c.target != WEBHOOK, subscriptions.c.id.is_not(None)))
             .order_by(deliveries.c.next_attempt_at)
@@ -191,6 +202,12 @@ class DeliverySender:
             keys = tuple(signing_secrets(row.secret, row.previous_secret,
                                          row.previous_secret_expires_at, now))
             url, authorised = row.subscription_url, bool(row.authorised_personal_data)
+        elif row.endpoint_key_id is not None:
+            # The integration's endpoint signs with its own secrets (two during a rotation).
+            keys = tuple(signing_secrets(row.endpoint_secret, row.endpoint_previous_secret,
+                                         row.endpoint_previous_expires_at, now)) \
+                if row.endpoint_found else ()
+            url, authorised = row.endpoint_url, False
         else:
             # Each hotline integration signs with its own secrets (two during a rotation).
             keys = self.settings.hotline_signing_secrets(row.url) \
@@ -198,7 +215,8 @@ class DeliverySender:
             url, authorised = row.url, False
         return Due(row.id, row.target, row.subscription_id, row.event_id, row.case_id,
                    row.kind, row.body, row.attempts, url, keys, authorised,
-                   unsubscribed=row.target == WEBHOOK and row.deleted_at is not None)
+                   unsubscribed=row.target == WEBHOOK and row.deleted_at is not None,
+                   endpoint_deleted=row.endpoint_key_id is not None and not row.endpoint_found)
 
     def _dispatch(self, client: httpx.AsyncClient, tasks: set[asyncio.Task[None]],
                   due: list[Due]) -> int:
@@ -257,6 +275,9 @@ class DeliverySender:
         if due.unsubscribed:
             # Queued by a process that had not yet heard of the deletion.
             raise DeliveryFailed("subscription deleted", permanent=True)
+        if due.endpoint_deleted:
+            raise DeliveryFailed("the integration's callback endpoint was deleted",
+                                 permanent=True)
         body = due.body
         if due.authorised_personal_data:
             phone = await self.directory.contact_phone(due.case_id)
@@ -304,7 +325,8 @@ class DeliverySender:
         for outcome in finished:
             attempt = outcome.due.attempts + 1
             row: dict[str, Any] = {
-                "b_id": outcome.due.id, "b_attempts": attempt, "b_status": PENDING,
+                "b_id": outcome.due.id, "b_url": outcome.due.url,
+                "b_attempts": attempt, "b_status": PENDING,
                 "b_code": outcome.status_code, "b_error": outcome.error,
                 "b_delivered_at": None, "b_next": now}
             if outcome.error is None:
@@ -332,6 +354,8 @@ class DeliverySender:
                     update(deliveries).where(deliveries.c.id == bindparam("b_id"),
                                              deliveries.c.status == PENDING)
                     .values(attempts=bindparam("b_attempts"), status=bindparam("b_status"),
+                            # Where it went, for the delivery log (an endpoint may move).
+                            url=func.coalesce(bindparam("b_url", type_=String), deliveries.c.url),
                             last_status_code=bindparam("b_code"),
                             last_error=bindparam("b_error"),
                             delivered_at=bindparam("b_delivered_at"),

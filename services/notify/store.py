@@ -1,6 +1,7 @@
-"""Notify's tables: webhook subscriptions, the durable schedule and log of every delivery
-(webhooks, hotline feedback, SMS) with each attempt, and the few facts about each case that
-notify needs to filter events and to answer the hotline."""
+"""Notify's tables: webhook subscriptions, hotline integrations' callback endpoints, the
+durable schedule and log of every delivery (webhooks, hotline feedback, SMS) with each
+attempt, and the few facts about each case that notify needs to filter events and to answer
+the hotline."""
 
 from __future__ import annotations
 
@@ -72,6 +73,23 @@ class Subscription(NotifyBase, table=True):
                                         sa_column=Column(UtcDateTime, nullable=True))
 
 
+class HotlineEndpoint(NotifyBase, table=True):
+    """A hotline integration's callback endpoint, one per API key (the key that posts the
+    orders): where the callbacks of its orders without callback_url go."""
+
+    __tablename__ = "notify_hotline_endpoints"
+
+    key_id: str = Field(primary_key=True, max_length=32)
+    url: str = Field(max_length=2048)
+    secret: str = Field(max_length=128)
+    kinds: list[str] = _json_list()  # the HotlineStep values wanted
+    previous_secret: str | None = Field(default=None, max_length=128)
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime, nullable=True))
+    created_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UtcDateTime, nullable=False))
+
+
 class DeliveryRecord(NotifyBase, table=True):
     """One message to one receiver: pending until it succeeds or its last attempt fails."""
 
@@ -91,7 +109,11 @@ class DeliveryRecord(NotifyBase, table=True):
     # The subscription, or for hotline feedback and SMS the target's name.
     subscription_id: str = Field(max_length=32, index=True)
     url: str | None = Field(default=None, max_length=2048,
-                            description="Hotline feedback: the work order's callback_url")
+                            description="Hotline feedback: the work order's callback_url; "
+                            "else where the last attempt went")
+    # Hotline feedback to an integration's registered endpoint (the order had no
+    # callback_url): its key; the endpoint's URL and secrets are read at each attempt.
+    endpoint_key_id: str | None = Field(default=None, max_length=32)
     event_id: str = Field(max_length=64)
     case_id: str = Field(max_length=64, index=True)
     kind: str = Field(max_length=64)
@@ -133,6 +155,7 @@ class CaseRecord(NotifyBase, table=True):
     channel: str | None = Field(default=None, max_length=32)
     external_id: str | None = Field(default=None, max_length=128)
     callback_url: str | None = Field(default=None, max_length=2048)
+    integration_key_id: str | None = Field(default=None, max_length=32)
     reporter_phone_masked: str | None = Field(default=None, max_length=32)
     category: str | None = Field(default=None, max_length=32)
     risk: str | None = Field(default=None, max_length=16)
@@ -161,6 +184,7 @@ subscriptions: Table = Subscription.__table__  # type: ignore[attr-defined]
 deliveries: Table = DeliveryRecord.__table__  # type: ignore[attr-defined]
 attempts: Table = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 cases: Table = CaseRecord.__table__  # type: ignore[attr-defined]
+endpoints: Table = HotlineEndpoint.__table__  # type: ignore[attr-defined]
 
 
 def _insert(session: AsyncSession, table: Table) -> Any:
@@ -187,3 +211,12 @@ async def upsert(session: AsyncSession, table: Table, rows: Sequence[dict[str, A
     updates = {c: statement.excluded[c] for c in rows[0] if c not in key}
     await session.execute(statement.on_conflict_do_update(index_elements=list(key),
                                                           set_=updates), list(rows))
+
+
+async def create_endpoint(session: AsyncSession, row: dict[str, Any]) -> bool:
+    """INSERT an integration's endpoint unless it has one; whether this one was inserted (of
+    two concurrent creations, one is; the other replaces it)."""
+    statement = (_insert(session, endpoints).values(**row)
+                 .on_conflict_do_nothing(index_elements=["key_id"])
+                 .returning(endpoints.c.key_id))
+    return (await session.execute(statement)).first() is not None

@@ -6,10 +6,17 @@ the result (办结) each reach the callback, signed, in the order they happened 
 receiver refuses the first attempt of every callback, so each one is retried. Then the
 hotline's updates after an order: a supplement in the case's history, a chaser opening a
 supervision notice that reaches a leader's webhook, a deadline change moving the limit,
-and, after closure, the hotline's follow-up in the figures' satisfaction."""
+and, after closure, the hotline's follow-up in the figures' satisfaction. And an
+integration that registered its callback endpoint once (a key made with `fengqiao keys
+create --profile hotline`) gets the 签收 of an order sent without callback_url there,
+signed with the endpoint's own secret."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +33,8 @@ from kit.settings import SERVICE_PORTS
 from services.notify.domain import verify
 from tests.infra import (
     AUTH,
+    FAST_ENV,
+    ROOT,
     TEST_HOTLINE_CALLBACK_SECRET,
     Broker,
     eventually,
@@ -36,13 +45,14 @@ from tests.infra import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
 CHINA = timezone(timedelta(hours=8))
+VAR = "e2e-hotline"
 
 
 @pytest.fixture(scope="module")
 def services(broker: Broker, database_url: str, run_dir: Path) -> Iterator[dict[str, str]]:
     ports = {name: free_port() for name in SERVICE_PORTS}
     with service_processes(ports, bootstrap=broker.bootstrap, database_url=database_url,
-                           var=run_dir / "e2e-hotline",
+                           var=run_dir / VAR,
                            env={"FQ_DELIVERY_BACKOFF_BASE_SECONDS": "0.2",
                                 "FQ_DELIVERY_BACKOFF_MAX_SECONDS": "1"}) as started:
         urls = {name: s.url for name, s in started.items()}
@@ -273,3 +283,63 @@ async def test_the_hotlines_updates_after_the_order_reach_the_case_its_leaders_a
         total = stats.json()["total"]
         assert total["received"] == 1 and total["rated"] == 1
         assert total["satisfaction_mean"] == 5.0
+
+
+def _hotline_key(database_url: str, run_dir: Path, name: str) -> dict[str, str]:
+    """`fengqiao keys create --profile hotline --channel hotline_12345`, as an operator runs
+    it, on the services' key store."""
+    env = {**os.environ, **FAST_ENV, "FQ_VAR_DIR": str(run_dir / VAR)}
+    if not database_url.startswith("sqlite"):
+        env["FQ_DATABASE_URL"] = database_url
+    made = subprocess.run(
+        [sys.executable, "-m", "kit.cli", "keys", "create", "--name", name, "--profile",
+         "hotline", "--channel", "hotline_12345"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    return dict(json.loads(made.stdout.strip().splitlines()[-1]))
+
+
+async def test_a_registered_endpoint_gets_the_callbacks_of_an_order_without_callback_url(
+        services: dict[str, str], database_url: str, run_dir: Path, unique: str) -> None:
+    got: list[tuple[dict[str, str], bytes]] = []
+    receiver = FastAPI()
+
+    @receiver.post("/12345/registered")
+    async def registered(request: Request) -> Response:
+        got.append((dict(request.headers), await request.body()))
+        return Response(status_code=200)
+
+    made = _hotline_key(database_url, run_dir, f"12345 vendor {unique}")
+    key = {"Authorization": f"Bearer {made['key']}"}
+    order_no = f"GD-E2E-EP-{unique}"
+    async with serve(receiver) as receiver_url, httpx.AsyncClient(timeout=10) as client:
+        endpoint = await client.put(services["notify"] + "/v1/hotline/endpoint", headers=key,
+                                    json={"url": receiver_url + "/12345/registered"})
+        assert endpoint.status_code == 201, endpoint.text
+        assert endpoint.json()["key_id"] == made["key_id"]
+        secret = endpoint.json()["secret"]
+        posted = await client.post(services["intake"] + "/v1/intake/hotline_12345",
+                                   headers=key, json={
+            "order_no": order_no, "content": "小区门口夜市占道经营，噪音扰民。",
+            "received_at": datetime.now(CHINA).replace(microsecond=0).isoformat()})
+        assert posted.status_code == 202, posted.text
+        case_id = posted.json()["case_id"]
+
+        async def fetch_case() -> httpx.Response:
+            return await client.get(f"{services['mediation']}/v1/cases/{case_id}",
+                                    headers=key)
+        case = (await eventually(fetch_case, lambda r: r.status_code == 200
+                                 and r.json()["status"] == "routed", 60)).json()
+        accepted = await client.post(
+            f"{services['mediation']}/v1/cases/{case_id}/transitions", headers=AUTH,
+            json={"to_status": "accepted", "actor": "李调解员",
+                  "expected_version": case["version"]})
+        assert accepted.status_code == 200, accepted.text
+        await eventually(lambda: _now(got), lambda posts: len(posts) >= 1, 60)
+    headers, raw = got[0]
+    signed_for = orjson.loads(raw)
+    assert signed_for["step"] == "signed_for" and signed_for["order_no"] == order_no
+    assert signed_for["case_id"] == case_id
+    assert verify(secret, headers["webhook-id"], int(headers["webhook-timestamp"]), raw,
+                  headers["webhook-signature"])
+    assert not verify(TEST_HOTLINE_CALLBACK_SECRET, headers["webhook-id"],
+                      int(headers["webhook-timestamp"]), raw, headers["webhook-signature"])

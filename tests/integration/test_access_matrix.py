@@ -275,6 +275,27 @@ def _fresh_subscription(world_path: str) -> Build:
     return build
 
 
+def _own_endpoint(method: str, path: str) -> Build:
+    """The calling key's own endpoint: each key that may registers one first (PUT), so
+    reading, rotating and deleting it find it whatever ran before."""
+    async def build(world: World, kind: str) -> Call:
+        await world.client.put(world.urls["notify"] + "/v1/hotline/endpoint",
+                               headers=world.headers(kind), json={"url": UNREACHABLE_HOOK})
+        return Call(method, path)
+    return build
+
+
+def _hotline_endpoint_for_admin() -> Build:
+    """The hotline profile key's endpoint, registered by it, deleted by the caller."""
+    async def build(world: World, kind: str) -> Call:
+        registered = await world.client.put(
+            world.urls["notify"] + "/v1/hotline/endpoint", headers=world.headers("hotline"),
+            json={"url": UNREACHABLE_HOOK})
+        assert registered.status_code in (200, 201), registered.text
+        return Call("DELETE", f"/v1/hotline/endpoints/{world.key_ids['hotline']}")
+    return build
+
+
 def _merge_into_itself() -> Build:
     async def build(world: World, kind: str) -> Call:
         case_id = world.cases["A"]["case_id"]
@@ -493,6 +514,22 @@ MATRIX: dict[tuple[str, str, str], Route] = {
     ("notify", "POST", "/v1/subscriptions/{subscription_id}/rotate-secret"): Route(
         Scope.SUBSCRIPTIONS, call("POST", "/v1/subscriptions/{w.subscription_id}/rotate-secret"),
         s(200), lambda world, kind: s(404)),
+    # notify: a hotline integration's callback endpoint, always the calling key's own (a
+    # limited key has the scope too: it registers its own); the admin sees and deletes any.
+    ("notify", "PUT", "/v1/hotline/endpoint"): Route(
+        Scope.HOTLINE_ENDPOINT, call("PUT", "/v1/hotline/endpoint",
+                                     json={"url": UNREACHABLE_HOOK}), s(200, 201)),
+    ("notify", "GET", "/v1/hotline/endpoint"): Route(
+        Scope.HOTLINE_ENDPOINT, _own_endpoint("GET", "/v1/hotline/endpoint"), s(200)),
+    ("notify", "POST", "/v1/hotline/endpoint/rotate-secret"): Route(
+        Scope.HOTLINE_ENDPOINT, _own_endpoint("POST", "/v1/hotline/endpoint/rotate-secret"),
+        s(200)),
+    ("notify", "DELETE", "/v1/hotline/endpoint"): Route(
+        Scope.HOTLINE_ENDPOINT, _own_endpoint("DELETE", "/v1/hotline/endpoint"), s(204)),
+    ("notify", "GET", "/v1/hotline/endpoints"): Route(
+        Scope.ADMIN, call("GET", "/v1/hotline/endpoints"), s(200)),
+    ("notify", "DELETE", "/v1/hotline/endpoints/{key_id}"): Route(
+        Scope.ADMIN, _hotline_endpoint_for_admin(), s(204)),
     ("notify", "GET", "/v1/deliveries"): Route(
         Scope.DELIVERIES_READ, call("GET", "/v1/deliveries", params={"limit": 5}), s(200)),
     ("notify", "GET", "/v1/deliveries/{delivery_id}"): Route(

@@ -9,7 +9,8 @@ from kit.auth import key_scopes
 
 def test_the_hotline_profile_posts_reads_its_cases_and_its_callbacks_only() -> None:
     scopes = key_scopes("hotline", [], ["hotline_12345"])
-    assert sorted(scopes) == ["cases:read", "deliveries:read", "intake:write"]
+    assert sorted(scopes) == ["cases:read", "deliveries:read", "hotline:endpoint",
+                              "intake:write"]
 
 
 @pytest.mark.parametrize("profile,scopes,channels,problem", [
