@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -25,8 +26,15 @@ from kit.db import create_engine
 from services.notify.domain import message_id
 from services.notify.handlers import pending_delivery
 from services.notify.store import HOTLINE_FEEDBACK, SUCCEEDED, WEBHOOK, deliveries
-from tests.infra import AUTH, Isolated, ServiceProcess, eventually, free_port, serve, \
-    service_processes
+from tests.infra import (
+    AUTH,
+    Isolated,
+    ServiceProcess,
+    eventually,
+    free_port,
+    serve,
+    service_processes,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -205,7 +213,7 @@ def assert_never_two_at_once(arrivals: list[Arrival]) -> None:
     for arrival in arrivals:
         by_id[arrival.webhook_id].append(arrival)
     for same in by_id.values():
-        for earlier, later in zip(same, same[1:], strict=False):
+        for earlier, later in pairwise(same):
             assert later.started >= earlier.ended, f"sent twice at once: {same}"
 
 
@@ -246,7 +254,7 @@ async def assert_callbacks_in_case_order(got: Receivers, batch: str,
         assert {seq for seq, _ in calls} == set(range(CALLBACKS))
         calls = [(seq, a) for seq, a in calls if (a.webhook_id, a.started) in kept]
         assert [seq for seq, _ in calls] == sorted(seq for seq, _ in calls)
-        for (_, earlier), (_, later) in zip(calls, calls[1:], strict=False):
+        for (_, earlier), (_, later) in pairwise(calls):
             assert later.started >= earlier.ended, \
                 "a callback went out while an earlier one of its case was pending"
 
