@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
 import time
 from contextlib import ExitStack
 
@@ -23,38 +21,28 @@ import httpx
 from sqlalchemy import func, select
 
 from bench.common import (
-    ROOT,
     cpu_seconds,
     progress,
     report,
     service_database_url,
+    start_bare,
     start_infra,
 )
 from bench.consumers import case_events
 from contracts.topics import CASE_ROUTED
-from kit.db import create_engine
 from kit.settings import Settings
 from services.notify.handlers import pending_delivery
 from services.notify.store import SUCCEEDED, WEBHOOK, deliveries
-from tests.infra import AUTH, ServiceProcess, free_port, service_processes
+from tests.infra import (
+    AUTH,
+    ServiceProcess,
+    free_port,
+    insert_rows,
+    read_rows,
+    service_processes,
+)
 
 RECEIVERS = 32
-
-
-def start_receiver() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.bare_app:receiver", "--host", "127.0.0.1",
-         "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-         "--log-level", "warning", "--timeout-keep-alive", "60"], cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.post(url + "/hook/0", timeout=0.5)
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError("receiver did not start")
 
 
 async def bare_client(url: str, bodies: list[bytes], in_flight: int) -> float:
@@ -78,22 +66,12 @@ async def queue_deliveries(db_url: str, subscriptions: list[str], bodies: list[b
     rows = [pending_delivery(WEBHOOK, subscriptions[n % len(subscriptions)],
                              f"{batch}-{n}", f"BENCH-{n:08d}", "case.routed", body)
             for n, body in enumerate(bodies)]
-    engine = create_engine(db_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(deliveries.insert(), rows)
-    finally:
-        await engine.dispose()
+    await insert_rows(db_url, deliveries, rows)
 
 
 async def delivered(db_url: str) -> int:
-    engine = create_engine(db_url)
-    try:
-        async with engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).where(
-                deliveries.c.status == SUCCEEDED))).scalar_one())
-    finally:
-        await engine.dispose()
+    rows = await read_rows(db_url, select(func.count()).where(deliveries.c.status == SUCCEEDED))
+    return int(rows[0][0])
 
 
 async def wait_delivered(db_url: str, total: int, label: str) -> None:
@@ -110,7 +88,7 @@ async def wait_delivered(db_url: str, total: int, label: str) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     infra = await start_infra(args.db)
-    receiver, receiver_url = start_receiver()
+    receiver, receiver_url = start_bare("bench.bare_app:receiver", "--timeout-keep-alive", "60")
     try:
         bodies = [case_events(n)[CASE_ROUTED] for n in range(args.deliveries)]
         in_flight = Settings(service="notify").delivery_concurrency

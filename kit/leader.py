@@ -30,19 +30,28 @@ async def run_as_leader(engine: AsyncEngine, name: str, job: Callable[[], Awaita
     is stopped within `check_seconds`, since another replica may be leader by then.
     Waiting while another replica leads is progress (kit.liveness); while leading, the job
     beats for itself."""
+    async def lead_or_wait() -> None:
+        async with engine.connect() as lock_conn, advisory_lock(lock_conn, name) as leader:
+            if leader:
+                await _while_holding(lock_conn, job, check_seconds)
+                return
+        liveness.beat()
+        await sleep_unless(stopping, retry_seconds)
+
+    await _retrying("leader job failed, retrying", name, lead_or_wait, stopping)
+
+
+async def _retrying(failed: str, name: str, attempt: Callable[[], Awaitable[None]],
+                    stopping: asyncio.Event) -> None:
+    """Run `attempt` again and again until `stopping`, after a transient failure with a
+    growing pause (logged as `failed`)."""
     backoff = 0.2
     while not stopping.is_set():
         try:
-            async with engine.connect() as lock_conn, advisory_lock(lock_conn, name) as leader:
-                if leader:
-                    await _while_holding(lock_conn, job, check_seconds)
-                    backoff = 0.2
-                    continue
-            liveness.beat()
-            await sleep_unless(stopping, retry_seconds)
+            await attempt()
+            backoff = 0.2
         except TRANSIENT_ERRORS as exc:
-            log.warning("leader job failed, retrying", extra={"job": name,
-                                                              "error": repr(exc)[:300]})
+            log.warning(failed, extra={"job": name, "error": repr(exc)[:300]})
             await sleep_unless(stopping, backoff)
             backoff = min(backoff * 2, 10.0)
 
@@ -121,14 +130,14 @@ async def run_sharing(engine: AsyncEngine, name: str, count: int,
     check. On SQLite (one writer per file, no such locks) the one replica owns every share.
     Retries after transient failures until `stopping`, like `run_as_leader`."""
     shares = Shares(count)
-    backoff = 0.2
-    while not stopping.is_set():
+
+    async def hold_and_run() -> None:
         try:
             async with engine.connect() as lock_conn:
                 if lock_conn.dialect.name != "postgresql":
                     shares.owned = frozenset(range(count))
                     await _while_holding(lock_conn, lambda: job(shares), check_seconds)
-                    continue
+                    return
                 try:
                     await lock_conn.execute(text(
                         "SELECT pg_advisory_lock_shared(hashtext(:name), :member)"),
@@ -136,17 +145,13 @@ async def run_sharing(engine: AsyncEngine, name: str, count: int,
                     await _rebalance(lock_conn, name, shares, busy)
                     await _while_holding(lock_conn, lambda: job(shares), check_seconds,
                                          lambda: _rebalance(lock_conn, name, shares, busy))
-                    backoff = 0.2
                 finally:
                     shares.owned = shares.releasing = frozenset()
                     await _unlock_all(lock_conn, name)
-        except TRANSIENT_ERRORS as exc:
-            log.warning("shared job failed, retrying", extra={"job": name,
-                                                              "error": repr(exc)[:300]})
-            await sleep_unless(stopping, backoff)
-            backoff = min(backoff * 2, 10.0)
         finally:
             shares.owned = shares.releasing = frozenset()
+
+    await _retrying("shared job failed, retrying", name, hold_and_run, stopping)
 
 
 async def _rebalance(conn: AsyncConnection, name: str, shares: Shares,

@@ -22,7 +22,6 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import func, select
 
-from kit.db import create_engine
 from services.notify.domain import message_id
 from services.notify.handlers import pending_delivery
 from services.notify.store import HOTLINE_FEEDBACK, SUCCEEDED, WEBHOOK, deliveries
@@ -32,6 +31,8 @@ from tests.infra import (
     ServiceProcess,
     eventually,
     free_port,
+    insert_rows,
+    read_rows,
     serve,
     service_processes,
 )
@@ -188,23 +189,12 @@ async def queue(database_url: str, hooks: str, subscriptions: list[str], batch: 
                 HOTLINE_FEEDBACK, HOTLINE_FEEDBACK, f"{case_id}-{seq}", case_id,
                 "hotline.feedback", orjson.dumps({"case_id": case_id, "seq": seq}),
                 url=f"{hooks}/hotline"))
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(deliveries.insert(), rows)
-    finally:
-        await engine.dispose()
+    await insert_rows(database_url, deliveries, rows)
     return {message_id(row["event_id"]) for row in rows}
 
 
 async def attempts_by_webhook_id(database_url: str) -> Counter[str]:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(select(deliveries.c.event_id, deliveries.c.attempts)
-                                       )).all()
-    finally:
-        await engine.dispose()
+    rows = await read_rows(database_url, select(deliveries.c.event_id, deliveries.c.attempts))
     return Counter({message_id(row.event_id): row.attempts for row in rows})
 
 
@@ -218,13 +208,9 @@ def assert_never_two_at_once(arrivals: list[Arrival]) -> None:
 
 
 async def succeeded(database_url: str) -> int:
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).where(
-                deliveries.c.status == SUCCEEDED))).scalar_one())
-    finally:
-        await engine.dispose()
+    rows = await read_rows(database_url, select(func.count()).where(
+        deliveries.c.status == SUCCEEDED))
+    return int(rows[0][0])
 
 
 def most_at_once(arrivals: list[Arrival]) -> Counter[str]:
