@@ -110,8 +110,8 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = 16
     delivery_backoff_base_seconds: float = 2.0
     delivery_backoff_max_seconds: float = 3600.0
-    delivery_concurrency: int = Field(default=50, ge=1,
-                                      description="Deliveries in flight at once, in each notify process")
+    delivery_concurrency: int = Field(
+        default=50, ge=1, description="Deliveries in flight at once, in each notify process")
     delivery_max_in_flight_per_receiver: int = Field(
         default=8, ge=1, description="In flight to one subscription (or to the hotline, or the "
         "SMS gateway), so one slow receiver cannot take every slot")
