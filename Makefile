@@ -74,6 +74,8 @@ bench: install
 		$(UV) run python -m bench.router --db $$db --cases 20000 || exit 1; \
 		$(UV) run python -m bench.consumers --db $$db --stage mediation --cases 5000 || exit 1; \
 		$(UV) run python -m bench.consumers --db $$db --stage notify --cases 5000 || exit 1; \
+		$(UV) run python -m bench.sender --db $$db --deliveries 4000 \
+			--processes $$([ $$db = postgres ] && echo 1 2 || echo 1) || exit 1; \
 		$(UV) run python -m bench.intake_http --db $$db --seconds 10 || exit 1; \
 		$(UV) run python -m bench.pipeline --db $$db --rate 500 --seconds 10 --cases 6000 \
 			|| exit 1; \

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from kit.bus import create_topics
@@ -89,6 +91,25 @@ def start_service(infra: Infra, name: str, **env_extra: str) -> ServiceProcess:
                                 env={"FQ_LOG_LEVEL": "WARNING", **env_extra})
     started = infra.stack.enter_context(context)
     return started[name]
+
+
+def start_bare(app: str, *options: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Run the ASGI app `app` (module:attribute) with uvicorn on the services' server stack
+    (uvloop, httptools) as its own process; returns it and its URL once it answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level",
+         "warning", *options], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(url + "/", timeout=0.5)  # any answer will do
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise TimeoutError(f"{app} did not start")
 
 
 def cpu_seconds(*services: ServiceProcess) -> float:

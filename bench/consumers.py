@@ -6,7 +6,7 @@ webhook subscriptions (deliveries are queued, the sending is not measured here).
 Baseline in the same run, on the same broker: the bare aiokafka consumer→producer
 passthrough of bench/router.py. Prints `ratio = stage / passthrough` in events per second.
 
-    uv run python -m bench.consumers --stage mediation --cases 5000 --db postgres
+    uv run python -m bench.consumers --stage mediation --cases 5000 --db postgres [--processes N]
 """
 
 from __future__ import annotations
@@ -98,17 +98,20 @@ async def run(args: argparse.Namespace) -> None:
         base_elapsed = await passthrough(infra, [(b"k", e[CASE_ROUTED]) for e in cases])
         base_rate = args.cases / base_elapsed
 
-        stage = start_service(infra, args.stage, FQ_SMS_ENABLED="false",
-                              FQ_CONSUMER_MAX_RECORDS=str(args.max_records))
+        stages = [start_service(infra, args.stage, FQ_SMS_ENABLED="false",
+                                FQ_CONSUMER_MAX_RECORDS=str(args.max_records))
+                  for _ in range(args.processes)]
         if args.stage == "notify":
-            async with httpx.AsyncClient(base_url=stage.url, headers=AUTH) as client:
+            async with httpx.AsyncClient(base_url=stages[0].url, headers=AUTH) as client:
                 for n in range(2):
                     created = await client.post("/v1/subscriptions", json={
                         "name": f"bench {n}", "url": "https://receiver.invalid/hook",
                         "kinds": ["routed", "lifecycle"]})
                     created.raise_for_status()
+        if args.processes > 1:
+            await asyncio.sleep(5)  # the consumer group settles after the last one joins
         url = service_database_url(infra, args.stage)
-        cpu_start = cpu_seconds(stage)
+        cpu_start = cpu_seconds(*stages)
         started = time.monotonic()
         for topic in topics:  # each topic filled at once, as a backlog to work through
             await produce(infra.broker.bootstrap, topic,
@@ -122,10 +125,10 @@ async def run(args: argparse.Namespace) -> None:
             show(done)
             await asyncio.sleep(0.2)
         elapsed = time.monotonic() - started
-        cpu_per_event = (cpu_seconds(stage) - cpu_start) / max(done, 1)
+        cpu_per_event = (cpu_seconds(*stages) - cpu_start) / max(done, 1)
         rate = done / elapsed
         report(f"{args.stage} stage, {args.cases} cases ({total} events), {args.db}, "
-               f"{args.partitions} partitions", [
+               f"{args.processes} process(es), {args.partitions} partitions", [
                    ("passthrough (msg/s)", f"{base_rate:,.0f}"),
                    (f"{args.stage} (events/s)", f"{rate:,.0f}"),
                    ("ratio = stage / passthrough", f"{rate / base_rate:.3f}"),
@@ -133,6 +136,7 @@ async def run(args: argparse.Namespace) -> None:
                    ("events handled", f"{done} of {total}"),
                ], {"bench": "consumers", "stage": args.stage, "db": args.db,
                    "cases": args.cases, "events": total, "handled": done,
+                   "processes": args.processes, "partitions": args.partitions,
                    "passthrough_per_s": round(base_rate), "events_per_s": round(rate),
                    "ratio": round(rate / base_rate, 3),
                    "cpu_us_per_event": round(cpu_per_event * 1e6)})
@@ -148,6 +152,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=5000)
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="processes of the stage, in one consumer group")
     parser.add_argument("--max-records", type=int, default=500)
     asyncio.run(run(parser.parse_args()))
 

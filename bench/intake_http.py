@@ -11,16 +11,21 @@ import asyncio
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 import uuid
 
-import httpx
 import orjson
 
-from bench.common import ROOT, cpu_seconds, progress, report, start_infra, start_service
-from tests.infra import DEV_KEY, free_port
+from bench.common import (
+    ROOT,
+    cpu_seconds,
+    progress,
+    report,
+    start_bare,
+    start_infra,
+    start_service,
+)
+from tests.infra import DEV_KEY
 
 
 async def wrk(label: str, url: str, seconds: int, connections: int) -> dict[str, float]:
@@ -48,27 +53,11 @@ async def wrk(label: str, url: str, seconds: int, connections: int) -> dict[str,
     return result
 
 
-def start_bare() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--host", "127.0.0.1",
-         "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-         "--log-level", "warning"], cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(url + "/docs", timeout=0.5)
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError("bare app did not start")
-
-
 async def run(args: argparse.Namespace) -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk (make bench installs it)")
     infra = await start_infra(args.db)
-    bare, bare_url = start_bare()
+    bare, bare_url = start_bare("bench.bare_app:app")
     try:
         intake = start_service(infra, "intake")
         await wrk("bare (warm-up, s)", bare_url, 2, args.connections)

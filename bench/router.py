@@ -76,6 +76,8 @@ async def run(args: argparse.Namespace) -> None:
 
         routers = [start_service(infra, "router", FQ_CONSUMER_MAX_RECORDS=str(args.max_records))
                    for _ in range(args.processes)]
+        if args.processes > 1:
+            await asyncio.sleep(5)  # the consumer group settles after the last one joins
         warm = reported_events(1, seed=99)
         warm = [(b"WARM", warm[0][1].replace(b"BENCH-0000000", b"WARMUP-000000"))]
         await produce(infra.broker.bootstrap, CASE_REPORTED, warm)

@@ -1,5 +1,6 @@
 """The platform under test: a Tansu broker, a fresh PostgreSQL database and every service as
-separate processes (two routers and two mediations in one consumer group each), each of
+separate processes (two routers, two mediations and two notifies in one consumer group
+each; the two notifies share the sending), each of
 which can be killed with SIGKILL and started again on the same port. On the embedded default
 (`sqlite`) every service keeps its own SQLite file as `make run` does, one process each."""
 
@@ -25,7 +26,7 @@ from tests.infra import DEV_KEY, FAST_ENV, ROOT, Broker, free_port
 
 # One process per service, two in the groups the suite rebalances (on PostgreSQL; SQLite
 # files have one writer, so the embedded default runs one of each).
-REPLICAS = {"intake": 1, "router": 2, "mediation": 2, "notify": 1}
+REPLICAS = {"intake": 1, "router": 2, "mediation": 2, "notify": 2}
 SERVICES = tuple(REPLICAS)
 READY_WITHIN = 90.0
 

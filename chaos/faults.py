@@ -24,7 +24,7 @@ POSTGRES_RESTART = "postgresql restart"
 KINDS: tuple[str, ...] = (
     KILL.format("intake"), KILL.format("router"), KILL.format("mediation"),
     KILL.format("notify"), BROKER_RESTART, POSTGRES_RESTART,
-    REBALANCE.format("router"), REBALANCE.format("mediation"))
+    REBALANCE.format("router"), REBALANCE.format("mediation"), REBALANCE.format("notify"))
 # On the embedded default: no PostgreSQL to restart, one process per service to rebalance.
 SQLITE_KINDS: tuple[str, ...] = tuple(
     k for k in KINDS if k != POSTGRES_RESTART and not k.startswith("rebalance"))

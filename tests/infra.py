@@ -14,16 +14,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import Executable, Row, Table, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts.topics import all_topic_names
 from kit.bus import create_topics, wait_for_broker
+from kit.db import create_engine
 from kit.settings import Settings
 from kit.tansu import port_open, start_tansu
 
@@ -64,6 +65,26 @@ async def drop_pg_database(name: str) -> None:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         await admin.dispose()
+
+
+async def read_rows(database_url: str, statement: Executable) -> list[Row[Any]]:
+    """The rows of one query, on a connection of its own (an engine made and disposed)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(statement)).all())
+    finally:
+        await engine.dispose()
+
+
+async def insert_rows(database_url: str, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` into `table` in one transaction of their own."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(table.insert(), rows)
+    finally:
+        await engine.dispose()
 
 
 class Broker:

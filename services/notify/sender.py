@@ -4,10 +4,14 @@ retries. Failures are retried with backoff and jitter on a durable schedule
 (next_attempt_at), never by sleeping in the consumer; after the last attempt a delivery is
 dead and a record with the reason goes to notify.deliveries.v1.dlq through the outbox.
 
-One process sends (leader election on a PostgreSQL advisory lock, kit.leader): in-flight
-bookkeeping is in memory, and one sender per database is enough for the load notify sees.
-If it dies mid-attempt, the delivery is still pending and the next leader sends it again
-(at least once; receivers deduplicate on webhook-id)."""
+Every notify process sends, each for its own receivers: a receiver (a subscription, the
+hotline, the SMS gateway) hashes to one of `delivery_sender_shares` shares, and each process
+holds a fair part of the shares on PostgreSQL advisory locks (kit.leader.run_sharing). So a
+receiver's in-flight cap and a case's callback order are kept by one process, in memory; a
+share moves to another process only once nothing of it is in flight or unrecorded. If a
+process dies mid-attempt, the delivery is still pending and the process that takes its share
+sends it again (at least once; receivers deduplicate on webhook-id). On SQLite one process
+holds every share."""
 
 from __future__ import annotations
 
@@ -22,13 +26,13 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import String, Table, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import String, Table, and_, bindparam, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.api_notify import DeliveryDead, DeliveryDeadEvent
 from contracts.topics import NOTIFY_DELIVERIES_DLQ
 from kit import liveness
-from kit.leader import run_as_leader
+from kit.leader import Shares, run_sharing
 from kit.metrics import DELIVERIES, DELIVERY_ATTEMPT_DURATION, DLQ_MESSAGES
 from kit.outbox import add_to_outbox, outbox_row
 from kit.privacy import scrub
@@ -83,6 +87,7 @@ class Due:
     unsubscribed: bool = False
     # A callback for an integration's registered endpoint, which was deleted since.
     endpoint_deleted: bool = False
+    share: int = 0  # of the receiver (kit.leader.Shares)
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ class DeliverySender:
         self._stopping = asyncio.Event()
         self._sending: Counter[str] = Counter()  # receiver → attempts in flight
         self._unrecorded: set[int] = set()  # in flight, or finished and not yet recorded
+        self._share_unrecorded: Counter[int] = Counter()  # the same, by receiver share
         self._finished: list[Outcome] = []
 
     def wake(self) -> None:
@@ -126,15 +132,20 @@ class DeliverySender:
 
     async def run(self) -> None:
         try:
-            await run_as_leader(self.engine, "fengqiao-notify-sender", self._send_loop,
-                                self._stopping)
+            await run_sharing(self.engine, "fengqiao-notify-sender",
+                              self.settings.delivery_sender_shares, self._send_loop,
+                              self._stopping, busy=self._share_busy)
         finally:
             await self.sms.aclose()
             await self.directory.aclose()
 
-    async def _send_loop(self) -> None:
+    def _share_busy(self, share: int) -> bool:
+        return self._share_unrecorded[share] > 0
+
+    async def _send_loop(self, shares: Shares) -> None:
         self._sending.clear()
         self._unrecorded.clear()
+        self._share_unrecorded.clear()
         self._finished = []
         limits = httpx.Limits(max_connections=self.settings.delivery_concurrency)
         tasks: set[asyncio.Task[None]] = set()
@@ -144,9 +155,9 @@ class DeliverySender:
                 while not self._stopping.is_set():
                     self._wake.clear()
                     await self._record_finished()
-                    limit = self._free_slots()
-                    due = await self._due(limit) if limit > 0 else []
-                    started = self._dispatch(client, tasks, due)
+                    limit = self._free_slots() if shares.owned else 0
+                    due = await self._due(limit, shares) if limit > 0 else []
+                    started = self._dispatch(client, tasks, due, shares)
                     liveness.beat()
                     if not (started and len(due) == limit):
                         await self._sleep()  # until an attempt ends, news, or the poll
@@ -162,11 +173,13 @@ class DeliverySender:
     def _free_slots(self) -> int:
         return self.settings.delivery_concurrency - sum(self._sending.values())
 
-    async def _due(self, limit: int) -> list[Due]:
+    async def _due(self, limit: int, shares: Shares) -> list[Due]:
         cap = self.settings.delivery_max_in_flight_per_receiver
         busy = [r for r, n in self._sending.items() if n >= cap]
+        share = receiver_share(self.engine.dialect.name, shares.count)
         query = (
-            select(deliveries.c.id, deliveries.c.target, deliveries.c.subscription_id,
+            select(share.label("share"),
+                   deliveries.c.id, deliveries.c.target, deliveries.c.subscription_id,
                    deliveries.c.event_id, deliveries.c.case_id, deliveries.c.kind,
                    deliveries.c.body, deliveries.c.attempts, deliveries.c.url,
                    deliveries.c.endpoint_key_id,
@@ -192,6 +205,8 @@ class DeliverySender:
         if busy:
             # Receivers at their cap are left out, so their backlog cannot fill the batch.
             query = query.where(deliveries.c.subscription_id.not_in(busy))
+        if not shares.all_owned:
+            query = query.where(share.in_(sorted(shares.owned)))
         async with self.sessions() as session:
             rows = (await session.execute(query)).all()
         now = datetime.now(UTC)
@@ -216,18 +231,22 @@ class DeliverySender:
         return Due(row.id, row.target, row.subscription_id, row.event_id, row.case_id,
                    row.kind, row.body, row.attempts, url, keys, authorised,
                    unsubscribed=row.target == WEBHOOK and row.deleted_at is not None,
-                   endpoint_deleted=row.endpoint_key_id is not None and not row.endpoint_found)
+                   endpoint_deleted=row.endpoint_key_id is not None and not row.endpoint_found,
+                   share=row.share)
 
     def _dispatch(self, client: httpx.AsyncClient, tasks: set[asyncio.Task[None]],
-                  due: list[Due]) -> int:
+                  due: list[Due], shares: Shares) -> int:
         """Start attempts within the caps; returns how many started."""
         cap = self.settings.delivery_max_in_flight_per_receiver
         started = 0
         for item in due:
             if self._sending[item.receiver] >= cap or self._free_slots() <= 0:
                 continue
+            if item.share not in shares.owned:
+                continue  # being handed over since the query began: its new holder sends it
             self._sending[item.receiver] += 1
             self._unrecorded.add(item.id)
+            self._share_unrecorded[item.share] += 1
             task = asyncio.create_task(self._attempt(client, item))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
@@ -364,6 +383,7 @@ class DeliverySender:
                     outbox_row(NOTIFY_DELIVERIES_DLQ, dead_letter(o, n)) for o, n in dead])
         finally:
             self._unrecorded.difference_update(o.due.id for o in finished)
+            self._share_unrecorded.subtract(o.due.share for o in finished)
         for outcome, attempt in dead:
             log.warning("delivery gave up", extra={
                 "delivery": outcome.due.id, "target": outcome.due.target,
@@ -372,6 +392,16 @@ class DeliverySender:
             DLQ_MESSAGES.labels(topic=NOTIFY_DELIVERIES_DLQ).inc(len(dead))
             if self.on_dead:
                 self.on_dead()
+
+
+def receiver_share(dialect: str, count: int) -> Any:
+    """The share (0 … count - 1) a delivery's receiver falls in: a stable hash of the receiver
+    (its subscription_id column: a subscription, or the hotline's or the SMS gateway's name).
+    PostgreSQL's own hashtext, the function its advisory locks here are keyed with; on
+    SQLite one process owns every share, so all are 0."""
+    if dialect != "postgresql" or count == 1:
+        return literal(0)
+    return func.mod(func.hashtext(deliveries.c.subscription_id).op("&")(0x7FFFFFFF), count)
 
 
 def _in_case_order() -> Any:

@@ -1,7 +1,8 @@
 """The fault-injection suite in its short form for CI: 600 cases through the four services
-(two routers and two mediations) while every kind of fault strikes at least once: SIGKILL of
-each service, a broker restart (Tansu forgets everything), a PostgreSQL restart, and a
-rebalance of each doubled consumer group. Nothing may be lost, doubled or reordered.
+(two routers, two mediations and two notifies, which share the sending) while every kind of
+fault strikes at least once: SIGKILL of each service, a broker restart (Tansu forgets
+everything), a PostgreSQL restart, and a rebalance of each doubled consumer group (for notify
+also a hand-over of the killed one's receivers to the other's sender). Nothing may be lost, doubled or reordered.
 The full run (`make chaos`) is the same with 10,000 cases and 20 faults."""
 
 from __future__ import annotations
