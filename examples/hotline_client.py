@@ -24,7 +24,9 @@ What a hotline vendor writes, in one file, using only the documented API (docs/i
   case as the centre routed it and every callback as it arrives, approves any extension
   the department asks for, and stops at the result (办结) or the return (退单), or after
   `--wait` seconds. Accept and close the case meanwhile in the workbench (port 8005) or
-  with the mediation API.
+  with the mediation API. With `--register` it first registers the receiver as the key's
+  callback endpoint (docs/intake.md, "Registering a callback endpoint") and posts the order
+  without `callback_url`: the callbacks come signed with the endpoint's own secret.
 
 `--secret` is the one the centre signs this hotline's callbacks with:
 `FQ_HOTLINE_CALLBACK_SECRET`, or this integration's entry of `FQ_HOTLINE_CALLBACK_SECRETS`
@@ -161,6 +163,23 @@ class Centre:
         page = self._call("GET", f"{self.notify}/v1/deliveries",
                           params={"case_id": case_id, "target": "hotline_feedback"})
         return list(page["items"])
+
+    def register_endpoint(self, url: str, kinds: list[str] | None = None) -> str | None:
+        """Register (or move) this integration's one callback endpoint: the orders it posts
+        without `callback_url` are called back there, for the steps in `kinds` (all if
+        None). The signing secret when the endpoint is new (shown this once), else None:
+        the secret stays what it was (`rotate_endpoint_secret` makes a new one)."""
+        body: dict[str, Any] = {"url": url}
+        if kinds is not None:
+            body["kinds"] = kinds
+        answer = self._call("PUT", f"{self.notify}/v1/hotline/endpoint", json=body)
+        return answer["secret"]
+
+    def rotate_endpoint_secret(self) -> str:
+        """A new signing secret for the endpoint; the old one keeps signing beside it (two
+        signatures on each callback) for 24 hours, so the platform can switch in its time."""
+        answer = self._call("POST", f"{self.notify}/v1/hotline/endpoint/rotate-secret")
+        return str(answer["secret"])
 
     def region_codes(self) -> list[dict[str, Any]]:
         """The division codes an order's `region_code` may carry."""
@@ -306,6 +325,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="host:port of this receiver, reachable from the centre")
     parser.add_argument("--wait", type=float, default=600.0,
                         help="seconds to wait for the result before stopping")
+    parser.add_argument("--register", action="store_true",
+                        help="register the receiver as this key's callback endpoint and post "
+                        "the order without callback_url (callbacks signed with the "
+                        "endpoint's own secret; --secret is not used)")
     args = parser.parse_args(argv)
     if not args.key or not args.secret:
         parser.error("--key (or HOTLINE_KEY) and --secret are required")
@@ -314,8 +337,13 @@ def main(argv: list[str] | None = None) -> int:
                     mediation=f"{base}:8003", notify=f"{base}:8004")
     host, port = args.listen.rsplit(":", 1)
     with CallbackReceiver(args.secret, host, int(port)) as receiver:
-        order = sample_order(receiver.url)
         try:
+            if args.register:
+                # Known only at creation: an endpoint registered before gets a new secret.
+                receiver.secret = centre.register_endpoint(receiver.url) \
+                    or centre.rotate_endpoint_secret()
+                print(f"registered {receiver.url} as this key's callback endpoint")
+            order = sample_order(None if args.register else receiver.url)
             case_id = centre.post_order(order)
             case = centre.wait_for_case(order["order_no"])
         except (CentreError, TimeoutError) as exc:

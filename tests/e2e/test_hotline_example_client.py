@@ -157,3 +157,32 @@ async def _work_the_case(mediation: str, case: dict[str, Any], received: datetim
         version = await move("resolved", version, agreement="楼上住户暂停夜间施工",
                              agreement_amount=0)
         await move("closed", version)
+
+
+async def test_the_example_client_registers_its_endpoint_once(
+        platform: tuple[dict[str, str], dict[str, str]]) -> None:
+    """`--register`'s way: the key's endpoint registered once (its secret shown once, a new
+    one by rotation), an order without callback_url, its 签收 there under that secret."""
+    urls, cli_env = platform
+    centre = Centre(hotline_key(cli_env), urls["intake"], urls["router"], urls["mediation"],
+                    urls["notify"])
+    with CallbackReceiver(secret="") as receiver:
+        secret = await asyncio.to_thread(centre.register_endpoint, receiver.url,
+                                         ["signed_for", "closed"])
+        again = await asyncio.to_thread(centre.register_endpoint, receiver.url,
+                                        ["signed_for", "closed"])
+        assert secret and secret.startswith("whsec_") and again is None
+        receiver.secret = await asyncio.to_thread(centre.rotate_endpoint_secret)
+        order = sample_order(None)
+        case_id = await asyncio.to_thread(centre.post_order, order)
+        case = await asyncio.to_thread(centre.wait_for_case, order["order_no"])
+        async with httpx.AsyncClient(headers=AUTH, timeout=10) as client:
+            accepted = await client.post(
+                f"{urls['mediation']}/v1/cases/{case_id}/transitions",
+                json={"to_status": "accepted", "actor": "李调解员",
+                      "expected_version": case["version"]})
+            assert accepted.status_code == 200, accepted.text
+        signed_for = await asyncio.to_thread(receiver.received.get, timeout=60)
+    centre.close()
+    assert (signed_for["order_no"], signed_for["step"]) == (order["order_no"], "signed_for")
+    assert signed_for["case_id"] == case_id and receiver.refused == 0
