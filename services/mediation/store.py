@@ -209,6 +209,10 @@ kit_tables = KitTables.define(metadata, "mediation")
 C = Case.__table__.c  # type: ignore[attr-defined]
 CASES: Table = Case.__table__  # type: ignore[attr-defined]
 HISTORY: Table = CaseHistory.__table__  # type: ignore[attr-defined]
+H = HISTORY.c
+SV = SupervisionRecord.__table__.c  # type: ignore[attr-defined]
+AU = AuditRecord.__table__.c  # type: ignore[attr-defined]
+
 # Every Case field's default (a list factory called per case, below).
 _CASE_DEFAULTS = {name: field.default for name, field in Case.model_fields.items()
                   if field.default_factory is None and not field.is_required()}
@@ -242,9 +246,6 @@ class NewCase:
 async def insert_cases(session: AsyncSession, cases: list[NewCase]) -> None:
     if cases:
         await session.execute(CASES.insert(), [case.row() for case in cases])
-H = HISTORY.c
-SV = SupervisionRecord.__table__.c  # type: ignore[attr-defined]
-AU = AuditRecord.__table__.c  # type: ignore[attr-defined]
 
 
 # --- writes -------------------------------------------------------------------------------
