@@ -70,6 +70,7 @@ test: install system-deps lint
 bench: install
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = "0" ] && apt-get update -qq \
 		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@$(UV) run python -m bench.webhook_posting --posts 5000 --rounds 2
 	@for db in postgres sqlite; do \
 		$(UV) run python -m bench.router --db $$db --cases 20000 || exit 1; \
 		$(UV) run python -m bench.consumers --db $$db --stage mediation --cases 5000 || exit 1; \

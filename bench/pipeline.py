@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -47,6 +47,13 @@ TEXTS = [
 ]
 
 
+# The orders were received a minute before the run (Beijing time, as the hotline sends them):
+# with a fixed date every case was overdue once it aged, and mediation's supervisor and
+# notify worked on each one (supervision levels and their events) as no county's would.
+RECEIVED_AT = (datetime.now(UTC) - timedelta(minutes=1)).astimezone(
+    timezone(timedelta(hours=8))).isoformat(timespec="seconds")
+
+
 class Receiver:
     """A bare ASGI webhook receiver: notes when each case's notification arrived."""
 
@@ -72,7 +79,7 @@ class Receiver:
 
 def order(run: str, i: int) -> dict[str, Any]:
     return {"order_no": f"P{run}-{i}", "content": TEXTS[i % len(TEXTS)],
-            "received_at": "2026-11-23T09:30:00+08:00", "category": None,
+            "received_at": RECEIVED_AT, "category": None,
             "address": "城关街道"}
 
 

@@ -60,7 +60,7 @@ from services.mediation.domain.ownership import owner_proposed
 from services.mediation.domain.places import reported_position, routed_position
 from services.mediation.domain.time_limits import CaseClocks, LimitOverrides
 from services.mediation.related import insert_keys, key_rows
-from services.mediation.store import HISTORY, Case, kit_tables
+from services.mediation.store import HISTORY, Case, NewCase, insert_cases, kit_tables
 
 SYSTEM_ACTOR = "urn:fengqiao:mediation"
 
@@ -69,7 +69,7 @@ class StaleCase(Exception):
     """Someone changed the case between reading it and updating it."""
 
 
-def clocks_of(case: Case, **changes: Any) -> CaseClocks:
+def clocks_of(case: Case | NewCase, **changes: Any) -> CaseClocks:
     """The case's time limits, as they are or would be with `changes` applied."""
     value = {name: changes.get(name, getattr(case, name)) for name in (
         "status", "limits_from", "accept_from", "accept_by", "resolve_by",
@@ -89,21 +89,24 @@ def _level(value: str | None) -> SupervisionLevel | None:
 
 @dataclass
 class Pending:
-    """History rows and lifecycle events not yet written: a run of events writes all of
-    theirs at the end in two statements (plain rows: building SQLModel objects for history
-    that is only inserted was a sixth of mediation's CPU)."""
+    """New cases, history rows and lifecycle events not yet written: a run of events writes
+    all of theirs at the end, a statement each (plain rows: building SQLModel objects for
+    rows that are only inserted was a sixth of mediation's CPU for history, a seventh for
+    new cases)."""
 
+    cases: list[NewCase] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     # The keys that tie reports to the others of their matter (related.py).
     keys: list[dict[str, Any]] = field(default_factory=list)
 
     async def write(self, session: AsyncSession) -> None:
+        await insert_cases(session, self.cases)
         if self.history:
             await session.execute(insert(HISTORY), self.history)
         await add_to_outbox(session, kit_tables.outbox, self.outbox)
         await insert_keys(session, self.keys)
-        self.history, self.outbox, self.keys = [], [], []
+        self.cases, self.history, self.outbox, self.keys = [], [], [], []
 
 
 @cache
@@ -112,7 +115,7 @@ def _transitions(to_status: Status) -> Any:
     return TRANSITIONS.labels(to_status=to_status.value)
 
 
-async def record_transition(session: AsyncSession, case: Case, to_status: Status, *,
+async def record_transition(session: AsyncSession, case: Case | NewCase, to_status: Status, *,
                             actor: str, at: datetime, reason: str | None = None,
                             data: TransitionData | None = None,
                             changes: dict[str, Any] | None = None,
@@ -121,8 +124,9 @@ async def record_transition(session: AsyncSession, case: Case, to_status: Status
                             activity: CaseActivity | None = None) -> dict[str, Any]:
     """Move `case` to `to_status` with `changes`: bump its version (conditionally: raises
     StaleCase if someone changed it since it was read; `locked`: nobody can have, since the
-    caller holds its row lock or created it), write history, publish the event (or, given
-    `pending`, leave both there for the caller to write with others). Returns the history
+    caller holds its row lock or created it; a NewCase is inserted by `pending`), write
+    history, publish the event (or, given `pending`, leave both there for the caller to
+    write with others). Returns the history
     row. With `activity` the step records it (a progress note, an extension) and
     `to_status` is the case's own status."""
     from_status = Status(case.status) if case.version > 0 and case.status else None
@@ -131,10 +135,9 @@ async def record_transition(session: AsyncSession, case: Case, to_status: Status
     values["supervision_due_at"] = clocks_of(case, **values).next_due_at()
     if locked:
         # Flushed with the session's other changes, no conditional UPDATE needed.
-        case.sqlmodel_update(values)
-        session.add(case)
-    elif not await store.update_case(session, case, values):
-        raise StaleCase(case.case_id)
+        _change(session, case, values)
+    elif not isinstance(case, Case) or not await store.update_case(session, case, values):
+        raise StaleCase(case.case_id)  # (a NewCase is always the run's: locked)
     data = data or TransitionData()
     entry = {"case_id": case.case_id, "version": case.version,
              "from_status": from_status.value if from_status else None,
@@ -199,13 +202,12 @@ async def transition_case(session: AsyncSession, case: Case, request: Transition
     return steps
 
 
-def _new_case(case_id: str, channel: str, external_id: str, received_at: datetime) -> Case:
-    # version 0 and no status: the first record_transition makes it version 1.
-    # cooperating_departments given: pydantic inspects a default factory's signature on
-    # every construction, a tenth of mediation's time when thousands of cases arrive.
-    return Case(case_id=case_id, channel=channel, external_id=external_id, status="",
-                version=0, received_at=received_at, updated_at=datetime.now(UTC),
-                cooperating_departments=[])
+def _change(session: AsyncSession, case: Case | NewCase, values: dict[str, Any]) -> None:
+    """Apply `values` to a case the caller holds locked (or created: a NewCase is
+    inserted with its run's, as it is then)."""
+    case.sqlmodel_update(values)
+    if isinstance(case, Case):
+        session.add(case)
 
 
 class _Run:
@@ -213,7 +215,7 @@ class _Run:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.cases: dict[str, Case] = {}
+        self.cases: dict[str, Case | NewCase] = {}
         self.pending = Pending()
 
     async def load(self, case_ids: set[str]) -> None:
@@ -227,9 +229,12 @@ class _Run:
         self.cases = {case.case_id: case for case in found.scalars()}
 
     def new_case(self, case_id: str, channel: str, external_id: str,
-                 received_at: datetime) -> Case:
-        case = _new_case(case_id, channel, external_id, received_at)
+                 received_at: datetime) -> NewCase:
+        # version 0 and no status: the first record_transition makes it version 1.
+        case = NewCase(case_id=case_id, channel=channel, external_id=external_id, status="",
+                       version=0, received_at=received_at, updated_at=datetime.now(UTC))
         self.cases[case_id] = case
+        self.pending.cases.append(case)
         return case
 
 
@@ -282,8 +287,7 @@ class CaseEvents:
                                     locked=True)
         else:
             # The routed event overtook it (different topics have no common order).
-            case.sqlmodel_update(fields)
-            run.session.add(case)
+            _change(run.session, case, fields)
 
     async def _on_routed(self, run: _Run, event: CaseRoutedEvent) -> None:
         routed = event.data
@@ -309,8 +313,7 @@ class CaseEvents:
         else:
             # Withdrawn while the router worked: keep the decision, no clock runs.
             changes["supervision_due_at"] = clocks_of(case, **changes).next_due_at()
-            case.sqlmodel_update(changes)  # locked by the run: flushed with the others
-            session.add(case)
+            _change(session, case, changes)  # locked by the run: flushed with the others
 
 
 # The statuses a routing decision moves a case from: before its first one, after an
@@ -319,7 +322,7 @@ ROUTABLE = frozenset({Status.REPORTED, Status.ESCALATED, Status.ROUTED, Status.R
                       Status.AWAITING_DISPATCH})
 
 
-def routing_changes(case: Case, routed: CaseRouted, overrides: LimitOverrides
+def routing_changes(case: Case | NewCase, routed: CaseRouted, overrides: LimitOverrides
                     ) -> dict[str, Any]:
     """The case fields a routing decision (the router's or a dispatcher's) sets."""
     decision = routed.decision

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import orjson
 from sqlalchemy import String, Table, and_, bindparam, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -49,6 +48,7 @@ from services.notify.domain import (
     webhook_headers,
     with_contact,
 )
+from services.notify.posting import WebhookPoster
 from services.notify.store import (
     DEAD,
     HOTLINE_FEEDBACK,
@@ -64,9 +64,6 @@ from services.notify.store import (
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 500
-# A receiver's answer to a refused delivery (4xx): read this much of it, keep this much.
-MAX_BODY_BYTES = 4096
-MAX_EXCERPT_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -147,10 +144,8 @@ class DeliverySender:
         self._unrecorded.clear()
         self._share_unrecorded.clear()
         self._finished = []
-        limits = httpx.Limits(max_connections=self.settings.delivery_concurrency)
         tasks: set[asyncio.Task[None]] = set()
-        async with httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits,
-                                     follow_redirects=False) as client:
+        async with WebhookPoster(self.timeout, self.settings.delivery_concurrency) as client:
             try:
                 while not self._stopping.is_set():
                     self._wake.clear()
@@ -165,7 +160,7 @@ class DeliverySender:
                     await asyncio.wait(tasks, timeout=self.timeout + 1)
                 await self._record_finished()
             finally:
-                # Unfinished attempts stay pending and are sent again by the next leader.
+                # Unfinished attempts stay pending: sent again by whoever holds their share next.
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -234,7 +229,7 @@ class DeliverySender:
                    endpoint_deleted=row.endpoint_key_id is not None and not row.endpoint_found,
                    share=row.share)
 
-    def _dispatch(self, client: httpx.AsyncClient, tasks: set[asyncio.Task[None]],
+    def _dispatch(self, client: WebhookPoster, tasks: set[asyncio.Task[None]],
                   due: list[Due], shares: Shares) -> int:
         """Start attempts within the caps; returns how many started."""
         cap = self.settings.delivery_max_in_flight_per_receiver
@@ -259,7 +254,7 @@ class DeliverySender:
         except TimeoutError:
             pass
 
-    async def _attempt(self, client: httpx.AsyncClient, due: Due) -> None:
+    async def _attempt(self, client: WebhookPoster, due: Due) -> None:
         at = datetime.now(UTC)
         started = time.perf_counter()
         status_code: int | None = None
@@ -286,7 +281,7 @@ class DeliverySender:
                                       permanent, duration))
         self._wake.set()
 
-    async def _send(self, client: httpx.AsyncClient, due: Due) -> int | None:
+    async def _send(self, client: WebhookPoster, due: Due) -> int | None:
         """One attempt; returns the receiver's status code, raises DeliveryFailed."""
         if due.target == SMS:
             await self._send_sms(due)
@@ -308,19 +303,7 @@ class DeliverySender:
             raise DeliveryFailed(f"destination not allowed: {refusal} "
                                  "(FQ_WEBHOOK_DENIED_NETWORKS)", permanent=True)
         headers = webhook_headers(due.secrets, message_id(due.event_id), int(time.time()), body)
-        try:
-            async with client.stream("POST", due.url, content=body, headers=headers) as response:
-                if 200 <= response.status_code < 300:
-                    return response.status_code
-                reason = f"HTTP {response.status_code}"
-                if 400 <= response.status_code < 500:
-                    # The receiver refused the request itself: say why, as it said it.
-                    excerpt = response_excerpt(await _read_at_most(response, MAX_BODY_BYTES))
-                    if excerpt:
-                        reason += f": {excerpt}"
-        except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
-        raise DeliveryFailed(reason, response.status_code)
+        return await client.post(due.url, body, headers)
 
     async def _send_sms(self, due: Due) -> None:
         message = orjson.loads(due.body)
@@ -412,29 +395,6 @@ def _in_case_order() -> Any:
     return or_(deliveries.c.target != HOTLINE_FEEDBACK, ~exists().where(
         earlier.c.target == HOTLINE_FEEDBACK, earlier.c.case_id == deliveries.c.case_id,
         earlier.c.status == PENDING, earlier.c.id < deliveries.c.id))
-
-
-async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
-    """At most `limit` bytes of a response's body: a receiver's error page may be large."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)[:limit]
-
-
-def response_excerpt(body: bytes, max_chars: int = MAX_EXCERPT_CHARS) -> str:
-    """What a receiver answered, fit for the delivery log: decoded leniently, control
-    characters and runs of white space made single spaces, numbers masked (kit.privacy),
-    cut to `max_chars`."""
-    text = body.decode("utf-8", errors="replace")
-    text = "".join(c if c.isprintable() else " " for c in text)
-    text = " ".join(text.split())
-    text = scrub(text)
-    return text if len(text) <= max_chars else text[:max_chars - 1] + "…"
 
 
 def dead_letter(outcome: Outcome, attempt: int) -> DeliveryDeadEvent:

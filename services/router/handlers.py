@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.enums import Category, CorrectionKind, Department, Status, Tier
+from contracts.enums import Category, CorrectionKind, Department, Risk, Status, Tier
 from contracts.envelope import SOURCE_PREFIX
 from contracts.events import (
     CaseLifecycle,
@@ -90,19 +91,34 @@ def _routed_event(report: CaseReported, decision: RoutingDecision, routing_round
         subject=report.case_id, time=now, data=routed)
 
 
+# The counters' children, looked up once per label set (labels() on every case showed up).
+@cache
+def _cases_routed(tier: Tier, lead: Department, risk: Risk) -> Any:
+    return CASES_ROUTED.labels(tier.value, lead.value, risk.value)
+
+
+@cache
+def _first_routings(category: Category) -> Any:
+    return FIRST_ROUTINGS.labels(category.value)
+
+
+@cache
+def _routing_returns(category: Category) -> Any:
+    return ROUTING_RETURNS.labels(category.value)
+
+
 def _routed_rows(report: CaseReported, decision: RoutingDecision, routing_round: int,
                  now: datetime, correction: Correction | None = None,
                  awaiting_dispatch: bool = False
                  ) -> tuple[dict[str, object], dict[str, object]]:
     """The decision row and the outbox row that publishes it."""
     event = _routed_event(report, decision, routing_round, now, correction, awaiting_dispatch)
-    CASES_ROUTED.labels(decision.tier.value, decision.lead_department.value,
-                        decision.risk.value).inc()
+    _cases_routed(decision.tier, decision.lead_department, decision.risk).inc()
     if routing_round == 1:
         ROUTING_LATENCY.observe(max(0.0, (now - report.received_at).total_seconds()))
-        FIRST_ROUTINGS.labels(decision.category.value).inc()
+        _first_routings(decision.category).inc()
     elif correction is not None and correction.kind is CorrectionKind.RETURN:
-        ROUTING_RETURNS.labels(decision.category.value).inc()
+        _routing_returns(decision.category).inc()
     dumped = event.model_dump(mode="json")  # once, for both the table and the topic
     return ({"case_id": report.case_id, "routing_round": routing_round,
              "decision": dumped["data"]["decision"], "routed_at": now,

@@ -29,6 +29,8 @@ FORMAT = 1
 # scikit-learn's "char" analyzer folds runs of whitespace into one space; normalised text
 # has none, but a report read by the model alone (the training script) may.
 _WHITESPACE = re.compile(r"\s\s+")
+# Verdicts remembered per reader (a few hundred bytes each); when full it starts afresh.
+VERDICTS_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,20 @@ class TextReader:
         self.ngrams = range(1, ngram_max + 1)
         self.version = version
         self.cross_validated = cross_validated or {}  # the training's out-of-fold figures
+        self._verdicts: dict[str, ReaderVerdict] = {}
 
     def read(self, text: str) -> ReaderVerdict:
-        """`text` as the rules read it (text.normalise): simplified, half-width, no spaces."""
+        """`text` as the rules read it (text.normalise): simplified, half-width, no spaces.
+        Verdicts are remembered by text, like the rules' readings (reading.READINGS_KEPT):
+        reading a text again was a fifth of the router's CPU where texts repeat."""
+        verdict = self._verdicts.get(text)
+        if verdict is None:
+            if len(self._verdicts) >= VERDICTS_KEPT:
+                self._verdicts.clear()
+            verdict = self._verdicts[text] = self._read(text)
+        return verdict
+
+    def _read(self, text: str) -> ReaderVerdict:
         text = _WHITESPACE.sub(" ", text.lower())
         get = self.index.get
         length = len(text)

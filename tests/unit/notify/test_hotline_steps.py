@@ -20,7 +20,7 @@ from services.notify.domain import (
     lifecycle_facts,
     wants_sms_on_closure,
 )
-from services.notify.sender import response_excerpt
+from services.notify.posting import response_excerpt
 
 AT = datetime(2026, 11, 30, 9, tzinfo=UTC)
 LATER = datetime(2026, 12, 9, 9, tzinfo=UTC)
