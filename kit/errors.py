@@ -16,9 +16,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kit.privacy import scrub_values
 
 DATABASE_RETRY_AFTER_SECONDS = "2"
-# SQLSTATE classes 08 (connection exception) and 57 (operator intervention: shutdown,
-# restart, "cannot connect now").
-UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57")
+# SQLSTATE classes 08 (connection exception), 57 (operator intervention: shutdown,
+# restart, "cannot connect now") and 40 (transaction rollback: a deadlock or a
+# serialization failure, which the same request sent again gets past).
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57", "40")
 
 
 class FieldError(BaseModel):
@@ -169,8 +170,9 @@ def _response(status: int, body: ErrorBody, headers: dict[str, str] | None = Non
 
 
 def database_unavailable(exc: BaseException) -> bool:
-    """Whether `exc` says the database cannot be reached right now (restarting, failing over,
-    every pooled connection busy), rather than that the request or the code is wrong."""
+    """Whether `exc` says the database cannot serve this right now (restarting, failing over,
+    every pooled connection busy, the transaction chosen as a deadlock's victim), rather than
+    that the request or the code is wrong: the request may be sent again."""
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError):
         return True
     if not isinstance(exc, DBAPIError):
@@ -193,7 +195,8 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc  # a real error (a constraint, a bug): the 500 it is
         # A database restart lasts seconds: tell clients to retry rather than fail them.
         return _response(503, ErrorBody(error="database_unavailable",
-                                        message="the database is unavailable; retry shortly"),
+                                        message="the database is unavailable or busy; "
+                                        "retry shortly"),
                          {"Retry-After": DATABASE_RETRY_AFTER_SECONDS})
 
     for exc_class in (DBAPIError, PoolTimeout, ConnectionError):

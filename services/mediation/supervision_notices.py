@@ -116,7 +116,9 @@ async def raise_missed(session: AsyncSession, now: datetime, limit: int) -> int:
         select(SupervisionNotice).where(N.status == OPEN, N.answer_by <= now)
         .order_by(N.answer_by).limit(limit))).scalars().all()
     raised = 0
-    for notice in due:
+    # Their cases are written in case id order, the order every writer of several cases
+    # locks them in (store.due_for_supervision), so this pass and a merge cannot deadlock.
+    for notice in sorted(due, key=lambda n: (n.case_id, n.notice_id)):
         level = NoticeLevel(notice.level)
         higher = next_level(level)
         new_deadline = now + timedelta(seconds=max(notice.answer_seconds, 1.0))
