@@ -60,7 +60,8 @@ def seed_statements(cases: int) -> list[str]:
             '邻居纠纷' || g,
             CASE WHEN g % 100 = 0 THEN 'medical' ELSE
               (ARRAY['neighbor','labor','marriage_family','property_management'])[1 + g % 4] END,
-            (ARRAY['blue','blue','yellow','orange','red'])[1 + g % 5],
+            CASE WHEN g % 40 = 3 THEN 'red' ELSE
+              (ARRAY['blue','blue','yellow','orange'])[1 + g % 4] END,
             (ARRAY['village','town','town','county'])[1 + g % 4],
             CASE WHEN g % 100 = 0 THEN 'health' ELSE
               (ARRAY['village_mediation','hr_social_security','womens_federation'])[1 + g % 3] END,
@@ -113,6 +114,9 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         async with engine.begin() as conn:
             for statement in seed_statements(CASES):
                 await conn.exec_driver_sql(statement)
+            # The planner's statistics now, not whenever autovacuum gets to it: without
+            # them a plan follows the moment the test runs at, not the indexes.
+            await conn.exec_driver_sql("ANALYZE")
         yield engine
     finally:
         await engine.dispose()
@@ -186,7 +190,8 @@ LIST_FILTERS: list[tuple[str, list[ColumnElement[bool]], str | None]] = [
     ("status rare", [C.status == "awaiting_dispatch"], "ix_mediation_cases_status_order"),
     ("category", [C.category == "medical"], "ix_mediation_cases_category_order"),
     ("risk", [C.risk == "red"], "ix_mediation_cases_risk_order"),
-    ("tier", [C.tier == "county"], "ix_mediation_cases_tier_order"),
+    # A quarter of the cases: the order's index, filtered, or the tier's own, both flat.
+    ("tier", [C.tier == "county"], None),
     ("lead department", [C.lead_department == "health"],
      "ix_mediation_cases_lead_department_order"),
     ("channel", [C.channel == "court"], None),
