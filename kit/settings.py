@@ -116,12 +116,13 @@ class Settings(BaseSettings):
         default=8, ge=1, description="In flight to one subscription (or to the hotline, or the "
         "SMS gateway), so one slow receiver cannot take every slot")
     delivery_sender_shares: int = Field(
-        default=16, ge=1, le=4096, description="Receivers are hashed into this many shares, "
+        default=1, ge=1, le=4096, description="Receivers are hashed into this many shares, "
         "spread over the running notify processes (a fair part each, leased on PostgreSQL "
         "advisory locks); a process sends only for its shares, and takes over those of a "
         "process that stops within about a second. Keep it at least the number of notify "
-        "processes, and the same in all of them; 1 makes one process send for all. On SQLite "
-        "one process sends for all")
+        "processes, and the same in all of them. 1 (the default, until the open question in "
+        "docs/notify.md is settled) makes one process send for all, the others standing by. "
+        "On SQLite one process sends for all")
     webhook_denied_networks: list[str] = Field(
         default_factory=lambda: list(DEFAULT_DENIED_NETWORKS),
         description="Networks notify never sends to (webhooks, hotline callbacks), as a JSON "
