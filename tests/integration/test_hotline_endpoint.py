@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +29,7 @@ from services.notify.store import cases
 from tests.infra import (
     AUTH,
     TEST_HOTLINE_CALLBACK_SECRET,
-    Broker,
+    Isolated,
     eventually,
     free_port,
     serve,
@@ -143,8 +142,11 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-async def platform(broker: Broker, database_url: str, run_dir: Path
-                   ) -> AsyncIterator[Platform]:
+async def platform(isolated: Isolated) -> AsyncIterator[Platform]:
+    # A broker and a database of this module's own: in the shared ones, other modules'
+    # failing deliveries (receivers long gone), retried every half second under this
+    # module's backoff, kept the sender's slots full and the callbacks here waiting.
+    broker, database_url, run_dir = isolated.broker, isolated.database_url, isolated.directory
     ports = {name: free_port() for name in SERVICES}
     overrides: dict[str, object] = {
         "rate_limit_per_second": 0, "sms_enabled": False,
