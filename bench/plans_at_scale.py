@@ -7,6 +7,10 @@ shape: what grows with the table is here; the services' own cost on top is what
 `bench.data_scale` measures against its raw baseline (ratio) at the sizes it loads.
 
     uv run python -m bench.plans_at_scale --cases 1000000
+
+`--database NAME` keeps the database (named, not dropped at the end) and reuses it when it
+already holds cases: the seed is written once (it takes minutes at a million) and later runs
+only migrate it to the head (a new index is built then) and measure.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -25,7 +30,12 @@ from services.intake import store as intake_store
 from services.mediation import store as mediation_store
 from services.notify import store as notify_store
 from services.router import store as router_store
-from tests.infra import create_pg_database, drop_pg_database, postgres_available
+from tests.infra import (
+    PG_ADMIN_URL,
+    create_pg_database,
+    drop_pg_database,
+    postgres_available,
+)
 from tests.integration.test_query_plans import (
     DELIVERY_FILTERS,
     LIST_FILTERS,
@@ -63,20 +73,34 @@ def shape(plans: list[dict[str, Any]]) -> str:
 async def run(args: argparse.Namespace) -> None:
     if not postgres_available():
         raise SystemExit("no PostgreSQL on 127.0.0.1:5432 (or FQ_TEST_DATABASE_URL)")
-    url, name = await create_pg_database()
+    if args.database:
+        url, name = await named_database(args.database)
+    else:
+        url, name = await create_pg_database()
     engine = create_engine(url)
     try:
+        started = time.monotonic()
         for component, metadata in (("mediation", mediation_store.metadata),
                                      ("intake", intake_store.metadata),
                                      ("router", router_store.metadata),
                                      ("notify", notify_store.metadata)):
             await migrate.upgrade(engine, component, metadata)
-        started = time.monotonic()
-        async with engine.begin() as conn:
-            for statement in seed_statements(args.cases):
-                await conn.exec_driver_sql(statement)
-        sys.stderr.write(f"{args.cases:,} cases written ({time.monotonic() - started:.0f} s)\n")
-        if args.time_ordered:
+        sys.stderr.write(f"migrated ({time.monotonic() - started:.0f} s)\n")
+        async with engine.connect() as conn:
+            held = (await conn.exec_driver_sql(
+                "SELECT count(*) FROM mediation_cases")).scalar_one()
+        seeded = held == 0
+        if not seeded and held != args.cases:
+            raise SystemExit(f"database {name} holds {held:,} cases, not {args.cases:,}")
+        if seeded:
+            async with engine.begin() as conn:
+                for statement in seed_statements(args.cases):
+                    await conn.exec_driver_sql(statement)
+            sys.stderr.write(
+                f"{args.cases:,} cases written ({time.monotonic() - started:.0f} s)\n")
+        else:
+            sys.stderr.write(f"reusing {name}: {held:,} cases\n")
+        if args.time_ordered and seeded:
             # A county's table fills in the order cases arrive; the seed scatters receipt
             # times over every page. Rewritten in received order, a range of receipt times
             # is a range of pages, as in a real table.
@@ -106,7 +130,26 @@ async def run(args: argparse.Namespace) -> None:
                              ensure_ascii=False))
     finally:
         await engine.dispose()
-        await drop_pg_database(name)
+        if not args.database:
+            await drop_pg_database(name)
+
+
+async def named_database(name: str) -> tuple[str, str]:
+    """The database `name` on the test server, created if missing; (url, name)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    base = os.environ.get("FQ_TEST_DATABASE_URL", PG_ADMIN_URL)
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            exists = (await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                         {"n": name})).first()
+            if not exists:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return base.rsplit("/", 1)[0] + "/" + name, name
 
 
 def main() -> None:
@@ -117,6 +160,9 @@ def main() -> None:
     parser.add_argument("--time-ordered", action="store_true",
                         help="rewrite the cases in received order, as a table filled day "
                         "by day is (CLUSTER), before measuring")
+    parser.add_argument("--database", default="",
+                        help="a database of this name, kept after the run and reused by the "
+                        "next (seeded only when empty; drop it yourself when done)")
     asyncio.run(run(parser.parse_args()))
 
 

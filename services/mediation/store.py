@@ -52,10 +52,24 @@ def _ts(nullable: bool = True) -> Any:
     return Field(default=None, sa_column=Column(UtcDateTime, nullable=nullable))
 
 
+# Every column `count_cases` reads besides received_at: its groups (`dimension_column`), its
+# counts (`_counts`), the stats' filters and a limited key's (`visible_to`). A period's stats
+# are an index-only scan of `ix_mediation_cases_stats` on PostgreSQL: the period's range of
+# the index, not the table (docs/performance.md, "Cost as the data grows"); a column read
+# and not listed here sends the query back to the table (tests/unit/test_stats_index.py).
+STATS_COLUMNS = ("lead_department", "channel", "tier", "category", "jurisdiction_code",
+                 "cooperating_departments", "routed_lead_department", "routed_lead_rule",
+                 "owner", "merged_into", "closed_at", "mediated_at", "resolved_at",
+                 "resolve_by", "satisfaction", "prior_related", "returns", "reassignments")
+
+
 class Case(MediationBase, table=True):
     __tablename__ = "mediation_cases"
     __table_args__ = (
         Index("ix_mediation_cases_order", "received_at", "case_id"),
+        # PostgreSQL only (the migration skips SQLite): received_at with the stats' columns
+        # carried in the index's leaves.
+        Index("ix_mediation_cases_stats", "received_at", postgresql_include=list(STATS_COLUMNS)),
         # The case list filters by one of these and pages newest first: with the order's
         # columns after the filter's, a page is read in order from the index, however many
         # years of cases match (bench/data_scale.py). They serve plain lookups by their first

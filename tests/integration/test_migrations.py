@@ -31,7 +31,17 @@ COMPONENTS = {
 
 
 def _differences(connection: Connection, metadata: MetaData) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    dialect = connection.dialect.name
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool,
+                compare_to: Any) -> bool:
+        # A declared index that only PostgreSQL has (INCLUDE columns, as mediation's stats
+        # index): its migration skips the other databases.
+        return not (dialect != "postgresql" and type_ == "index" and not reflected
+                    and bool(obj.dialect_options["postgresql"].get("include")))
+
+    context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                           "include_object": include})
     own = set(metadata.tables)
     # Only this component's tables: the database also holds the version tables.
     return [d for d in compare_metadata(context, metadata)
