@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    Select,
     String,
     Table,
     UniqueConstraint,
@@ -55,8 +56,9 @@ def _ts(nullable: bool = True) -> Any:
 # Every column `count_cases` reads besides received_at: its groups (`dimension_column`), its
 # counts (`_counts`), the stats' filters and a limited key's (`visible_to`). A period's stats
 # are an index-only scan of `ix_mediation_cases_stats` on PostgreSQL: the period's range of
-# the index, not the table (docs/performance.md, "Cost as the data grows"); a column read
-# and not listed here sends the query back to the table (tests/unit/test_stats_index.py).
+# the index, not the table (docs/performance.md, "Cost as the data grows"). A column read
+# and not listed here sends the query back to the table (tests/unit/mediation/
+# test_stats_index.py fails): a new column here needs a migration rebuilding the index.
 STATS_COLUMNS = ("lead_department", "channel", "tier", "category", "jurisdiction_code",
                  "cooperating_departments", "routed_lead_department", "routed_lead_rule",
                  "owner", "merged_into", "closed_at", "mediated_at", "resolved_at",
@@ -489,17 +491,24 @@ def _counts() -> list[ColumnElement[Any]]:
     return [column.label(name) for name, column in columns.items()]
 
 
-async def count_cases(session: AsyncSession, dimensions: list[StatsDimension],
-                      where: list[ColumnElement[bool]], jurisdiction_level: str | None = None
-                      ) -> list[tuple[dict[str, str | None], CaseCounts]]:
-    """The counts per group (one row, with an empty group, when no dimensions are asked),
-    aggregated by the database."""
-    dialect = session.get_bind().dialect.name
+def stats_query(dimensions: list[StatsDimension], where: list[ColumnElement[bool]],
+                dialect: str, jurisdiction_level: str | None = None) -> Select[Any]:
+    """The stats' one aggregate: the groups, then every count."""
     groups = [dimension_column(d, dialect, jurisdiction_level).label(f"g_{d.value}")
               for d in dimensions]
     query = select(*groups, *_counts()).where(*where)
     if groups:
         query = query.group_by(*groups).order_by(*groups)
+    return query
+
+
+async def count_cases(session: AsyncSession, dimensions: list[StatsDimension],
+                      where: list[ColumnElement[bool]], jurisdiction_level: str | None = None
+                      ) -> list[tuple[dict[str, str | None], CaseCounts]]:
+    """The counts per group (one row, with an empty group, when no dimensions are asked),
+    aggregated by the database."""
+    query = stats_query(dimensions, where, session.get_bind().dialect.name,
+                        jurisdiction_level)
     out = []
     for row in (await session.execute(query)).mappings():
         group = {d.value: row[f"g_{d.value}"] for d in dimensions}
