@@ -13,6 +13,8 @@ figure is set against the same query in raw SQL on the same database in the same
 
     uv run python -m bench.data_scale --db postgres --max-cases 1000000
     uv run python -m bench.data_scale --db sqlite --max-cases 100000
+    uv run python -m bench.plans_at_scale --cases 1000000 --time-ordered --database fq_1m
+    uv run python -m bench.data_scale --seeded fq_1m    # the APIs on those million cases
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import random
 import re
@@ -163,38 +166,85 @@ def _cursor(received_at: datetime, case_id: str) -> str:
 
 
 LIST_ORDER = " ORDER BY received_at DESC, case_id DESC LIMIT 51"
-# (name, API parameters, the WHERE clause of the same query in raw SQL, its parameters)
-LIST_FILTERS: list[tuple[str, dict[str, str], str, list[Any]]] = [
-    ("list newest", {}, "TRUE", []),
-    ("list status=archived", {"status": "archived"}, "status = $1", ["archived"]),
-    ("list status=awaiting_dispatch", {"status": "awaiting_dispatch"}, "status = $1",
-     ["awaiting_dispatch"]),
-    ("list channel=court", {"channel": "court"}, "channel = $1", ["court"]),
-    ("list category=medical", {"category": "medical"}, "category = $1", ["medical"]),
-    ("list risk=red", {"risk": "red"}, "risk = $1", ["red"]),
-    ("list tier=county", {"tier": "county"}, "tier = $1", ["county"]),
-    ("list department=health", {"department": "health"},
-     "(lead_department = $1 OR CAST(cooperating_departments AS TEXT) LIKE $2)",
-     ["health", '%"health"%']),
-    ("list lead_department=education", {"lead_department": "education"},
-     "lead_department = $1", ["education"]),
-    ("list jurisdiction=village", {"jurisdiction": data.VILLAGES[17]},
-     # A subtree is a range of codes (mediation's store.subtree), as the API sends it.
-     "jurisdiction_code >= $1 AND jurisdiction_code <= $2",
-     [data.VILLAGES[17], data.VILLAGES[17] + "9" * (16 - len(data.VILLAGES[17]))]),
-    ("list overdue=true", {"overdue": "true"}, "", []),  # raw form built below (now)
-    ("list review=true", {"review": "true"}, "review_flagged = $1", [True]),
-    ("list received a month", {"received_from": "2024-06-01", "received_to": "2024-07-01"},
-     "received_at >= $1 AND received_at < $2",
-     [datetime(2024, 5, 31, 16, tzinfo=UTC), datetime(2024, 6, 30, 16, tzinfo=UTC)]),
-    ("list text=水库", {"text": data.RARE_WORD}, "text LIKE $1", [f"%{data.RARE_WORD}%"]),
-]
+
+
+class Generated:
+    """The cases bench.scale_data generates, as the measures name them."""
+
+    case_id, external_id, event_id = data.case_id, data.external_id, data.event_id
+    channel_of, phone_hash = data.channel_of, data.phone_hash
+    VILLAGES, END, RARE_WORD = data.VILLAGES, data.END, data.RARE_WORD
+    LEAD_DEPARTMENT, SUBSCRIPTION = "education", "sub03"
+
+
+class Seeded:
+    """The cases bench.plans_at_scale's seed wrote (tests/integration/test_query_plans.py's
+    `seed_statements`: case g = 1…n is P0000000g, E g, its channel the g % 6th, …)."""
+
+    CHANNELS = (Channel.HOTLINE_12345, Channel.HOTLINE_12345, Channel.GRID, Channel.WALK_IN,
+                Channel.POLICE, Channel.COURT)
+    VILLAGES = tuple(f"330102{t:03d}{v:03d}" for t in range(1, 13) for v in range(1, 16))
+    END, RARE_WORD = datetime(2026, 12, 7, 8, tzinfo=UTC), data.RARE_WORD
+    # A rare lead department there, as education is among the generated cases.
+    LEAD_DEPARTMENT, SUBSCRIPTION = "health", "sub3"
+
+    @staticmethod
+    def case_id(i: int) -> str:
+        return f"P{i + 1:08d}"
+
+    @staticmethod
+    def external_id(i: int) -> str:
+        return f"E{i + 1}"
+
+    @staticmethod
+    def event_id(i: int) -> str:
+        return hashlib.md5(Seeded.case_id(i).encode()).hexdigest()
+
+    @staticmethod
+    def channel_of(i: int) -> Channel:
+        return Seeded.CHANNELS[(i + 1) % 6]
+
+    @staticmethod
+    def phone_hash(n: int) -> str:
+        return hashlib.md5(str(n).encode()).hexdigest()
+
+
+def list_filters(ids: Any) -> list[tuple[str, dict[str, str], str, list[Any]]]:
+    """(name, API parameters, the WHERE clause of the same query in raw SQL, its parameters),
+    with the values of `ids`' cases (bench.scale_data's, or plans_at_scale's seed)."""
+    village, lead = ids.VILLAGES[17], ids.LEAD_DEPARTMENT
+    return [
+        ("list newest", {}, "TRUE", []),
+        ("list status=archived", {"status": "archived"}, "status = $1", ["archived"]),
+        ("list status=awaiting_dispatch", {"status": "awaiting_dispatch"}, "status = $1",
+         ["awaiting_dispatch"]),
+        ("list channel=court", {"channel": "court"}, "channel = $1", ["court"]),
+        ("list category=medical", {"category": "medical"}, "category = $1", ["medical"]),
+        ("list risk=red", {"risk": "red"}, "risk = $1", ["red"]),
+        ("list tier=county", {"tier": "county"}, "tier = $1", ["county"]),
+        ("list department=health", {"department": "health"},
+         "(lead_department = $1 OR CAST(cooperating_departments AS TEXT) LIKE $2)",
+         ["health", '%"health"%']),
+        (f"list lead_department={lead}", {"lead_department": lead}, "lead_department = $1",
+         [lead]),
+        ("list jurisdiction=village", {"jurisdiction": village},
+         # A subtree is a range of codes (mediation's store.subtree), as the API sends it.
+         "jurisdiction_code >= $1 AND jurisdiction_code <= $2",
+         [village, village + "9" * (16 - len(village))]),
+        ("list overdue=true", {"overdue": "true"}, "", []),  # raw form built below (now)
+        ("list review=true", {"review": "true"}, "review_flagged = $1", [True]),
+        ("list received a month", {"received_from": "2024-06-01", "received_to": "2024-07-01"},
+         "received_at >= $1 AND received_at < $2",
+         [datetime(2024, 5, 31, 16, tzinfo=UTC), datetime(2024, 6, 30, 16, tzinfo=UTC)]),
+        ("list text=水库", {"text": ids.RARE_WORD}, "text LIKE $1", [f"%{ids.RARE_WORD}%"]),
+    ]
 
 
 class Measure:
     def __init__(self, db: str, urls: dict[str, str], infra: Infra, size: int,
-                 engines: dict[str, AsyncEngine]) -> None:
+                 engines: dict[str, AsyncEngine], ids: Any = data) -> None:
         self.db, self.urls, self.infra, self.size = db, urls, infra, size
+        self.data = ids
         self.engines = engines
         self.rng = random.Random(size)
         self.http = httpx.AsyncClient(headers=AUTH, timeout=120)
@@ -211,13 +261,13 @@ class Measure:
     def queries(self, deep: tuple[datetime, str]) -> list[Query]:
         now = datetime.now(UTC)
         qs = [Query("case read", lambda: self.get(
-            "mediation", f"/v1/cases/{data.case_id(self.random_case())}"),
+            "mediation", f"/v1/cases/{self.data.case_id(self.random_case())}"),
             "SELECT * FROM mediation_cases c "
             "LEFT JOIN mediation_case_history h ON h.case_id = c.case_id "
             "LEFT JOIN mediation_supervision s ON s.case_id = c.case_id "
             "WHERE c.case_id = $1 ORDER BY h.at, h.id",
-            lambda: [data.case_id(self.random_case())], samples=100)]
-        for name, params, where, raw in LIST_FILTERS:
+            lambda: [self.data.case_id(self.random_case())], samples=100)]
+        for name, params, where, raw in list_filters(self.data):
             if name == "list overdue=true":
                 where = ("((status = 'routed' AND accept_by < $1) OR (status IN "
                          "('accepted','awaiting_dispatch','in_mediation','returned','routed') "
@@ -238,9 +288,9 @@ class Measure:
             "SELECT * FROM mediation_cases WHERE category = 'medical' AND " + deep_where
             + LIST_ORDER, lambda: [at, cid]))
         qs.append(Query("list external_id", lambda: self.get(
-            "mediation", "/v1/cases", {"external_id": data.external_id(self.random_case())}),
+            "mediation", "/v1/cases", {"external_id": self.data.external_id(self.random_case())}),
             "SELECT * FROM mediation_cases WHERE external_id = $1" + LIST_ORDER,
-            lambda: [data.external_id(self.random_case())], samples=100))
+            lambda: [self.data.external_id(self.random_case())], samples=100))
         stats_sql = (
             "SELECT to_char(date_trunc('month', timezone('Asia/Shanghai', received_at)), "
             "'YYYY-MM') AS m, lead_department, count(*), count(closed_at), count(resolved_at), "
@@ -264,7 +314,7 @@ class Measure:
         qs.append(Query("router prior cases (100 reports)", self.prior_cases,
                         "SELECT identity_hash, case_id, received_at FROM router_identity_hashes "
                         "WHERE identity_hash = ANY($1) AND received_at >= $2",
-                        lambda: [self.hashes(100), data.END - timedelta(days=90)]))
+                        lambda: [self.hashes(100), self.data.END - timedelta(days=90)]))
         qs.append(Query("supervisor due scan (500)", self.due_scan,
                         "SELECT * FROM mediation_cases WHERE supervision_due_at <= $1 "
                         "ORDER BY supervision_due_at LIMIT 500", lambda: [now]))
@@ -279,37 +329,37 @@ class Measure:
             Query("deliveries newest", lambda: self.get("notify", "/v1/deliveries"),
                   deliveries.format("TRUE"), lambda: []),
             Query("deliveries case_id", lambda: self.get(
-                "notify", "/v1/deliveries", {"case_id": data.case_id(self.random_case())}),
+                "notify", "/v1/deliveries", {"case_id": self.data.case_id(self.random_case())}),
                 deliveries.format("case_id = $1"),
-                lambda: [data.case_id(self.random_case())]),
+                lambda: [self.data.case_id(self.random_case())]),
             Query("deliveries event_id", lambda: self.get(
-                "notify", "/v1/deliveries", {"event_id": data.event_id(self.random_case())}),
+                "notify", "/v1/deliveries", {"event_id": self.data.event_id(self.random_case())}),
                 deliveries.format("event_id = $1"),
-                lambda: [data.event_id(self.random_case())]),
+                lambda: [self.data.event_id(self.random_case())]),
             Query("deliveries status=dead", lambda: self.get(
                 "notify", "/v1/deliveries", {"status": "dead"}),
                 deliveries.format("status = $1"), lambda: ["dead"]),
             Query("deliveries subscription, deep page", lambda: self.get(
-                "notify", "/v1/deliveries", {"subscription_id": "sub03",
+                "notify", "/v1/deliveries", {"subscription_id": self.data.SUBSCRIPTION,
                                              "cursor": str(self.size // 10)}),
                 deliveries.format("subscription_id = $1 AND id < $2"),
-                lambda: ["sub03", self.size // 10]),
+                lambda: [self.data.SUBSCRIPTION, self.size // 10]),
         ]
         return qs
 
     def hotline_external_id(self) -> str:
         while True:
             i = self.random_case()
-            if data.channel_of(i) is Channel.HOTLINE_12345:
-                return data.external_id(i)
+            if self.data.channel_of(i) is Channel.HOTLINE_12345:
+                return self.data.external_id(i)
 
     def hashes(self, n: int) -> list[str]:
-        return [data.phone_hash(self.rng.randrange(max(1, self.size // 3))) for _ in range(n)]
+        return [self.data.phone_hash(self.rng.randrange(max(1, self.size // 3))) for _ in range(n)]
 
     async def prior_cases(self) -> Any:
         reports = [CaseReported.model_construct(
             case_id=f"NEW{n}", channel=Channel.HOTLINE_12345, external_id=f"N{n}",
-            received_at=data.END, text="", reporter=PartyRef(phone_hash=h), parties=[])
+            received_at=self.data.END, text="", reporter=PartyRef(phone_hash=h), parties=[])
             for n, h in enumerate(self.hashes(100))]
         async with AsyncSession(self.engines["router"]) as session:
             return await PriorCases.load(session, reports)
@@ -455,6 +505,11 @@ def print_table(db: str, results: dict[int, list[dict[str, Any]]]) -> None:
 async def run(args: argparse.Namespace) -> None:
     sizes = [s for s in SIZES if s < args.max_cases] + [args.max_cases]
     infra = await start_infra(args.db)
+    ids: Any = Generated
+    if args.seeded:
+        # A database bench.plans_at_scale seeded and kept: measured as it is, nothing loaded.
+        infra.database_url = infra.database_url.rsplit("/", 1)[0] + "/" + args.seeded
+        ids = Seeded
     engines: dict[str, AsyncEngine] = {}
     raw = Raw(args.db, infra)
     try:
@@ -468,10 +523,16 @@ async def run(args: argparse.Namespace) -> None:
         await raw.open()
         loader = Loader(infra, args.db)
         results: dict[int, list[dict[str, Any]]] = {}
+        if args.seeded:
+            [(held,)] = await raw.run("SELECT count(*) FROM mediation_cases", [])
+            sizes = [held]
         for size in sizes:
-            load_seconds = await loader.grow_to(size)
-            sys.stderr.write(f"{size:,} cases loaded ({load_seconds:.0f} s); timing\n")
-            measure = Measure(args.db, urls, infra, size, engines)
+            if args.seeded:
+                sys.stderr.write(f"{size:,} cases in {args.seeded}; timing\n")
+            else:
+                load_seconds = await loader.grow_to(size)
+                sys.stderr.write(f"{size:,} cases loaded ({load_seconds:.0f} s); timing\n")
+            measure = Measure(args.db, urls, infra, size, engines, ids)
             try:
                 results[size] = await measure_size(measure, raw, await deep_position(raw, size))
             finally:
@@ -496,7 +557,13 @@ def main() -> None:
     parser.add_argument("--max-cases", type=int, default=None,
                         help="the largest size (default: 1,000,000 on PostgreSQL, "
                         "100,000 on SQLite); the sizes on the way are 10k, 100k, 1M below it")
+    parser.add_argument("--seeded", default="", metavar="DATABASE",
+                        help="PostgreSQL: measure the cases of this database, seeded and kept "
+                        "by `bench.plans_at_scale --database DATABASE` (a million in minutes), "
+                        "instead of loading the generated ones")
     args = parser.parse_args()
+    if args.seeded:
+        args.db = "postgres"
     if args.max_cases is None:
         args.max_cases = 1_000_000 if args.db == "postgres" else 100_000
     asyncio.run(run(args))
