@@ -82,6 +82,12 @@ bench: install
 			|| exit 1; \
 		$(UV) run python -m bench.data_scale --db $$db --max-cases 100000 || exit 1; \
 	done
+	@# A million cases, written by PostgreSQL (minutes), then the APIs on them; dropped after.
+	@$(UV) run python -m bench.plans_at_scale --cases 1000000 --time-ordered --repeat 3 \
+		--database fq_bench_1m \
+		&& $(UV) run python -m bench.data_scale --seeded fq_bench_1m; status=$$?; \
+		$(UV) run python -c "import asyncio; from tests.infra import drop_pg_database; \
+			asyncio.run(drop_pg_database('fq_bench_1m'))"; exit $$status
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
