@@ -39,8 +39,10 @@ VACUUM_SOONER = ('autovacuum_vacuum_scale_factor', 'autovacuum_vacuum_insert_sca
 def upgrade() -> None:
     if op.get_bind().dialect.name != 'postgresql':
         return
+    # IF NOT EXISTS: a centre with many cases may build it beforehand with CREATE INDEX
+    # CONCURRENTLY (same name and definition) rather than hold writes back while it builds.
     op.create_index('ix_mediation_cases_stats', 'mediation_cases', ['received_at'],
-                    unique=False, postgresql_include=INCLUDED)
+                    unique=False, postgresql_include=INCLUDED, if_not_exists=True)
     op.execute('ALTER TABLE mediation_cases SET ('
                + ', '.join(f'{option} = 0.01' for option in VACUUM_SOONER) + ')')
 
