@@ -18,15 +18,19 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    bindparam,
     case,
     cast,
+    column,
     func,
     literal_column,
     or_,
     select,
     update,
+    values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import ColumnElement
@@ -294,13 +298,58 @@ async def current_version(session: AsyncSession, case_id: str) -> int | None:
     return (await session.execute(select(C.version).where(C.case_id == case_id))).scalar()
 
 
-async def record_supervision_once(session: AsyncSession, row: dict[str, Any]) -> bool:
-    """Insert a supervision record unless that level was already emitted; True if inserted."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(SupervisionRecord.__table__).values(**row).on_conflict_do_nothing(  # type: ignore[attr-defined]
-        index_elements=["case_id", "routing_round", "sla_kind", "level"])
-    result = await session.execute(statement)
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+def _insert_for(session: AsyncSession) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+async def lock_cases(session: AsyncSession, case_ids: list[str]) -> None:
+    """Lock these cases' rows in case id order (PostgreSQL; SQLite has one writer at a
+    time), as every writer of several cases does: one statement may lock its rows in any
+    order, so a set-based update of cases is preceded by this (docs/reliability.md,
+    "Deadlocks")."""
+    if case_ids and session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(C.case_id).where(C.case_id.in_(case_ids))
+                              .order_by(C.case_id).with_for_update())
+
+
+# The supervision columns a supervisor pass writes, with their types for a VALUES list.
+_SUPERVISED = (("case_id", String), ("version", Integer), ("acceptance_supervised", String),
+               ("resolution_supervised", String), ("supervision_due_at", UtcDateTime))
+
+
+async def update_supervision(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
+    """One UPDATE of many cases' supervision columns (`acceptance_supervised`,
+    `resolution_supervised`, `supervision_due_at`), each conditional on the `version` its
+    row was read at, as `update_case` is (the version is not bumped). Returns the ids of
+    the cases updated: a case changed meanwhile (a staff step) is not, and keeps its
+    values. Lock the rows first (`lock_cases`)."""
+    if not rows:
+        return set()
+    given = values(*(column(name, type_) for name, type_ in _SUPERVISED), name="v").data(
+        [tuple(bindparam(None, row[name], type_=type_) for name, type_ in _SUPERVISED)
+         for row in rows]).cte("v")
+    statement = (
+        update(CASES).where(C.case_id == given.c.case_id, C.version == given.c.version)
+        .values(acceptance_supervised=given.c.acceptance_supervised,
+                resolution_supervised=given.c.resolution_supervised,
+                supervision_due_at=given.c.supervision_due_at)
+        .returning(C.case_id))
+    return set((await session.execute(statement)).scalars())
+
+
+async def record_supervision_new(session: AsyncSession, rows: list[dict[str, Any]]
+                                 ) -> set[tuple[str, int, str, str]]:
+    """Insert supervision records unless their level was already emitted (the unique
+    constraint; ON CONFLICT DO NOTHING): one statement for the lot. Returns the
+    (case_id, routing_round, sla_kind, level) of the rows actually inserted, whose events
+    are to be published; the others another scheduler emitted first."""
+    if not rows:
+        return set()
+    statement = _insert_for(session)(SupervisionRecord.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
+        index_elements=["case_id", "routing_round", "sla_kind", "level"]).returning(
+        SV.case_id, SV.routing_round, SV.sla_kind, SV.level)
+    result = await session.execute(statement, rows)
+    return {(r.case_id, r.routing_round, r.sla_kind, r.level) for r in result}
 
 
 def audit(principal: Principal, action: AuditAction, case_id: str | None = None,
@@ -371,15 +420,25 @@ def supervised() -> ColumnElement[bool]:
     return or_(C.acceptance_supervised.is_not(None), C.resolution_supervised.is_not(None))
 
 
-async def due_for_supervision(session: AsyncSession, now: datetime, limit: int) -> list[Case]:
+# What the supervisor reads of a case: its clocks and what its events say.
+CaseRow = Row[*tuple[Any, ...]]
+SUPERVISION_COLUMNS = (C.case_id, C.version, C.status, C.received_at, C.limits_from,
+                       C.accept_from, C.accept_by, C.resolve_by, C.acceptance_supervised,
+                       C.resolution_supervised, C.routing_round, C.tier, C.lead_department,
+                       C.accept_by_source, C.resolve_by_source)
+
+
+async def due_for_supervision(session: AsyncSession, now: datetime, limit: int
+                              ) -> list[CaseRow]:
     """Cases whose next supervision time has come, the earliest `limit` by the indexed
     supervision_due_at, returned in case id order: the supervisor updates (locks) them in
     that order in one transaction, as the consumers' runs and a merge lock theirs, so two
-    writers of several cases never wait on each other in a circle (a deadlock)."""
-    due = (await session.execute(
-        select(Case).where(C.supervision_due_at <= now)
-        .order_by(C.supervision_due_at).limit(limit))).scalars()
-    return sorted(due, key=lambda case: case.case_id)
+    writers of several cases never wait on each other in a circle (a deadlock). Rows of
+    `SUPERVISION_COLUMNS`, not `Case` objects (the report and decision are not needed)."""
+    due = list((await session.execute(
+        select(*SUPERVISION_COLUMNS).where(C.supervision_due_at <= now)
+        .order_by(C.supervision_due_at).limit(limit))).all())
+    return sorted(due, key=lambda row: str(row.case_id))
 
 
 async def case_gauges(session: AsyncSession, now: datetime
