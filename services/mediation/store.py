@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -18,16 +19,14 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
-    bindparam,
     case,
     cast,
-    column,
     func,
     literal_column,
     or_,
     select,
+    text,
     update,
-    values,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
@@ -312,9 +311,33 @@ async def lock_cases(session: AsyncSession, case_ids: list[str]) -> None:
                               .order_by(C.case_id).with_for_update())
 
 
-# The supervision columns a supervisor pass writes, with their types for a VALUES list.
-_SUPERVISED = (("case_id", String), ("version", Integer), ("acceptance_supervised", String),
-               ("resolution_supervised", String), ("supervision_due_at", UtcDateTime))
+# One UPDATE of many cases' supervision columns, each conditional on its version. The rows
+# go as a few arrays (PostgreSQL) or one JSON array (SQLite), so the statement's text is the
+# same whatever the batch: prepared and compiled once. (A VALUES list of bound parameters
+# was compiled anew for every batch: two thirds of the supervisor's CPU.)
+_SET_SUPERVISION = """
+    SET acceptance_supervised = v.acceptance_supervised,
+        resolution_supervised = v.resolution_supervised,
+        supervision_due_at = v.supervision_due_at"""
+_UPDATE_SUPERVISION_PG = text(f"""
+    UPDATE {CASES.name} AS c {_SET_SUPERVISION}
+    FROM unnest(CAST(:case_ids AS VARCHAR[]), CAST(:versions AS INTEGER[]),
+                CAST(:acceptance AS VARCHAR[]), CAST(:resolution AS VARCHAR[]),
+                CAST(:due AS TIMESTAMPTZ[]))
+         AS v(case_id, version, acceptance_supervised, resolution_supervised,
+              supervision_due_at)
+    WHERE c.case_id = v.case_id AND c.version = v.version
+    RETURNING c.case_id""")
+_UPDATE_SUPERVISION_SQLITE = text(f"""
+    WITH v AS (SELECT json_extract(value, '$[0]') AS case_id,
+                      json_extract(value, '$[1]') AS version,
+                      json_extract(value, '$[2]') AS acceptance_supervised,
+                      json_extract(value, '$[3]') AS resolution_supervised,
+                      json_extract(value, '$[4]') AS supervision_due_at
+               FROM json_each(:rows))
+    UPDATE {CASES.name} {_SET_SUPERVISION}
+    FROM v WHERE {CASES.name}.case_id = v.case_id AND {CASES.name}.version = v.version
+    RETURNING case_id""")
 
 
 async def update_supervision(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
@@ -325,16 +348,22 @@ async def update_supervision(session: AsyncSession, rows: list[dict[str, Any]]) 
     values. Lock the rows first (`lock_cases`)."""
     if not rows:
         return set()
-    given = values(*(column(name, type_) for name, type_ in _SUPERVISED), name="v").data(
-        [tuple(bindparam(None, row[name], type_=type_) for name, type_ in _SUPERVISED)
-         for row in rows]).cte("v")
-    statement = (
-        update(CASES).where(C.case_id == given.c.case_id, C.version == given.c.version)
-        .values(acceptance_supervised=given.c.acceptance_supervised,
-                resolution_supervised=given.c.resolution_supervised,
-                supervision_due_at=given.c.supervision_due_at)
-        .returning(C.case_id))
-    return set((await session.execute(statement)).scalars())
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        result = await session.execute(_UPDATE_SUPERVISION_PG, {
+            "case_ids": [row["case_id"] for row in rows],
+            "versions": [row["version"] for row in rows],
+            "acceptance": [row["acceptance_supervised"] for row in rows],
+            "resolution": [row["resolution_supervised"] for row in rows],
+            "due": [row["supervision_due_at"] for row in rows]})
+    else:
+        stored = UtcDateTime().bind_processor(dialect)  # the text the column holds
+        assert stored is not None
+        result = await session.execute(_UPDATE_SUPERVISION_SQLITE, {"rows": orjson.dumps([
+            (row["case_id"], row["version"], row["acceptance_supervised"],
+             row["resolution_supervised"], stored(row["supervision_due_at"]))
+            for row in rows]).decode()})
+    return set(result.scalars())
 
 
 async def record_supervision_new(session: AsyncSession, rows: list[dict[str, Any]]
