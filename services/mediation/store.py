@@ -357,7 +357,9 @@ async def update_supervision(session: AsyncSession, rows: list[dict[str, Any]]) 
             "resolution": [row["resolution_supervised"] for row in rows],
             "due": [row["supervision_due_at"] for row in rows]})
     else:
-        stored = UtcDateTime().bind_processor(dialect)  # the text the column holds
+        # The text the column holds ('2026-12-07 12:00:00.000000' in UTC), so comparisons
+        # with the due scan's bound times hold.
+        stored = C.supervision_due_at.type.dialect_impl(dialect).bind_processor(dialect)
         assert stored is not None
         result = await session.execute(_UPDATE_SUPERVISION_SQLITE, {"rows": orjson.dumps([
             (row["case_id"], row["version"], row["acceptance_supervised"],

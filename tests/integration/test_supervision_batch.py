@@ -275,6 +275,25 @@ async def test_a_batch_of_overdue_cases_gets_exactly_its_records_and_events(
     async with sessions() as session:
         assert len((await session.execute(select(kit_tables.outbox.c.id))).all()) == len(outbox)
 
+    # The next times written are found by the due scan when they come (on SQLite the scan
+    # compares the stored text: the batch must store times as every other write does).
+    next_due = {s.case_id: t for s in specs if (t := s.next_due()) is not None}
+    next_due |= {s.case_id: NOW + timedelta(hours=1) for s in not_due}
+    later = sorted(next_due.values())
+    for at in (later[0], later[len(later) // 2], later[-1]):
+        async with sessions() as session:
+            found = {r.case_id for r in await store.due_for_supervision(session, at, 1000)}
+        assert found == {case_id for case_id, t in next_due.items() if t <= at}
+    # And a pass once every limit is far behind emits every level left, once.
+    assert await supervisor(sessions).supervise(later[-1] + timedelta(days=90)) == len(
+        next_due)
+    async with sessions() as session:
+        records = (await session.execute(select(SV.case_id, SV.sla_kind, SV.level))).all()
+    # (Levels emitted before the first pass have no record in this database.)
+    assert Counter(tuple(r) for r in records) == Counter(
+        (s.case_id, limit.kind, level) for s in specs + not_due for limit in s.limits
+        for level in limit.pending())
+
 
 async def test_a_case_changed_since_it_was_read_keeps_its_values(
         sessions: async_sessionmaker[AsyncSession]) -> None:
