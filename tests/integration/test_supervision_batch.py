@@ -8,6 +8,7 @@ round, limit and level). On PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -293,6 +294,28 @@ async def test_a_batch_of_overdue_cases_gets_exactly_its_records_and_events(
     assert Counter(tuple(r) for r in records) == Counter(
         (s.case_id, limit.kind, level) for s in specs + not_due for limit in s.limits
         for level in limit.pending())
+
+
+async def test_two_supervisors_at_once_emit_each_level_once(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Two passes over the same batch at once (a failover, SQLite replicas): the second
+    waits for the first's locks (PostgreSQL) or its write (SQLite), finds every record
+    there, and publishes nothing more."""
+    specs = build(300, "R")
+    async with sessions() as session, session.begin():
+        await session.execute(insert(CASES), [case_row(s) for s in specs])
+    first, second = supervisor(sessions), supervisor(sessions)
+    updated = await asyncio.gather(first.supervise(NOW), second.supervise(NOW))
+    assert max(updated) == len(specs)
+    async with sessions() as session:
+        outbox = (await session.execute(select(kit_tables.outbox.c.value))).scalars().all()
+        records = (await session.execute(select(SV.case_id, SV.sla_kind, SV.level))).all()
+    published = Counter((e["data"]["case_id"], e["data"]["sla_kind"], e["data"]["level"])
+                        for e in map(orjson.loads, outbox))
+    expected = Counter((s.case_id, limit.kind, level) for s in specs
+                       for limit, level in s.due())
+    assert published == expected
+    assert Counter(tuple(r) for r in records) == expected
 
 
 async def test_a_case_changed_since_it_was_read_keeps_its_values(
