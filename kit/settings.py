@@ -113,16 +113,17 @@ class Settings(BaseSettings):
     delivery_concurrency: int = Field(
         default=50, ge=1, description="Deliveries in flight at once, in each notify process")
     delivery_max_in_flight_per_receiver: int = Field(
-        default=8, ge=1, description="In flight to one subscription (or to the hotline, or the "
-        "SMS gateway), so one slow receiver cannot take every slot")
+        default=8, ge=1, description="In flight to one destination (a subscription, one hotline "
+        "platform's callback URL or registered endpoint, the SMS gateway), so one slow "
+        "receiver cannot take every slot")
     delivery_sender_shares: int = Field(
-        default=1, ge=1, le=4096, description="Receivers are hashed into this many shares, "
-        "spread over the running notify processes (a fair part each, leased on PostgreSQL "
-        "advisory locks); a process sends only for its shares, and takes over those of a "
-        "process that stops within about a second. Keep it at least the number of notify "
-        "processes, and the same in all of them. 1 (the default, until the open question in "
-        "docs/notify.md is settled) makes one process send for all, the others standing by. "
-        "On SQLite one process sends for all")
+        default=16, ge=1, le=4096, description="Destinations (subscriptions, hotline "
+        "platforms, the SMS gateway) are hashed into this many shares, spread over the "
+        "running notify processes (a fair part each, leased on PostgreSQL advisory locks); a "
+        "process sends only for its shares, and takes over those of a process that stops "
+        "within about a second. Keep it at least the number of notify processes, and the same "
+        "in all of them; 1 makes one process send for all, the others standing by. On SQLite "
+        "one process sends for all")
     webhook_denied_networks: list[str] = Field(
         default_factory=lambda: list(DEFAULT_DENIED_NETWORKS),
         description="Networks notify never sends to (webhooks, hotline callbacks), as a JSON "

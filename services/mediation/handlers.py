@@ -60,7 +60,7 @@ from services.mediation.domain.ownership import owner_proposed
 from services.mediation.domain.places import reported_position, routed_position
 from services.mediation.domain.time_limits import CaseClocks, LimitOverrides
 from services.mediation.related import insert_keys, key_rows
-from services.mediation.store import HISTORY, Case, NewCase, insert_cases, kit_tables
+from services.mediation.store import HISTORY, Case, CaseRow, NewCase, insert_cases, kit_tables
 
 SYSTEM_ACTOR = "urn:fengqiao:mediation"
 
@@ -69,7 +69,7 @@ class StaleCase(Exception):
     """Someone changed the case between reading it and updating it."""
 
 
-def clocks_of(case: Case | NewCase, **changes: Any) -> CaseClocks:
+def clocks_of(case: Case | NewCase | CaseRow, **changes: Any) -> CaseClocks:
     """The case's time limits, as they are or would be with `changes` applied."""
     value = {name: changes.get(name, getattr(case, name)) for name in (
         "status", "limits_from", "accept_from", "accept_by", "resolve_by",

@@ -31,7 +31,7 @@ from kit.runtime import Runtime
 from services.mediation import store, supervision_notices
 from services.mediation.domain.time_limits import TimeLimit, supervision_tier
 from services.mediation.handlers import clocks_of
-from services.mediation.store import Case, kit_tables
+from services.mediation.store import Case, CaseRow, kit_tables
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def supervision_event_id(case_id: str, routing_round: int, limit: TimeLimit,
                           f"{routing_round}:{limit.kind.value}:{level.value}"))
 
 
-def limit_source(case: Case, kind: SlaKind) -> LimitSource:
+def limit_source(case: Case | CaseRow, kind: SlaKind) -> LimitSource:
     """Who set the case's limit of this kind (the policy, when the case does not say)."""
     source = case.accept_by_source if kind is SlaKind.ACCEPTANCE else case.resolve_by_source
     return LimitSource(source) if source else LimitSource.POLICY
@@ -92,56 +92,19 @@ class Supervisor:
             self._clear_gauges()
 
     async def supervise(self, now: datetime) -> int:
-        """Emit every supervision level due by `now`; returns how many cases were updated."""
-        emitted: list[SupervisionLevel] = []
-        updated = 0
+        """Emit every supervision level due by `now`; returns how many cases were updated.
+
+        A batch is a few statements, not three per case: the due cases are read, their rows
+        locked in case id order, the levels of each computed here (the domain's pure
+        clocks), then one conditional UPDATE of them all, one insert of the supervision
+        records that are new and one of the outbox rows of those records' events."""
         async with self.runtime.sessions() as session, session.begin():
-            for case in await store.due_for_supervision(session, now, self.batch):
-                levels = await self._supervise_case(session, case, now)
-                if levels is not None:
-                    updated += 1
-                    emitted += levels
+            updated, emitted = await supervise_batch(session, now, self.batch)
         for level in emitted:
             SUPERVISION_EVENTS.labels(level=level.value).inc()
         if emitted:
             self.runtime.relay.wake()
         return updated
-
-    async def _supervise_case(self, session: AsyncSession, case: Case, now: datetime
-                              ) -> list[SupervisionLevel] | None:
-        clocks = clocks_of(case)
-        due = clocks.due(now)
-        after = clocks.after(due)
-        # Not a transition: the version stays, but the update is conditional on it, so a
-        # staff step that committed meanwhile (say, acceptance) wins and we look again.
-        progressed = await store.update_case(session, case, {
-            "acceptance_supervised": _value(after.acceptance_supervised),
-            "resolution_supervised": _value(after.resolution_supervised),
-            "supervision_due_at": after.next_due_at()})
-        if not progressed:
-            return None
-        emitted = []
-        tier = Tier(case.tier or Tier.TOWN)  # clocks run only on routed cases: tier is set
-        for limit, level in due:
-            to_tier = supervision_tier(level, tier)
-            first_time = await store.record_supervision_once(session, {
-                "case_id": case.case_id, "routing_round": case.routing_round,
-                "sla_kind": limit.kind.value, "level": level.value,
-                "deadline": limit.deadline, "tier": to_tier.value, "emitted_at": now})
-            if not first_time:
-                continue  # another scheduler got there first (failover, SQLite replicas)
-            event = CaseSupervisionEvent.wrap(CaseSupervision(
-                case_id=case.case_id, level=level, sla_kind=limit.kind,
-                deadline=limit.deadline, tier=to_tier,
-                deadline_source=limit_source(case, limit.kind),
-                lead_department=Department(case.lead_department) if case.lead_department
-                else None, at=now),
-                source="mediation", subject=case.case_id,
-                event_id=supervision_event_id(case.case_id, case.routing_round, limit, level))
-            await add_to_outbox(session, kit_tables.outbox,
-                                [outbox_row(CASE_SUPERVISION, event)])
-            emitted.append(level)
-        return emitted
 
     async def raise_missed_notices(self, now: datetime) -> int:
         """Supervision notices whose answer is overdue rise one level and tell the leader
@@ -190,6 +153,51 @@ class Supervisor:
         # A former leader must not keep reporting red cases: the new leader owns the figure.
         RED_UNACCEPTED_OVERDUE.set(0)
         self._gauges_at = 0.0
+
+
+async def supervise_batch(session: AsyncSession, now: datetime, batch: int
+                          ) -> tuple[int, list[SupervisionLevel]]:
+    """One supervisor pass in the caller's transaction: the cases updated, and the levels
+    whose events were queued (once each per case, round, limit and level)."""
+    cases = await store.due_for_supervision(session, now, batch)  # in case id order
+    plans = []
+    for case in cases:
+        clocks = clocks_of(case)
+        due = clocks.due(now)
+        after = clocks.after(due)
+        plans.append((case, due, {
+            "case_id": case.case_id, "version": case.version,
+            "acceptance_supervised": _value(after.acceptance_supervised),
+            "resolution_supervised": _value(after.resolution_supervised),
+            "supervision_due_at": after.next_due_at()}))
+    await store.lock_cases(session, [case.case_id for case in cases])
+    # Not a transition: the version stays, but the update is conditional on it, so a staff
+    # step that committed meanwhile (say, acceptance) wins and we look again next time.
+    progressed = await store.update_supervision(session, [row for _, _, row in plans])
+    levels = [(case, limit, level, supervision_tier(level, Tier(case.tier or Tier.TOWN)))
+              for case, due, _ in plans if case.case_id in progressed
+              for limit, level in due]  # clocks run only on routed cases: tier is set
+    # Another scheduler may have got there first (failover, SQLite replicas): only the
+    # records inserted now are published.
+    new = await store.record_supervision_new(session, [{
+        "case_id": case.case_id, "routing_round": case.routing_round,
+        "sla_kind": limit.kind.value, "level": level.value, "deadline": limit.deadline,
+        "tier": to_tier.value, "emitted_at": now} for case, limit, level, to_tier in levels])
+    rows, emitted = [], []
+    for case, limit, level, to_tier in levels:
+        if (case.case_id, case.routing_round, limit.kind.value, level.value) not in new:
+            continue
+        event = CaseSupervisionEvent.wrap(CaseSupervision(
+            case_id=case.case_id, level=level, sla_kind=limit.kind, deadline=limit.deadline,
+            tier=to_tier, deadline_source=limit_source(case, limit.kind),
+            lead_department=Department(case.lead_department) if case.lead_department
+            else None, at=now),
+            source="mediation", subject=case.case_id,
+            event_id=supervision_event_id(case.case_id, case.routing_round, limit, level))
+        rows.append(outbox_row(CASE_SUPERVISION, event))
+        emitted.append(level)
+    await add_to_outbox(session, kit_tables.outbox, rows)
+    return len(progressed), emitted
 
 
 def _value(level: SupervisionLevel | None) -> str | None:

@@ -1,17 +1,17 @@
 """Sends due deliveries (webhooks, hotline feedback, SMS) concurrently, each under a timeout
-and with at most a few in flight per receiver, so a slow or dead endpoint costs only its own
-retries. Failures are retried with backoff and jitter on a durable schedule
+and with at most a few in flight per destination, so a slow or dead endpoint costs only its
+own retries. Failures are retried with backoff and jitter on a durable schedule
 (next_attempt_at), never by sleeping in the consumer; after the last attempt a delivery is
 dead and a record with the reason goes to notify.deliveries.v1.dlq through the outbox.
 
-Every notify process sends, each for its own receivers: a receiver (a subscription, the
-hotline, the SMS gateway) hashes to one of `delivery_sender_shares` shares, and each process
-holds a fair part of the shares on PostgreSQL advisory locks (kit.leader.run_sharing). So a
-receiver's in-flight cap and a case's callback order are kept by one process, in memory; a
-share moves to another process only once nothing of it is in flight or unrecorded. If a
-process dies mid-attempt, the delivery is still pending and the process that takes its share
-sends it again (at least once; receivers deduplicate on webhook-id). On SQLite one process
-holds every share."""
+Every notify process sends, each for its own destinations: a destination (a subscription,
+one hotline integration's endpoint or callback URL, the SMS gateway) hashes to one of
+`delivery_sender_shares` shares, and each process holds a fair part of the shares on
+PostgreSQL advisory locks (kit.leader.run_sharing). So a destination's in-flight cap is kept
+by one process, in memory; a share moves to another process only once nothing of it is in
+flight or unrecorded. If a process dies mid-attempt, the delivery is still pending and the
+process that takes its share sends it again (at least once; receivers deduplicate on
+webhook-id). On SQLite one process holds every share."""
 
 from __future__ import annotations
 
@@ -25,7 +25,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import String, Table, and_, bindparam, exists, func, literal, or_, select, update
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.api_notify import DeliveryDead, DeliveryDeadEvent
@@ -72,7 +84,7 @@ class Due:
 
     id: int
     target: str
-    receiver: str  # subscription id, or the built-in target's name
+    receiver: str  # subscription id, or the built-in target's name (the metrics' label)
     event_id: str
     case_id: str
     kind: str
@@ -84,7 +96,10 @@ class Due:
     unsubscribed: bool = False
     # A callback for an integration's registered endpoint, which was deleted since.
     endpoint_deleted: bool = False
-    share: int = 0  # of the receiver (kit.leader.Shares)
+    share: int = 0  # of the destination (kit.leader.Shares)
+    # Where it goes, for the in-flight cap and the shares (`destination_of`): a subscription,
+    # one hotline integration's endpoint or callback URL, or the SMS gateway.
+    destination: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,7 +129,7 @@ class DeliverySender:
         self.poll_seconds = min(0.5, settings.delivery_backoff_base_seconds)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._sending: Counter[str] = Counter()  # receiver → attempts in flight
+        self._sending: Counter[str] = Counter()  # destination → attempts in flight
         self._unrecorded: set[int] = set()  # in flight, or finished and not yet recorded
         self._share_unrecorded: Counter[int] = Counter()  # the same, by receiver share
         self._finished: list[Outcome] = []
@@ -171,9 +186,10 @@ class DeliverySender:
     async def _due(self, limit: int, shares: Shares) -> list[Due]:
         cap = self.settings.delivery_max_in_flight_per_receiver
         busy = [r for r, n in self._sending.items() if n >= cap]
-        share = receiver_share(self.engine.dialect.name, shares.count)
+        destination = destination_of()
+        share = destination_share(self.engine.dialect.name, shares.count, destination)
         query = (
-            select(share.label("share"),
+            select(share.label("share"), destination.label("destination"),
                    deliveries.c.id, deliveries.c.target, deliveries.c.subscription_id,
                    deliveries.c.event_id, deliveries.c.case_id, deliveries.c.kind,
                    deliveries.c.body, deliveries.c.attempts, deliveries.c.url,
@@ -198,8 +214,8 @@ class DeliverySender:
         if self._unrecorded:
             query = query.where(deliveries.c.id.not_in(self._unrecorded))
         if busy:
-            # Receivers at their cap are left out, so their backlog cannot fill the batch.
-            query = query.where(deliveries.c.subscription_id.not_in(busy))
+            # Destinations at their cap are left out, so their backlog cannot fill the batch.
+            query = query.where(destination.not_in(busy))
         if not shares.all_owned:
             query = query.where(share.in_(sorted(shares.owned)))
         async with self.sessions() as session:
@@ -227,7 +243,7 @@ class DeliverySender:
                    row.kind, row.body, row.attempts, url, keys, authorised,
                    unsubscribed=row.target == WEBHOOK and row.deleted_at is not None,
                    endpoint_deleted=row.endpoint_key_id is not None and not row.endpoint_found,
-                   share=row.share)
+                   share=row.share, destination=row.destination)
 
     def _dispatch(self, client: WebhookPoster, tasks: set[asyncio.Task[None]],
                   due: list[Due], shares: Shares) -> int:
@@ -235,11 +251,11 @@ class DeliverySender:
         cap = self.settings.delivery_max_in_flight_per_receiver
         started = 0
         for item in due:
-            if self._sending[item.receiver] >= cap or self._free_slots() <= 0:
+            if self._sending[item.destination] >= cap or self._free_slots() <= 0:
                 continue
             if item.share not in shares.owned:
                 continue  # being handed over since the query began: its new holder sends it
-            self._sending[item.receiver] += 1
+            self._sending[item.destination] += 1
             self._unrecorded.add(item.id)
             self._share_unrecorded[item.share] += 1
             task = asyncio.create_task(self._attempt(client, item))
@@ -268,14 +284,14 @@ class DeliverySender:
         except TimeoutError:
             error = f"timed out after {self.timeout:g}s"
         except asyncio.CancelledError:
-            self._sending[due.receiver] -= 1
+            self._sending[due.destination] -= 1
             raise
         except Exception as exc:  # one broken delivery must not stop the others
             log.exception("delivery attempt failed unexpectedly", extra={"delivery": due.id})
             error = f"internal error: {type(exc).__name__}"
         duration = time.perf_counter() - started
         DELIVERY_ATTEMPT_DURATION.labels(target=due.target).observe(duration)
-        self._sending[due.receiver] -= 1
+        self._sending[due.destination] -= 1
         self._finished.append(Outcome(due, at, status_code,
                                       scrub(error)[:MAX_ERROR_CHARS] if error else None,
                                       permanent, duration))
@@ -377,14 +393,28 @@ class DeliverySender:
                 self.on_dead()
 
 
-def receiver_share(dialect: str, count: int) -> Any:
-    """The share (0 … count - 1) a delivery's receiver falls in: a stable hash of the receiver
-    (its subscription_id column: a subscription, or the hotline's or the SMS gateway's name).
+def destination_of() -> Any:
+    """Where a delivery goes, as one string: what the in-flight cap counts and the shares
+    hash. A subscription is its id; a hotline callback is its integration's registered
+    endpoint (`endpoint:<key id>`) or the callback URL its order gave (`url:<url>`), so each
+    hotline platform has its own cap and one that is slow or gone cannot take the slots of
+    another; the SMS gateway is `sms`. A case's callbacks all go to one destination (its
+    order's), and their order is kept by the due query itself (`_in_case_order`)."""
+    return case(
+        (deliveries.c.endpoint_key_id.is_not(None),
+         literal("endpoint:", String).concat(deliveries.c.endpoint_key_id)),
+        (and_(deliveries.c.target == HOTLINE_FEEDBACK, deliveries.c.url.is_not(None)),
+         literal("url:", String).concat(deliveries.c.url)),
+        else_=deliveries.c.subscription_id)
+
+
+def destination_share(dialect: str, count: int, destination: Any) -> Any:
+    """The share (0 … count - 1) a delivery's destination falls in: a stable hash of it.
     PostgreSQL's own hashtext, the function its advisory locks here are keyed with; on
     SQLite one process owns every share, so all are 0."""
     if dialect != "postgresql" or count == 1:
         return literal(0)
-    return func.mod(func.hashtext(deliveries.c.subscription_id).op("&")(0x7FFFFFFF), count)
+    return func.mod(func.hashtext(destination).op("&")(0x7FFFFFFF), count)
 
 
 def _in_case_order() -> Any:

@@ -592,6 +592,44 @@ async def test_the_hotline_hears_the_outcome_on_closure_visit_and_rating(
     assert not any(PHONE_PATTERN.search(h.body.decode()) for h in hits)
 
 
+async def test_a_slow_hotline_platform_does_not_delay_another_ones_callbacks(
+        world: World, api: httpx.AsyncClient, unique: str) -> None:
+    """Each hotline platform (its callback URL, or its registered endpoint) has its own
+    in-flight cap: one that hangs takes its own slots, not those of every hotline."""
+    juris, slow, fast = jurisdiction(), f"hl-slow-{unique}", f"hl-fast-{unique}"
+    world.receivers.always[slow] = "slow"
+    slow_cases = [f"FQHS{i:02d}{unique}" for i in range(8)]
+    fast_cases = [f"FQHF{i:02d}{unique}" for i in range(3)]
+    for platform_cases, name in ((slow_cases, slow), (fast_cases, fast)):
+        await publish(world, *(e for c in platform_cases for e in (
+            reported(c, callback_url=f"{world.hooks}/hook/{name}"), routed(c, juris))))
+    # The reports (with their callbacks) are known before the cases are signed for.
+    async def texted() -> bool:
+        return all([await deliveries_of(api, case_id=c, kind="sms.received")
+                    for c in slow_cases + fast_cases])
+
+    await eventually(texted, bool)
+
+    async def slow_posts() -> int:
+        return len(world.receivers.hits[slow])
+
+    # The slow platform's 签收 first, so its callbacks are the oldest due and in flight.
+    await publish(world, *(step(c, Status.ACCEPTED, 3) for c in slow_cases))
+    await eventually(slow_posts, lambda n: n >= 2, within=10)
+    await publish(world, *(step(c, Status.ACCEPTED, 3) for c in fast_cases))
+    hits = await received(world, fast, len(fast_cases), within=15)
+    queued = {d["case_id"]: datetime.fromisoformat(d["created_at"]).timestamp()
+              for c in fast_cases
+              for d in await deliveries_of(api, case_id=c, target="hotline_feedback")}
+    lags = [h.at - queued[orjson.loads(h.body)["case_id"]] for h in hits]
+    print(f"\nfast hotline: {len(hits)} callbacks, max {max(lags):.3f}s after queueing, while "
+          f"the slow one timed out ({len(world.receivers.hits[slow])} posts so far)")
+    # Before: every hotline callback shared one cap (2 here), held by the slow platform's
+    # attempts for their whole timeout (1 s) again and again.
+    assert max(lags) < 1.0
+    assert not world.receivers.got[slow]
+
+
 async def test_no_webhook_or_hotline_callback_reaches_a_denied_network(
         world: World, api: httpx.AsyncClient, unique: str) -> None:
     refused = await api.post("/v1/subscriptions", json={
@@ -644,14 +682,15 @@ async def test_the_citizen_is_texted_the_case_number_on_receipt_and_the_outcome_
 
 
 async def test_a_report_handled_after_its_closure_still_owes_the_hotline_and_the_citizen(
-        world: World, isolated: Isolated, api: httpx.AsyncClient, unique: str) -> None:
+        world: World, api: httpx.AsyncClient, unique: str) -> None:
     """Notify catching up may take a case's closure (one topic) in an earlier batch than its
     report (another): when the report comes, the feedback and the closing SMS are queued."""
     case_id, name = f"FQL{unique}", f"late-{unique}"
     world.receivers.phones[case_id] = PHONE
     await publish(world, step(case_id, Status.RESOLVED, 5, agreement="退还押金"),
                   step(case_id, Status.CLOSED, 6))
-    engine = create_engine(isolated.database_url)
+    # Notify's own database (on SQLite a file of its own, not the session's).
+    engine = create_engine(world.app.state.runtime.settings.database_url)
     try:
         async def status() -> str | None:
             async with engine.connect() as conn:
