@@ -361,10 +361,22 @@ async def test_an_outbox_row_s_headers_are_published_after_the_relay_s_own(
         await add_to_outbox(session, tables.outbox, [
             outbox_row(topic, plain), outbox_row(topic, marked, headers={"fq-kind": "none"})])
     relay = OutboxRelay(service=f"test{unique}", engine=engine, sessions=sessions,
-                        outbox=tables.outbox, producer=producer)
+                        outbox=tables.outbox, producer=producer, published=tables.published,
+                        retention_seconds=3600)
     assert await relay.publish_once() >= 2
     got = await read_topic(broker.bootstrap, topic, 2)
     by_id = {orjson.loads(v)["id"]: headers for _, v, headers in got}
     assert set(by_id[plain.id]) == {"content-type", EPOCH_HEADER}
     assert by_id[marked.id]["fq-kind"] == b"none"
     assert by_id[marked.id]["content-type"] == b"application/cloudevents+json"
+    # Kept rows published again to a broker that lost them carry their headers too.
+    async with sessions() as session, session.begin():
+        await session.execute(tables.published.update().where(
+            tables.published.c.topic == topic).values(broker_epoch=-1))
+    relay._looked = False
+    while await relay.publish_once():
+        pass
+    again = [(orjson.loads(v)["id"], headers)
+             for _, v, headers in await read_topic(broker.bootstrap, topic, 4)]
+    assert sorted(i for i, _ in again) == sorted([plain.id, marked.id] * 2)
+    assert all(h.get("fq-kind") == (b"none" if i == marked.id else None) for i, h in again)
