@@ -22,15 +22,27 @@ from contracts.events import (
     CaseReportedEvent,
     CaseRoutedEvent,
     CaseSupervisionEvent,
+    Correction,
 )
 
 CASE_REPORTED = "case.reported.v1"
 CASE_ROUTED = "case.routed.v1"
+# On every case.routed.v1 record fengqiao publishes: the event's correction kind ("return",
+# "reassign", "dispatch"), or "none" for a router's own decision. Consumers can tell the kind
+# of a routed event from it without parsing the event (the router keeps only dispatchers'
+# decisions); a record without it (older records, other producers) is parsed as before.
+CORRECTION_KIND_HEADER = "fq-correction-kind"
+
 CASE_LIFECYCLE = "case.lifecycle.v1"
 CASE_SUPERVISION = "case.supervision.v1"
 CASE_PERSONAL_DATA_ERASED = "case.personal_data_erased.v1"
 DLQ_SUFFIX = ".dlq"
 NOTIFY_DELIVERIES_DLQ = "notify.deliveries.v1.dlq"
+
+
+def correction_kind_header(correction: Correction | None) -> dict[str, str]:
+    """The headers of a routed event fengqiao publishes (for kit.outbox.outbox_row)."""
+    return {CORRECTION_KIND_HEADER: correction.kind.value if correction else "none"}
 
 
 def dlq(topic: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import json
 import sys
@@ -26,6 +27,11 @@ def _serve(args: argparse.Namespace) -> int:
         settings.host = args.host
     module = importlib.import_module(f"services.{args.service}.main")
     app = module.create(settings)
+    # Everything made so far (modules, models' validators, the rulebook) lives as long as the
+    # process: out of the collector's sight, a full collection no longer walks ~150,000 such
+    # objects each time. The router under load ran 13 full collections in 20,000 cases;
+    # their wall time fell from 6.0 to 0.7 s (docs/performance.md).
+    gc.freeze()
     # Idle connections stay open longer than callers' pools keep them (httpx 5 s, proxies
     # 60 s): a server closing first races a client reusing the connection (a reset request).
     config = uvicorn.Config(app, host=settings.host, port=settings.effective_port(),

@@ -124,10 +124,26 @@ class Subscription:
     # and without a processed key (most lifecycle events, for the router). Validating
     # messages only to drop them was most of the cost of following a busy topic.
     relevant: Callable[[Any], bool] | None = None
+    # The same test on a header, before anything is parsed: (name, the values that may be
+    # relevant). A message carrying the header with another value is skipped as `relevant`
+    # would skip it; one without the header (older records, other producers) is parsed and
+    # tested by `relevant` as before. Its producers must set it to what `relevant` would find.
+    relevant_header: tuple[str, frozenset[bytes]] | None = None
 
     def __post_init__(self) -> None:
         if (self.handle is None) == (self.handle_batch is None):
             raise ValueError(f"{self.topic}: give exactly one of handle and handle_batch")
+
+
+def _relevant_by_header(record: ConsumerRecord, sub: Subscription) -> bool:
+    """False when the record says, in the subscription's header, that it is of no concern
+    here; True when it says otherwise or does not say (then `relevant` decides)."""
+    assert sub.relevant_header is not None
+    name, wanted = sub.relevant_header
+    for header, value in record.headers or ():
+        if header == name:
+            return bytes(value) in wanted
+    return True
 
 
 class _DrainOnRevoke(ConsumerRebalanceListener):
@@ -345,6 +361,8 @@ class ConsumerLoop:
         if len(record.value) > self.max_message_bytes:
             return (f"oversized: {len(record.value)} bytes, over the limit of "
                     f"{self.max_message_bytes}")
+        if sub.relevant_header is not None and not _relevant_by_header(record, sub):
+            return None
         try:
             payload = orjson.loads(record.value)
         except orjson.JSONDecodeError as exc:

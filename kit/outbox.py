@@ -44,16 +44,38 @@ REFUSED_RECORD_ERRORS = (RecordTooLargeError, MessageSizeTooLargeError, InvalidT
                          CorruptRecordException, TopicAuthorizationFailedError)
 # A row that failed this many times in a row while others went through is set aside.
 STRIKES_BEFORE_SET_ASIDE = 3
-Publishable = Row[Any, Any, Any, Any]  # id, topic, key, value
+Publishable = Row[Any, Any, Any, Any, Any]  # id, topic, key, value, headers
 
 
 def outbox_row(topic: str, event: CloudEvent, key: str | None = None,
-               dumped: dict[str, Any] | None = None) -> dict[str, object]:
+               dumped: dict[str, Any] | None = None,
+               headers: dict[str, str] | None = None) -> dict[str, object]:
     """The row that publishes `event` to `topic`, keyed by its subject (the case id).
-    `dumped` is the event's model_dump(mode="json") when the caller already made it."""
+    `dumped` is the event's model_dump(mode="json") when the caller already made it;
+    `headers` are published with the record, after the relay's own (content type, epoch)."""
     value = orjson.dumps(dumped) if dumped is not None else encode(event)
     return {"topic": topic, "key": key or event.subject, "value": value,
-            "headers": None, "created_at": time.time()}
+            "headers": headers, "created_at": time.time()}
+
+
+class _Headers:
+    """A batch's record headers: the relay's own, then each row's (a name → text mapping, or
+    none). Rows carry few distinct ones (a routed event's correction kind), built once each."""
+
+    def __init__(self, base: list[tuple[str, bytes]]) -> None:
+        self.base = base
+        self._made: dict[tuple[tuple[str, object], ...], list[tuple[str, bytes]]] = {}
+
+    def of(self, row: Publishable) -> list[tuple[str, bytes]]:
+        own = row.headers
+        if not own:
+            return self.base
+        items = tuple(own.items())
+        made = self._made.get(items)
+        if made is None:
+            made = self._made[items] = self.base + [
+                (name, str(value).encode()) for name, value in items]
+        return made
 
 
 async def add_to_outbox(session: AsyncSession, outbox: Table,
@@ -140,9 +162,10 @@ class OutboxRelay:
         replaying, rows = await self._next_rows(epoch)
         if not rows:
             return 0
-        headers = [("content-type", CE_CONTENT_TYPE), (EPOCH_HEADER, str(epoch).encode())]
+        headers = _Headers([("content-type", CE_CONTENT_TYPE),
+                            (EPOCH_HEADER, str(epoch).encode())])
         errors = await self.producer.send_each([
-            Record(topic=r.topic, value=r.value, key=r.key, headers=headers) for r in rows])
+            Record(topic=r.topic, value=r.value, key=r.key, headers=headers.of(r)) for r in rows])
         if await self.producer.epoch.current() != epoch:
             # The broker was replaced while these were on their way: some may have reached
             # the new one, ahead of older rows. Leave them as they were: they go again after
@@ -236,7 +259,7 @@ class OutboxRelay:
             if self._replayed_up_to is not None and self.published is not None:
                 kept = self.published
                 rows = (await session.execute(
-                    select(kept.c.id, kept.c.topic, kept.c.key, kept.c.value)
+                    select(kept.c.id, kept.c.topic, kept.c.key, kept.c.value, kept.c.headers)
                     .where(kept.c.id > self._replayed_up_to, kept.c.broker_epoch != epoch)
                     .order_by(kept.c.id).limit(self.batch))).all()
                 if rows:
@@ -245,7 +268,7 @@ class OutboxRelay:
                 self._replayed_up_to = None
             new = self.outbox
             return False, (await session.execute(
-                select(new.c.id, new.c.topic, new.c.key, new.c.value)
+                select(new.c.id, new.c.topic, new.c.key, new.c.value, new.c.headers)
                 .where(new.c.set_aside_reason.is_(None))
                 .order_by(new.c.id).limit(self.batch))).all()
 

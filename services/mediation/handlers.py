@@ -36,7 +36,7 @@ from contracts.events import (
     TransitionData,
     case_id_of,
 )
-from contracts.topics import CASE_LIFECYCLE, CASE_ROUTED
+from contracts.topics import CASE_LIFECYCLE, CASE_ROUTED, correction_kind_header
 from kit.consumer import Delivery
 from kit.metrics import ROUTING_CORRECTIONS, TRANSITIONS
 from kit.outbox import add_to_outbox, outbox_row
@@ -432,8 +432,9 @@ async def assign_case(session: AsyncSession, case: Case, request: AssignmentRequ
         current = await store.current_version(session, case.case_id)
         raise StaleVersion(request.expected_version, current or 0) from None
     event = CaseRoutedEvent.wrap(routed, source="mediation", subject=case.case_id)
-    await add_to_outbox(session, kit_tables.outbox, [outbox_row(CASE_ROUTED, event)])
     assert routed.correction is not None
+    await add_to_outbox(session, kit_tables.outbox, [outbox_row(
+        CASE_ROUTED, event, headers=correction_kind_header(routed.correction))])
     previous = routed.correction.previous_lead_department
     ROUTING_CORRECTIONS.labels(routed.correction.kind.value,
                                previous.value if previous else "none").inc()

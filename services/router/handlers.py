@@ -24,7 +24,7 @@ from contracts.events import (
     Correction,
     RoutingDecision,
 )
-from contracts.topics import CASE_ROUTED
+from contracts.topics import CASE_ROUTED, correction_kind_header
 from kit.consumer import Delivery, data_field_in
 from kit.metrics import CASES_ROUTED, FIRST_ROUTINGS, ROUTING_LATENCY, ROUTING_RETURNS
 from kit.outbox import add_to_outbox, outbox_row
@@ -125,7 +125,8 @@ def _routed_rows(report: CaseReported, decision: RoutingDecision, routing_round:
              "kind": correction.kind.value if correction else None,
              "correction": dumped["data"].get("correction"),
              "awaiting_dispatch": awaiting_dispatch},
-            outbox_row(CASE_ROUTED, event, dumped=dumped))
+            outbox_row(CASE_ROUTED, event, dumped=dumped,
+                       headers=correction_kind_header(correction)))
 
 
 # The lifecycle steps the router acts on: a case escalated, or returned by its lead
@@ -154,6 +155,8 @@ def is_assigned_by_hand(event: BaseModel) -> bool:
 
 
 BY_HAND = frozenset({CorrectionKind.REASSIGN, CorrectionKind.DISPATCH})
+# The same on the header every routed event of fengqiao's carries (CORRECTION_KIND_HEADER).
+BY_HAND_KINDS = frozenset(k.value.encode() for k in BY_HAND)
 MAY_BE_BY_HAND = data_field_in(CaseRoutedEvent.event_type, ("correction", "kind"),
                                {k.value for k in BY_HAND},
                                {k.value for k in CorrectionKind}, optional=True)

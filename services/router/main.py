@@ -11,7 +11,13 @@ from contracts.events import (
     CaseReportedEvent,
     CaseRoutedEvent,
 )
-from contracts.topics import CASE_LIFECYCLE, CASE_PERSONAL_DATA_ERASED, CASE_REPORTED, CASE_ROUTED
+from contracts.topics import (
+    CASE_LIFECYCLE,
+    CASE_PERSONAL_DATA_ERASED,
+    CASE_REPORTED,
+    CASE_ROUTED,
+    CORRECTION_KIND_HEADER,
+)
 from kit.app import create_app
 from kit.consumer import Subscription
 from kit.erasure import count_erasures_from_zero
@@ -19,7 +25,12 @@ from kit.runtime import Runtime
 from kit.settings import Settings
 from services.router.api import build_router
 from services.router.erasure import on_personal_data_erased
-from services.router.handlers import MAY_BE_BY_HAND, MAY_ROUTE_AGAIN, RouterHandlers
+from services.router.handlers import (
+    BY_HAND_KINDS,
+    MAY_BE_BY_HAND,
+    MAY_ROUTE_AGAIN,
+    RouterHandlers,
+)
 from services.router.rulebook import Rulebook
 from services.router.store import kit_tables, metadata
 
@@ -34,8 +45,11 @@ def create(settings: Settings | None = None) -> FastAPI:
         Subscription(CASE_REPORTED, CaseReportedEvent, handle_batch=handlers.on_reported),
         Subscription(CASE_LIFECYCLE, CaseLifecycleEvent, handlers.on_lifecycle,
                      relevant=MAY_ROUTE_AGAIN),
+        # Its own routed events come back here too: the header says which are not by hand,
+        # so they are skipped without being parsed.
         Subscription(CASE_ROUTED, CaseRoutedEvent, handlers.on_assigned,
-                     relevant=MAY_BE_BY_HAND),
+                     relevant=MAY_BE_BY_HAND,
+                     relevant_header=(CORRECTION_KIND_HEADER, BY_HAND_KINDS)),
     ])
     runtime.consume("router-personal-data", [
         Subscription(CASE_PERSONAL_DATA_ERASED, CasePersonalDataErasedEvent,

@@ -131,11 +131,13 @@ async def _effect_count(engine: AsyncEngine, case_ids: list[str]) -> int:
 async def _run_loop(broker: Broker, engine: AsyncEngine, producer: Producer, topic: str,
                     group: str, handler: _Flaky,
                     until: Callable[[], Awaitable[bool]], within: float = 20.0,
-                    relevant: Callable[[BaseModel], bool] | None = None) -> None:
+                    relevant: Callable[[BaseModel], bool] | None = None,
+                    relevant_header: tuple[str, frozenset[bytes]] | None = None) -> None:
     """Run a consumer loop until `until()` is true (or `within` seconds), then stop it."""
     loop = ConsumerLoop(bootstrap=broker.bootstrap, group=group,
                         subscriptions=[Subscription(topic, CaseReportedEvent, handler,
-                                                    relevant=relevant)],
+                                                    relevant=relevant,
+                                                    relevant_header=relevant_header)],
                         sessions=session_factory(engine), processed=tables.processed,
                         producer=producer, poll_ms=50, session_timeout_ms=6000)
     task = asyncio.create_task(loop.run())
@@ -315,3 +317,66 @@ async def test_messages_not_relevant_are_committed_without_effect_or_processed_k
         remembered = set((await conn.execute(select(tables.processed.c.event_id).where(
             tables.processed.c.consumer == f"g-{unique}"))).scalars())
     assert remembered == {wanted.id}
+
+
+async def test_a_header_tells_relevance_before_parsing_and_its_absence_changes_nothing(
+        broker: Broker, engine: AsyncEngine, producer: Producer, unique: str) -> None:
+    """A record whose header names a value not wanted is skipped unparsed (even one that is
+    not JSON); one with a wanted value, or without the header (older records, producers that
+    do not set it), is parsed, tested by `relevant`, validated and dead-lettered as before."""
+    topic = await _topic(broker, unique)
+    kept_by_header, kept_by_test = reported(f"W{unique}"), reported(f"X{unique}")
+    dropped_by_test = reported(f"I{unique}")
+    wanted_header = [("fq-kind", b"wanted")]
+    await _publish(broker.bootstrap, topic, [b"{not json", encode(reported(f"W{unique}"))],
+                   headers=[("fq-kind", b"other")])
+    await _publish(broker.bootstrap, topic, [encode(kept_by_header)], headers=wanted_header)
+    await _publish(broker.bootstrap, topic, [encode(kept_by_test), encode(dropped_by_test),
+                                             b"{not json either"])
+    handler = _Flaky()
+
+    async def all_committed() -> bool:
+        return await _committed(broker.bootstrap, f"g-{unique}", topic) == 6
+
+    await _run_loop(broker, engine, producer, topic, f"g-{unique}", handler, all_committed,
+                    relevant=lambda payload: not payload["data"]["case_id"].startswith("I"),
+                    relevant_header=("fq-kind", frozenset({b"wanted"})))
+    assert await _committed(broker.bootstrap, f"g-{unique}", topic) == 6
+    assert handler.calls == 2
+    async with engine.connect() as conn:
+        remembered = set((await conn.execute(select(tables.processed.c.event_id).where(
+            tables.processed.c.consumer == f"g-{unique}"))).scalars())
+    assert remembered == {kept_by_header.id, kept_by_test.id}
+    dead = await read_topic(broker.bootstrap, topic + ".dlq", 1, within=5)
+    assert [v for _, v, _ in dead] == [b"{not json either"]
+    assert dead[0][2][DLQ_REASON_HEADER].decode().startswith("not JSON: ")
+
+
+async def test_an_outbox_row_s_headers_are_published_after_the_relay_s_own(
+        broker: Broker, engine: AsyncEngine, producer: Producer, unique: str) -> None:
+    topic = f"test.outbox.headers.{unique}"
+    sessions = session_factory(engine)
+    plain, marked = reported(f"P{unique}"), reported(f"M{unique}")
+    async with sessions() as session, session.begin():
+        await add_to_outbox(session, tables.outbox, [
+            outbox_row(topic, plain), outbox_row(topic, marked, headers={"fq-kind": "none"})])
+    relay = OutboxRelay(service=f"test{unique}", engine=engine, sessions=sessions,
+                        outbox=tables.outbox, producer=producer, published=tables.published,
+                        retention_seconds=3600)
+    assert await relay.publish_once() >= 2
+    got = await read_topic(broker.bootstrap, topic, 2)
+    by_id = {orjson.loads(v)["id"]: headers for _, v, headers in got}
+    assert set(by_id[plain.id]) == {"content-type", EPOCH_HEADER}
+    assert by_id[marked.id]["fq-kind"] == b"none"
+    assert by_id[marked.id]["content-type"] == b"application/cloudevents+json"
+    # Kept rows published again to a broker that lost them carry their headers too.
+    async with sessions() as session, session.begin():
+        await session.execute(tables.published.update().where(
+            tables.published.c.topic == topic).values(broker_epoch=-1))
+    relay._looked = False
+    while await relay.publish_once():
+        pass
+    again = [(orjson.loads(v)["id"], headers)
+             for _, v, headers in await read_topic(broker.bootstrap, topic, 4)]
+    assert sorted(i for i, _ in again) == sorted([plain.id, marked.id] * 2)
+    assert all(h.get("fq-kind") == (b"none" if i == marked.id else None) for i, h in again)

@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts.events import CaseReported, CaseReportedEvent, PartyRef
-from contracts.topics import CASE_REPORTED, CASE_ROUTED
+from contracts.topics import CASE_REPORTED, CASE_ROUTED, CORRECTION_KIND_HEADER
 from kit.bus import Producer, Record, encode
 from kit.privacy import keyed_hash, mask_phone
 from services.router.domain.evaluation import LabelledReport, load_labelled
@@ -185,3 +185,28 @@ async def test_preview_rejects_bad_input_with_fields(router: str) -> None:
         r = await client.post("/v1/routing/preview", json={"channel": "fax", "text": ""})
     assert r.status_code == 422
     assert {f["field"] for f in r.json()["fields"]} == {"channel", "text"}
+
+
+async def test_routed_events_say_they_are_the_router_s_own_in_a_header(
+        router: str, broker: Broker, unique: str) -> None:
+    """The router's own decisions carry `fq-correction-kind: none`, so that consumers (the
+    router itself, which keeps only dispatchers' decisions) can skip them unparsed."""
+    case_id = f"HD-{unique}"
+    await _publish(broker.bootstrap, [EXAMPLES[0].report.model_copy(
+        update={"case_id": case_id, "external_id": case_id})])
+    await _routed(broker.bootstrap, {case_id})
+    consumer = AIOKafkaConsumer(CASE_ROUTED, bootstrap_servers=broker.bootstrap,
+                                auto_offset_reset="earliest",
+                                group_id=f"t-{uuid.uuid4().hex}", enable_auto_commit=False)
+    await consumer.start()
+    headers: dict[str, bytes] = {}
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not headers and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    if orjson.loads(record.value)["subject"] == case_id:
+                        headers = dict(record.headers)
+    finally:
+        await consumer.stop()
+    assert headers[CORRECTION_KIND_HEADER] == b"none"
