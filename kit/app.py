@@ -9,8 +9,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
-from starlette.middleware import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware import Middleware
 
 from kit.auth import KeyBeforeBody
 from kit.errors import ErrorBody, install_error_handlers

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.middleware import Middleware
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.middleware import Middleware
 
 from contracts.events import CaseLifecycleEvent, CasePersonalDataErasedEvent
 from contracts.topics import CASE_LIFECYCLE, CASE_PERSONAL_DATA_ERASED, intake_topic

@@ -149,7 +149,7 @@ async def test_the_fast_path_answers_every_single_post_as_the_stack_does(
 
 async def test_the_fast_path_serves_the_ordinary_post(
         two_intakes: tuple[FastAPI, str, FastAPI, str]) -> None:
-    fast, fast_url, _, _ = two_intakes
+    _, fast_url, _, _ = two_intakes
     async with httpx.AsyncClient(base_url=fast_url, headers=AUTH, timeout=30) as client:
         await client.post("/v1/intake/grid", json={})
         served = 0
