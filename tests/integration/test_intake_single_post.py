@@ -1,14 +1,15 @@
 """Intake's single-post fast path (services/intake/single_post.py) answers exactly as the
 FastAPI stack does: the same requests, sent to an intake with the fast path and to one
 without it (same database, broker and settings), get the same status, headers and body,
-case ids and each run's own external ids aside."""
+case ids and each run's own external ids aside. The two intakes run on a broker and
+database of this module's own: two members of intake's consumer groups joining and leaving
+together left the shared broker's groups slow to serve the next modules' intakes."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from fastapi import FastAPI
 from kit.auth import KeyStore, Scope
 from services.intake.main import create
 from services.intake.single_post import SinglePostFastPath
-from tests.infra import AUTH, Broker, serve, service_settings
+from tests.infra import AUTH, Isolated, serve, service_settings
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +28,10 @@ SMALL_BODY = 4096
 
 
 @pytest.fixture(scope="module")
-async def two_intakes(broker: Broker, database_url: str, run_dir: Path
-                      ) -> AsyncIterator[tuple[FastAPI, str, FastAPI, str]]:
+async def two_intakes(isolated: Isolated) -> AsyncIterator[tuple[FastAPI, str, FastAPI, str]]:
     def make() -> FastAPI:
-        return create(service_settings("intake", broker.bootstrap, database_url, run_dir,
+        return create(service_settings("intake", isolated.broker.bootstrap,
+                                       isolated.database_url, isolated.directory,
                                        rate_limit_per_second=RATE, rate_limit_burst=BURST,
                                        max_body_bytes=SMALL_BODY))
     fast, stack = make(), make()
