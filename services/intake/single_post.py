@@ -121,7 +121,7 @@ class SinglePostFastPath:
         request = Request(scope, _replaying(received, receive), send)
         try:
             response = await _submit_one(request, adapter, payload, principal)
-        except Exception as exc:
+        except Exception as exc:  # answered as the app's handlers answer it
             handler = _handler_for(app, exc)
             if handler is None:
                 raise
