@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware import Middleware
 
 from kit.auth import KeyBeforeBody
 from kit.errors import ErrorBody, install_error_handlers
@@ -22,7 +23,10 @@ from kit.runtime import Runtime
 
 def create_app(runtime: Runtime, *, title: str, description: str,
                routers: Sequence[APIRouter], version: str = "1.0.0",
-               on_start: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
+               on_start: Callable[[], Awaitable[None]] | None = None,
+               inner_middleware: Sequence[Middleware] = ()) -> FastAPI:
+    """`inner_middleware`: a service's own, inside the HTTP metrics and outside the body size
+    limit, the key check and the strict JSON check (intake's single-post fast path)."""
     settings = runtime.settings
     settings.check_secrets()  # no built-in secret outside development
     configure_logging(runtime.service, settings.log_level)
@@ -46,11 +50,13 @@ def create_app(runtime: Runtime, *, title: str, description: str,
     app.state.ready = False
     install_error_handlers(app)
     _document_error_format(app)
-    # Outermost last: metrics, then the size limit, then the key (before any body is
-    # read), then the strict JSON check.
+    # Outermost last: metrics, then the service's own (inner_middleware), then the size
+    # limit, then the key (before any body is read), then the strict JSON check.
     app.add_middleware(StrictJsonBody)
     app.add_middleware(KeyBeforeBody)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for middleware in reversed(inner_middleware):
+        app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
     app.add_middleware(HttpMetrics, service=runtime.service)
     for router in routers:
         app.include_router(router)

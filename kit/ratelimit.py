@@ -71,9 +71,14 @@ class RateLimiter:
 def retry_after(request: Request, principal: Principal) -> int:
     """Take a request of `principal` from the app's limiter (app.state.rate_limiter): 0 when
     admitted, otherwise the whole seconds to wait before trying again."""
+    return seconds_to_wait(request.app.state.rate_limiter, principal)
+
+
+def seconds_to_wait(limiter: RateLimiter, principal: Principal) -> int:
+    """Take a request of `principal` from `limiter`: 0 when admitted, otherwise the whole
+    seconds to wait before trying again (nothing is taken then). Admin keys are not limited."""
     if Scope.ADMIN in principal.scopes:
         return 0
-    limiter: RateLimiter = request.app.state.rate_limiter
     wait = limiter.take(principal.key_id)
     return max(1, math.ceil(wait)) if wait > 0 else 0
 

@@ -39,6 +39,20 @@ def insert_ignoring_duplicates(session: AsyncSession, table: Table,
     return insert.on_conflict_do_nothing(index_elements=conflict_columns)
 
 
+# The cases' insert, built once per backend: building it (the ON CONFLICT clause, RETURNING)
+# was 3 % of a single post's CPU. Statements are immutable, so one serves every session.
+_CASE_INSERTS: dict[str, Insert] = {}
+
+
+def _insert_cases(session: AsyncSession) -> Insert:
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    statement = _CASE_INSERTS.get(dialect)
+    if statement is None:
+        statement = _CASE_INSERTS[dialect] = insert_ignoring_duplicates(
+            session, cases, ["channel", "external_id"]).returning(cases.c.case_id)
+    return statement
+
+
 async def submit_many(session: AsyncSession, adapter: ChannelAdapter[Any],
                       payloads: Sequence[BaseModel], hash_secret: str,
                       integration_key_id: str | None = None) -> list[Submission]:
@@ -57,8 +71,7 @@ async def submit_many(session: AsyncSession, adapter: ChannelAdapter[Any],
     rows = [{"case_id": r.case_id, "channel": channel, "external_id": r.external_id,
              "fingerprint": r.fingerprint, "received_at": r.case.received_at,
              "created_at": now, "native": r.native} for r in firsts(reports)]
-    statement = insert_ignoring_duplicates(session, cases, ["channel", "external_id"])
-    inserted = set((await session.execute(statement.returning(cases.c.case_id), rows)).scalars())
+    inserted = set((await session.execute(_insert_cases(session), rows)).scalars())
     stored = {r.external_id: Stored(r.case_id, r.fingerprint)
               for r in reports if r.case_id in inserted}
     earlier = sorted({r.external_id for r in reports} - set(stored))

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.middleware import Middleware
 
 from contracts.events import CaseLifecycleEvent, CasePersonalDataErasedEvent
 from contracts.topics import CASE_LIFECYCLE, CASE_PERSONAL_DATA_ERASED, intake_topic
@@ -24,6 +25,7 @@ from services.intake.handlers import submit
 from services.intake.open311.api import Open311Failure, open311_error
 from services.intake.open311.api import router as open311_router
 from services.intake.open311.handlers import MAY_BE_OPEN311_STEP, follow_lifecycle
+from services.intake.single_post import SinglePostFastPath
 from services.intake.store import IntakeBase, kit_tables
 
 
@@ -55,7 +57,10 @@ def create(settings: Settings | None = None) -> FastAPI:
         runtime, title="fengqiao intake",
         description="Reports from every channel, in their native formats, become cases: "
         "REST one by one or in batches, Kafka-native topics, and Open311 GeoReport v2.",
-        routers=[build_router(), open311_router])
+        routers=[build_router(), open311_router],
+        # The single report POST served without FastAPI's machinery when nothing is unusual
+        # about the request; anything else goes through the stack (services/intake/single_post.py).
+        inner_middleware=[Middleware(SinglePostFastPath, max_bytes=settings.max_body_bytes)])
     app.add_exception_handler(Open311Failure, open311_error)
     # The callbacks a hotline gets for its orders, beside the routes it calls.
     add_webhooks(app, ["hotline"])

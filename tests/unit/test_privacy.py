@@ -91,3 +91,14 @@ def test_the_audit_log_keeps_search_terms_masked() -> None:
     row = audit(principal, AuditAction.LIST, query={"text": "139 1234 5678",
                                                    "external_id": "13912345678"})
     assert row.detail == {"query": {"text": "139****5678", "external_id": "139****5678"}}
+
+
+def test_scrub_skips_texts_of_fewer_than_ten_digits_and_still_masks_the_shortest_landline(
+        ) -> None:
+    # The shortest number scrub masks, a landline of 3 + 7 digits, in ASCII and full width.
+    assert scrub("电话010-1234567转") == "电话010-****4567转"
+    assert scrub("号码 0101234567 ") == "号码 010-****4567 "
+    assert scrub("０１０-１２３４５６７") == "010-****4567"
+    # Nine digits or fewer: returned as they are, without the patterns being run.
+    for text in ("编号123456789", "139 1234 567", "楼上漏水，多次沟通无果。", "", "０１２３"):
+        assert scrub(text) is text
