@@ -57,7 +57,7 @@ OUTBOX_SET_ASIDE = Counter("fq_outbox_set_aside", "Outbox rows set aside by the 
                            ["service"])
 
 DELIVERIES = Counter("fq_deliveries", "Delivery attempts (webhook, hotline feedback, SMS) "
-                     "by receiver (subscription id, or hotline / sms) and result: succeeded, "
+                     "by receiver (subscription id, or hotline_feedback / sms) and result: succeeded, "
                      "retry or dead", ["receiver", "result"])
 
 CASES_OPEN = Gauge("fq_cases_open", "Cases not yet closed", ["tier", "department"])

@@ -305,7 +305,7 @@ OPERATIONS = Dashboard(
                   unit="s"),
             Panel("Delivery attempts failing",
                   "Share of delivery attempts that failed (retry or dead), by receiver "
-                  "(a subscription id, or hotline / sms). Over half for a receiver, for 2 "
+                  "(a subscription id, or hotline_feedback / sms). Over half for a receiver, for 2 "
                   "minutes, fires FengqiaoDeliveriesFailing.",
                   (q(failure_ratio("receiver", 'fq_deliveries_total{result=~"retry|dead"}',
                                    "fq_deliveries_total"), "{{receiver}}"),),
