@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, Dialect, TypeDecorator, event, text
+from sqlalchemy import DateTime, Dialect, Table, TypeDecorator, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 from sqlalchemy.ext.asyncio import (
@@ -26,6 +27,14 @@ log = logging.getLogger(__name__)
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def insert_for(session: AsyncSession, table: Table) -> Any:
+    """An INSERT into `table` in the session's backend's own dialect (PostgreSQL's or
+    SQLite's), which has what a plain INSERT has not: ON CONFLICT DO NOTHING / DO UPDATE."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _json_text(value: Any) -> str:

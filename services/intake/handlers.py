@@ -9,12 +9,12 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Insert, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.api_intake import ReportLookup
 from contracts.events import CaseReportedEvent
 from contracts.topics import CASE_REPORTED
+from kit.db import insert_for
 from kit.metrics import CASES_RECEIVED
 from kit.outbox import add_to_outbox, outbox_row
 from services.intake.domain import (
@@ -34,9 +34,9 @@ cases: Table = IntakeCase.__table__  # type: ignore[attr-defined]
 def insert_ignoring_duplicates(session: AsyncSession, table: Table,
                                conflict_columns: list[str]) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING for the session's backend."""
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    return insert.on_conflict_do_nothing(index_elements=conflict_columns)
+    insert: Insert = insert_for(session, table).on_conflict_do_nothing(
+        index_elements=conflict_columns)
+    return insert
 
 
 # The cases' insert, built once per backend: building it (the ON CONFLICT clause, RETURNING)

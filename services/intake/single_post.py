@@ -48,6 +48,9 @@ from services.intake.api import _submit_one, _with_idempotency_key
 from services.intake.domain import ADAPTERS, ChannelAdapter
 
 _JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8"})
+# The headers the fast path reads: a request with two of any of them goes to the stack.
+_COUNTED_HEADERS = frozenset({b"authorization", b"content-type", b"content-length",
+                              b"idempotency-key"})
 
 
 class SinglePostFastPath:
@@ -151,24 +154,14 @@ def _ordinary_headers(scope: Scope) -> tuple[str, int | None, str | None] | None
     """(Authorization, Content-Length, Idempotency-Key) of a request the fast path may serve:
     one Bearer Authorization header, one Content-Type of application/json, at most one of the
     others; None for anything else (the stack decides)."""
-    authorization = content_type = length = idempotency = None
+    seen: dict[bytes, bytes] = {}
     for name, value in scope["headers"]:
-        if name == b"authorization":
-            if authorization is not None:
+        if name in _COUNTED_HEADERS:
+            if name in seen:
                 return None
-            authorization = value
-        elif name == b"content-type":
-            if content_type is not None:
-                return None
-            content_type = value
-        elif name == b"content-length":
-            if length is not None:
-                return None
-            length = value
-        elif name == b"idempotency-key":
-            if idempotency is not None:
-                return None
-            idempotency = value
+            seen[name] = value
+    authorization, content_type = seen.get(b"authorization"), seen.get(b"content-type")
+    length, idempotency = seen.get(b"content-length"), seen.get(b"idempotency-key")
     if authorization is None or content_type is None or content_type.lower() not in _JSON_TYPES:
         return None
     text = authorization.decode("latin-1")

@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.auth import Principal
+from kit.db import insert_for
 from services.mediation import store
 from services.mediation.domain.matters import (
     RELATED_WINDOW,
@@ -43,9 +43,7 @@ async def insert_keys(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
     """Insert key rows, ignoring those already there (a report delivered again)."""
     if not rows:
         return
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
-              else sqlite.insert)
-    await session.execute(insert(CASE_KEYS).values(list(rows)).on_conflict_do_nothing(
+    await session.execute(insert_for(session, CASE_KEYS).values(list(rows)).on_conflict_do_nothing(
         index_elements=["kind", "key", "case_id"]))
 
 

@@ -29,7 +29,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -40,7 +39,7 @@ from sqlmodel import Field, SQLModel, col
 from contracts.api_mediation import AuditAction, StatsDimension
 from contracts.enums import Channel, Risk, SlaKind
 from kit.auth import Principal
-from kit.db import UtcDateTime
+from kit.db import UtcDateTime, insert_for
 from kit.privacy import scrub_values
 from kit.tables import KitTables
 from services.mediation.domain.figures import COUNT_NAMES, CaseCounts
@@ -313,10 +312,6 @@ async def current_version(session: AsyncSession, case_id: str) -> int | None:
     return (await session.execute(select(C.version).where(C.case_id == case_id))).scalar()
 
 
-def _insert_for(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def lock_cases(session: AsyncSession, case_ids: list[str]) -> None:
     """Lock these cases' rows in case id order (PostgreSQL; SQLite has one writer at a
     time), as every writer of several cases does: one statement may lock its rows in any
@@ -392,7 +387,7 @@ async def record_supervision_new(session: AsyncSession, rows: list[dict[str, Any
     are to be published; the others another scheduler emitted first."""
     if not rows:
         return set()
-    statement = _insert_for(session)(SupervisionRecord.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
+    statement = insert_for(session, SupervisionRecord.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
         index_elements=["case_id", "routing_round", "sla_kind", "level"]).returning(
         SV.case_id, SV.routing_round, SV.sla_kind, SV.level)
     result = await session.execute(statement, rows)

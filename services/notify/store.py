@@ -24,11 +24,10 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
-from kit.db import UtcDateTime
+from kit.db import UtcDateTime, insert_for
 from kit.tables import KitTables
 
 # Delivery targets, and the subscription_id of deliveries that go to a built-in receiver
@@ -187,16 +186,11 @@ cases: Table = CaseRecord.__table__  # type: ignore[attr-defined]
 endpoints: Table = HotlineEndpoint.__table__  # type: ignore[attr-defined]
 
 
-def _insert(session: AsyncSession, table: Table) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
-
-
 async def insert_new(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]],
                      unique: Sequence[str]) -> None:
     """INSERT rows, skipping those whose `unique` columns already exist."""
     if rows:
-        await session.execute(_insert(session, table).on_conflict_do_nothing(
+        await session.execute(insert_for(session, table).on_conflict_do_nothing(
             index_elements=list(unique)), list(rows))
 
 
@@ -207,7 +201,7 @@ async def upsert(session: AsyncSession, table: Table, rows: Sequence[dict[str, A
     the facts it knows. One key at most once in `rows`."""
     if not rows:
         return
-    statement = _insert(session, table)
+    statement = insert_for(session, table)
     updates = {c: statement.excluded[c] for c in rows[0] if c not in key}
     await session.execute(statement.on_conflict_do_update(index_elements=list(key),
                                                           set_=updates), list(rows))
@@ -216,7 +210,7 @@ async def upsert(session: AsyncSession, table: Table, rows: Sequence[dict[str, A
 async def create_endpoint(session: AsyncSession, row: dict[str, Any]) -> bool:
     """INSERT an integration's endpoint unless it has one; whether this one was inserted (of
     two concurrent creations, one is; the other replaces it)."""
-    statement = (_insert(session, endpoints).values(**row)
+    statement = (insert_for(session, endpoints).values(**row)
                  .on_conflict_do_nothing(index_elements=["key_id"])
                  .returning(endpoints.c.key_id))
     return (await session.execute(statement)).first() is not None
