@@ -97,7 +97,7 @@ class Due:
     # A callback for an integration's registered endpoint, which was deleted since.
     endpoint_deleted: bool = False
     share: int = 0  # of the destination (kit.leader.Shares)
-    # Where it goes, for the in-flight cap and the shares (`destination_of`): a subscription,
+    # Where it goes, for the in-flight cap and the shares (`DESTINATION`): a subscription,
     # one hotline integration's endpoint or callback URL, or the SMS gateway.
     destination: str = ""
 
@@ -186,10 +186,9 @@ class DeliverySender:
     async def _due(self, limit: int, shares: Shares) -> list[Due]:
         cap = self.settings.delivery_max_in_flight_per_receiver
         busy = [r for r, n in self._sending.items() if n >= cap]
-        destination = destination_of()
-        share = destination_share(self.engine.dialect.name, shares.count, destination)
+        share = destination_share(self.engine.dialect.name, shares.count)
         query = (
-            select(share.label("share"), destination.label("destination"),
+            select(share.label("share"), DESTINATION.label("destination"),
                    deliveries.c.id, deliveries.c.target, deliveries.c.subscription_id,
                    deliveries.c.event_id, deliveries.c.case_id, deliveries.c.kind,
                    deliveries.c.body, deliveries.c.attempts, deliveries.c.url,
@@ -215,7 +214,7 @@ class DeliverySender:
             query = query.where(deliveries.c.id.not_in(self._unrecorded))
         if busy:
             # Destinations at their cap are left out, so their backlog cannot fill the batch.
-            query = query.where(destination.not_in(busy))
+            query = query.where(DESTINATION.not_in(busy))
         if not shares.all_owned:
             query = query.where(share.in_(sorted(shares.owned)))
         async with self.sessions() as session:
@@ -393,7 +392,7 @@ class DeliverySender:
                 self.on_dead()
 
 
-def destination_of() -> Any:
+def _destination() -> Any:
     """Where a delivery goes, as one string: what the in-flight cap counts and the shares
     hash. A subscription is its id; a hotline callback is its integration's registered
     endpoint (`endpoint:<key id>`) or the callback URL its order gave (`url:<url>`), so each
@@ -408,13 +407,16 @@ def destination_of() -> Any:
         else_=deliveries.c.subscription_id)
 
 
-def destination_share(dialect: str, count: int, destination: Any) -> Any:
+DESTINATION = _destination()
+
+
+def destination_share(dialect: str, count: int) -> Any:
     """The share (0 … count - 1) a delivery's destination falls in: a stable hash of it.
     PostgreSQL's own hashtext, the function its advisory locks here are keyed with; on
     SQLite one process owns every share, so all are 0."""
     if dialect != "postgresql" or count == 1:
         return literal(0)
-    return func.mod(func.hashtext(destination).op("&")(0x7FFFFFFF), count)
+    return func.mod(func.hashtext(DESTINATION).op("&")(0x7FFFFFFF), count)
 
 
 def _in_case_order() -> Any:
